@@ -1,0 +1,76 @@
+"""Diagnostic data: what went wrong (code, message), where (primary span + extra labels), how to fix it (help)."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from enum import Enum
+
+from dmlc.source import Span
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Label:
+    """A span with a short note, printed under the caret."""
+
+    span: Span | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    message: str
+    primary: Label
+    secondary: tuple[Label, ...] = ()
+    help: str | None = None
+    severity: Severity = Severity.ERROR
+
+    @property
+    def span(self) -> Span | None:
+        return self.primary.span
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        span = self.span
+        if span is None:
+            return ("", 0, 0, self.code)
+        return (span.file, span.line, span.col, self.code)
+
+    def to_json(self) -> dict[str, object]:
+        def where(label: Label) -> dict[str, object]:
+            s = label.span
+            loc = {"file": s.file, "line": s.line, "column": s.col} if s else {}
+            return {**loc, "note": label.note}
+
+        return {
+            "code": self.code,
+            "severity": self.severity.value,
+            "message": self.message,
+            "location": where(self.primary),
+            "related": [where(lab) for lab in self.secondary],
+            "help": self.help,
+        }
+
+
+class DmlError(Exception):
+    """Raised by a stage that cannot go on; carries the diagnostics found so far."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        super().__init__("; ".join(d.message for d in diagnostics))
+        self.diagnostics = diagnostics
+
+
+def suggest(word: str, candidates: list[str] | set[str] | tuple[str, ...]) -> str | None:
+    """The closest candidate to a misspelt word, if one is close enough."""
+    found = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def did_you_mean(word: str, candidates: list[str] | set[str] | tuple[str, ...], what: str) -> str | None:
+    match = suggest(word, candidates)
+    return f"a {what} with a similar name exists: `{match}`" if match else None

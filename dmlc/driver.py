@@ -1,0 +1,86 @@
+"""The compiler driver: parse -> lower -> validate -> target.check -> target.emit, on one screen.
+
+Each stage is a pure function; a stage that finds errors raises `DmlError` with its diagnostics,
+so every caller (CLI, tests, executor) gets either a value or coded, located errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dmlc import targets
+from dmlc.diagnostics.model import Diagnostic, DmlError, Label
+from dmlc.ir.lower import lower
+from dmlc.ir.model import Pipeline
+from dmlc.parse import parse_file
+from dmlc.parse.document import Document
+from dmlc.targets import CompileContext, Target
+from dmlc.validate import validate
+
+
+@dataclass
+class Loaded:
+    pipeline: Pipeline
+    document: Document
+
+
+def load(path: str, params: dict[str, Any] | None = None) -> Loaded:
+    """Parse, lower and validate one file; raises DmlError."""
+    document = parse_file(path)
+    pipeline = lower(document, params)
+    errors = validate(pipeline, document)
+    if errors:
+        raise DmlError(errors)
+    return Loaded(pipeline, document)
+
+
+def target_context(target: Target, loaded: Loaded, flags: dict[str, Any] | None = None) -> CompileContext:
+    """Validate the `target NAME { }` block with the target's options model (DML101 on bad options)."""
+    from pydantic import ValidationError
+
+    raw = loaded.pipeline.targets.get(target.name, {})
+    try:
+        options = target.options_model.model_validate(raw)
+    except ValidationError as exc:
+        diags = []
+        for err in exc.errors(include_url=False):
+            path = ("targets", target.name, *err["loc"])
+            span = loaded.document.span(path, key=True)
+            help_ = f"options of target {target.name}: {', '.join(target.options_model.model_fields)}"
+            diags.append(
+                Diagnostic(
+                    "DML101",
+                    f"invalid option `{'.'.join(map(str, err['loc']))}`: {err['msg']}",
+                    Label(span),
+                    help=help_,
+                )
+            )
+        raise DmlError(diags) from None
+    return CompileContext(loaded.document, options, flags or {})
+
+
+def get_target(name: str) -> Target:
+    target = targets.get(name)
+    if target is None:
+        help_ = f"installed targets: {', '.join(targets.names())}"
+        raise DmlError([Diagnostic("DML103", f"unknown target `{name}`", Label(None), help=help_)])
+    return target
+
+
+def compile_file(path: str, target_name: str, flags: dict[str, Any] | None = None) -> str:
+    target = get_target(target_name)
+    loaded = load(path, (flags or {}).get("params"))
+    ctx = target_context(target, loaded, flags)
+    errors = [d for d in target.check(loaded.pipeline, ctx) if d.severity.value == "error"]
+    if errors:
+        raise DmlError(sorted(errors, key=Diagnostic.sort_key))
+    return target.emit(loaded.pipeline, ctx)
+
+
+def check_file(path: str) -> list[Diagnostic]:
+    try:
+        load(path)
+    except DmlError as exc:
+        return exc.diagnostics
+    return []

@@ -1,0 +1,1 @@
+"""dmlc stage package."""

@@ -1,0 +1,25 @@
+"""Effective step settings (used by every target): pipeline `defaults` and `image` folded into a step.
+
+Targets and the executor call `effective(pipeline, name)` instead of reading defaults themselves,
+so every target applies them the same way.
+"""
+
+from __future__ import annotations
+
+from dmlc.ir.model import Pipeline, Step
+
+INHERITED = ("retry", "timeout", "resources", "memoize")
+
+
+def effective(pipeline: Pipeline, name: str) -> Step:
+    """A copy of step `name` with unset `retry`/`timeout`/`resources`/`memoize`/`image` taken from the pipeline."""
+    step = pipeline.steps[name]
+    updates: dict[str, object] = {}
+    if step.image is None:
+        updates["image"] = pipeline.image
+    defaults = pipeline.defaults
+    if defaults is not None:
+        for attr in INHERITED:
+            if getattr(step, attr) is None and getattr(defaults, attr) is not None:
+                updates[attr] = getattr(defaults, attr)
+    return step.model_copy(update=updates) if updates else step

@@ -1,0 +1,274 @@
+"""The `.dml` front end: text -> lark LALR parse (AST built during the parse) -> `Document`.
+
+The grammar is `grammar/dml.lark` (shipped inside the package as `dmlc/grammar/dml.lark`).
+Syntax errors become DML001-DML005 diagnostics with the exact line and column.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedInput
+
+from dmlc.diagnostics.model import Diagnostic, DmlError, Label
+from dmlc.parse.document import MAX_DEPTH, Document, Path
+from dmlc.source import Source, Span
+
+NAMED_GROUPS = {"volume": "volumes", "target": "targets"}
+LITERALS = {"true": True, "false": False, "null": None}
+ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "0": "\0"}
+
+
+@dataclass
+class Node:
+    """An AST value: kind is scalar | list | map | ref; depth bounds recursion in later passes."""
+
+    kind: str
+    value: Any
+    span: Span
+    depth: int = 0
+
+
+@dataclass
+class Attr:
+    name: str
+    name_span: Span
+    value: Node
+
+
+@dataclass
+class Block:
+    keyword: str
+    keyword_span: Span
+    name: str | None
+    name_span: Span | None
+    items: list[Attr | Block] = field(default_factory=list)
+    span: Span | None = None
+    depth: int = 0
+
+
+def _grammar_text() -> str:
+    return resources.files("dmlc").joinpath("grammar").joinpath("dml.lark").read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=2)
+def parser(strict: bool = False) -> Lark:
+    """The LALR parser with `_BUILDER` as its inline callbacks; `strict` also proves terminals never collide."""
+    return Lark(
+        _grammar_text(),
+        parser="lalr",
+        propagate_positions=True,
+        strict=strict,
+        cache=not strict,
+        transformer=_BUILDER,
+    )
+
+
+def unescape(body: str, span: Span) -> str:
+    out, i = [], 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            if nxt == "u" and i + 6 <= len(body):
+                out.append(chr(int(body[i + 2 : i + 6], 16)))
+                i += 6
+                continue
+            if nxt not in ESCAPES:
+                raise _syntax(span, f"unknown escape `\\{nxt}` in string", 'use \\n, \\t, \\", \\\\ or \\uXXXX')
+            out.append(ESCAPES[nxt])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _syntax(span: Span, message: str, help_: str | None = None, code: str = "DML001") -> DmlError:
+    return DmlError([Diagnostic(code, message, Label(span), help=help_)])
+
+
+class _Builder(Transformer):
+    """Runs inside the LALR parse (bottom-up, no recursion), so deep input cannot blow the stack."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.file = "<input>"
+
+    def _between(self, first: Token, last: Token) -> Span:
+        return Span(self.file, first.line, first.column, last.end_line, last.end_column)
+
+    def _tok(self, tok: Token) -> Span:
+        return Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column)
+
+    def _depth(self, span: Span, children: list[Any]) -> int:
+        depth = 1 + max((getattr(c, "depth", 0) for c in children), default=0)
+        if depth > MAX_DEPTH:
+            raise _syntax(span, f"nesting is deeper than {MAX_DEPTH} levels", "flatten the structure", "DML005")
+        return depth
+
+    def start(self, children: list[Block]) -> Block:
+        return children[0]
+
+    def block(self, children: list[Any]) -> Block:
+        keyword, rest = children[0], children[1:-1]
+        name = rest.pop(0) if rest[0].type == "NAME" else None
+        rest = rest[1:]
+        span = self._between(keyword, children[-1])
+        name_span = self._tok(name) if name is not None else None
+        depth = self._depth(span, rest)
+        return Block(str(keyword), self._tok(keyword), str(name) if name else None, name_span, rest, span, depth)
+
+    def attr(self, children: list[Any]) -> Attr:
+        name, value = children
+        return Attr(str(name), self._tok(name), value)
+
+    def string(self, children: list[Token]) -> Node:
+        tok = children[0]
+        span = self._tok(tok)
+        return Node("scalar", unescape(tok[1:-1], span), span)
+
+    def mstring(self, children: list[Token]) -> Node:
+        tok = children[0]
+        text = textwrap.dedent(tok[3:-3].removeprefix("\n"))
+        return Node("scalar", text, self._tok(tok))
+
+    def number(self, children: list[Token]) -> Node:
+        tok = children[0]
+        text = str(tok)
+        if text[-1].isalpha() and not _is_float(text):
+            return Node("scalar", text, self._tok(tok))
+        value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        return Node("scalar", value, self._tok(tok))
+
+    def ref(self, children: list[Token]) -> Node:
+        tok = children[0]
+        text = str(tok)
+        if text in LITERALS:
+            return Node("scalar", LITERALS[text], self._tok(tok))
+        kind = "ref" if (tok.type == "REF" or text == "each") else "word"
+        return Node(kind, text, self._tok(tok))
+
+    def list(self, children: list[Any]) -> Node:
+        span = self._between(children[0], children[-1])
+        return Node("list", children[1:-1], span, self._depth(span, children[1:-1]))
+
+    def map(self, children: list[Any]) -> Node:
+        span = self._between(children[0], children[-1])
+        return Node("map", children[1:-1], span, self._depth(span, children[1:-1]))
+
+
+_BUILDER = _Builder()
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_dml(source: Source) -> Document:
+    from dmlc.parse.dml_errors import syntax_error
+
+    try:
+        root = _parse(source)
+    except UnexpectedInput as exc:
+        raise DmlError([syntax_error(exc, source)]) from None
+    return _DocBuilder(source).build(root)
+
+
+def _parse(source: Source) -> Block:
+    # Transforming the tree afterwards would recurse once per nesting level; running the builder
+    # as the parser's callbacks is bottom-up and iterative, so 20,000 levels fail cleanly with DML005.
+    _BUILDER.file = source.path
+    return parser().parse(source.text)
+
+
+class _DocBuilder:
+    """AST -> Document: named blocks go under plural keys, duplicates are reported with both places."""
+
+    def __init__(self, source: Source) -> None:
+        self.doc = Document({}, source)
+        self.errors: list[Diagnostic] = []
+
+    def build(self, root: Block) -> Document:
+        if root.keyword != "pipeline" or root.name is None:
+            help_ = "a .dml file holds one `pipeline NAME { ... }` block"
+            raise _syntax(root.keyword_span, f"expected `pipeline NAME {{`, found `{root.keyword}`", help_)
+        self.doc.data["pipeline"] = root.name
+        self.doc.spans[("pipeline",)] = root.name_span or root.keyword_span
+        self.doc.key_spans[("pipeline",)] = root.keyword_span
+        self.doc.spans[()] = root.span or root.keyword_span
+        self._fill(self.doc.data, root.items, (), top=True)
+        if self.errors:
+            raise DmlError(self.errors)
+        return self.doc
+
+    def _fill(self, target: dict[str, Any], items: list[Attr | Block], path: Path, top: bool = False) -> None:
+        for item in items:
+            if isinstance(item, Attr):
+                self._put(target, item.name, item.name_span, self._convert(item.value, path + (item.name,)), path)
+                self.doc.spans[path + (item.name,)] = item.value.span
+            elif item.name is not None:
+                self._named(target, item, path, top)
+            else:
+                self._put(target, item.keyword, item.keyword_span, {}, path)
+                self.doc.spans[path + (item.keyword,)] = item.span or item.keyword_span
+                self._fill(target[item.keyword], item.items, path + (item.keyword,))
+
+    def _named(self, target: dict[str, Any], block: Block, path: Path, top: bool) -> None:
+        if not top:
+            note = f"`{block.keyword} {block.name} {{ }}` can only appear at pipeline level"
+            self.errors.append(Diagnostic("DML001", "named block inside a block", Label(block.keyword_span, note)))
+            return
+        group = NAMED_GROUPS.get(block.keyword, "steps")
+        assert block.name is not None and block.name_span is not None
+        members = target.setdefault(group, {})
+        self.doc.spans.setdefault((group,), block.span or block.keyword_span)
+        here = (group, block.name)
+        if block.name in members:
+            what = "step" if group == "steps" else block.keyword
+            code = "DML013" if group == "steps" else "DML014"
+            self._duplicate(code, f"duplicate {what} `{block.name}`", block.name_span, here)
+            return
+        members[block.name] = {"kind": block.keyword} if group == "steps" else {}
+        self.doc.spans[here] = block.span or block.name_span
+        self.doc.key_spans[here] = block.name_span
+        if group == "steps":
+            self.doc.spans[here + ("kind",)] = block.keyword_span
+        self._fill(members[block.name], block.items, here)
+
+    def _put(self, target: dict[str, Any], key: str, span: Span, value: Any, path: Path) -> None:
+        here = path + (key,)
+        if key in target:
+            self._duplicate("DML014", f"duplicate attribute `{key}`", span, here)
+            return
+        target[key] = value
+        self.doc.key_spans[here] = span
+
+    def _duplicate(self, code: str, message: str, span: Span, path: Path) -> None:
+        first = self.doc.key_spans.get(path)
+        secondary = (Label(first, "first defined here"),) if first else ()
+        help_ = "remove one of them or rename it"
+        self.errors.append(Diagnostic(code, message, Label(span, "defined again here"), secondary, help_))
+
+    def _convert(self, node: Node, path: Path) -> Any:
+        self.doc.spans[path] = node.span
+        if node.kind == "scalar":
+            return node.value
+        if node.kind == "ref":
+            return "${" + node.value + "}"
+        if node.kind == "word":
+            return node.value
+        if node.kind == "list":
+            return [self._convert(item, path + (i,)) for i, item in enumerate(node.value)]
+        out: dict[str, Any] = {}
+        self._fill(out, node.value, path)
+        return out

@@ -1,0 +1,121 @@
+"""Syntax errors of the `.dml` front end: lark's exceptions -> DML001/002/003/021 diagnostics."""
+
+from __future__ import annotations
+
+from lark import Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+
+from dmlc.diagnostics.model import Diagnostic, Label
+from dmlc.source import Source, Span
+
+READABLE = {
+    "EQUAL": "`=`",
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "NAME": "a name",
+    "STRING": "a string",
+    "MSTRING": "a string",
+    "NUMBER": "a number",
+    "REF": "a reference",
+    "$END": "the end of the file",
+}
+OPENERS = {"LBRACE": "RBRACE", "LSQB": "RSQB"}
+
+
+def syntax_error(exc: UnexpectedInput, source: Source) -> Diagnostic:
+    if isinstance(exc, UnexpectedCharacters):
+        return _bad_character(exc, source)
+    assert isinstance(exc, UnexpectedToken)
+    tokens = _tokens(source)
+    unit = _detached_unit(tokens)
+    if unit is not None:
+        return unit
+    if exc.token.type == "$END":
+        return _unclosed(tokens, source)
+    return _unexpected(exc, source)
+
+
+def _tok_span(source: Source, tok: Token) -> Span:
+    return Span(source.path, tok.line or 1, tok.column or 1, tok.end_line or 1, tok.end_column or 1)
+
+
+def _tokens(source: Source) -> list[Token]:
+    from dmlc.parse.dml import parser
+
+    try:
+        return list(parser().lex(source.text, dont_ignore=False))
+    except UnexpectedInput:
+        return []
+
+
+def _bad_character(exc: UnexpectedCharacters, source: Source) -> Diagnostic:
+    line, col = exc.line, exc.column
+    if exc.char == '"':
+        end = len(source.line_text(line)) + 1
+        span = Span(source.path, line, col, line, end)
+        help_ = 'close the string with `"` on the same line, or use `"""` for a multi-line string'
+        return Diagnostic("DML002", "unterminated string", Label(span, "this string is never closed"), help=help_)
+    span = Span(source.path, line, col, line, col + 1)
+    note = f"`{exc.char}` cannot appear here"
+    return Diagnostic("DML001", f"unexpected character `{exc.char}`", Label(span, note), help=_hint(exc.char))
+
+
+def _hint(char: str) -> str | None:
+    if char == "'":
+        return 'strings use double quotes: "..."'
+    if char == ":":
+        return "attributes are written `name = value` in .dml (YAML uses `name: value`)"
+    return None
+
+
+def _detached_unit(tokens: list[Token]) -> Diagnostic | None:
+    """`10 parsecs`: a number, a space, then a word that starts no attribute or block."""
+    padded = [*tokens, None, None]
+    for i, (prev, tok) in enumerate(zip(tokens, tokens[1:], strict=False)):
+        if prev.type != "NUMBER" or tok.type != "NAME" or prev.line != tok.line:
+            continue
+        nxt, after = padded[i + 2], padded[i + 3]
+        starts_item = nxt is not None and nxt.type in ("EQUAL", "LBRACE")
+        if starts_item or (nxt is not None and nxt.type == "NAME" and after is not None and after.type == "LBRACE"):
+            continue
+        span = Span("", tok.line or 1, tok.column or 1, tok.end_line or 1, tok.end_column or 1)
+        return _unit_diag(prev, tok, span)
+    return None
+
+
+def _unit_diag(number: Token, word: Token, span: Span) -> Diagnostic:
+    from dmlc.parse.dml import _BUILDER
+
+    span = Span(_BUILDER.file, span.line, span.col, span.end_line, span.end_col)
+    message = f"`{word}` is not a unit: `{number} {word}` is a number followed by a stray word"
+    help_ = "write the unit right after the number, e.g. `10s`, `30m`, `500m`, `2Gi`"
+    return Diagnostic("DML021", message, Label(span, "not a unit"), help=help_)
+
+
+def _unclosed(tokens: list[Token], source: Source) -> Diagnostic:
+    stack: list[Token] = []
+    for tok in tokens:
+        if tok.type in OPENERS:
+            stack.append(tok)
+        elif tok.type in OPENERS.values() and stack:
+            stack.pop()
+    end = source.span(max(0, len(source.text.rstrip()) - 1))
+    if not stack:
+        return Diagnostic("DML003", "unexpected end of file", Label(end, "the file ends here"))
+    opener = stack[-1]
+    closer = "}" if opener.type == "LBRACE" else "]"
+    label = Label(_tok_span(source, opener), f"this `{opener}` is never closed")
+    help_ = f"add `{closer}` where the block or list ends"
+    return Diagnostic("DML003", f"missing `{closer}`", label, (Label(end, "the file ends here"),), help_)
+
+
+def _unexpected(exc: UnexpectedToken, source: Source) -> Diagnostic:
+    tok = exc.token
+    span = _tok_span(source, tok)
+    expected = sorted({READABLE.get(t, f"`{t}`") for t in exc.expected if not t.startswith("__")})
+    help_ = f"expected {', '.join(expected)}" if expected else None
+    if tok.type == "EQUAL":
+        help_ = "a block header is `KIND NAME {`; an attribute is `name = value`"
+    return Diagnostic("DML001", f"unexpected `{tok}`", Label(span, "not expected here"), help=help_)

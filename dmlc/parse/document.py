@@ -1,0 +1,32 @@
+"""The parsed document: the pipeline as plain data (the YAML form's shape) plus where each piece came from.
+
+`data` uses only dict/list/str/int/float/bool/None. References are `${...}` strings in both syntaxes.
+`spans[path]` is the span of the value at `path`; `key_spans[path]` the span of the key naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dmlc.source import Source, Span
+
+Path = tuple[str | int, ...]
+MAX_DEPTH = 64
+
+
+@dataclass
+class Document:
+    data: dict[str, Any]
+    source: Source
+    spans: dict[Path, Span] = field(default_factory=dict)
+    key_spans: dict[Path, Span] = field(default_factory=dict)
+
+    def span(self, path: Path, *, key: bool = False) -> Span | None:
+        """The span at `path`, or of its nearest ancestor that has one."""
+        table = self.key_spans if key else self.spans
+        for cut in range(len(path), -1, -1):
+            found = table.get(path[:cut]) or (self.spans.get(path[:cut]) if key else None)
+            if found:
+                return found
+        return None

@@ -1,0 +1,128 @@
+"""The YAML/JSON front end: text -> PyYAML node graph (safe, no object construction) -> `Document`.
+
+Tokens are scanned first, so aliases (the "billion laughs" bomb) and absurd nesting are refused
+before anything is built; keys are checked for duplicates with both places reported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import yaml
+
+from dmlc.diagnostics.model import Diagnostic, DmlError, Label
+from dmlc.parse.document import MAX_DEPTH, Document, Path
+from dmlc.source import Source, Span
+
+Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+OPEN = (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken)
+OPEN_FLOW = (yaml.FlowMappingStartToken, yaml.FlowSequenceStartToken)
+CLOSE = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+
+
+def _span(source: Source, node: Any) -> Span:
+    start, end = node.start_mark, node.end_mark
+    return Span(source.path, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+
+
+def _error(source: Source, code: str, message: str, at: Any, note: str = "", help_: str | None = None) -> DmlError:
+    return DmlError([Diagnostic(code, message, Label(_span(source, at), note), help=help_)])
+
+
+def _prescan(source: Source) -> None:
+    depth = 0
+    try:
+        for tok in yaml.scan(source.text, Loader=Loader):
+            if isinstance(tok, (yaml.AliasToken, yaml.AnchorToken)):
+                help_ = "write the value out in full; anchors, aliases and merge keys are not supported"
+                raise _error(source, "DML009", "YAML anchors and aliases are not allowed", tok, help_=help_)
+            if isinstance(tok, OPEN + OPEN_FLOW):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _error(source, "DML005", f"nesting is deeper than {MAX_DEPTH} levels", tok)
+            elif isinstance(tok, CLOSE):
+                depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error(source, exc) from None
+
+
+def _yaml_error(source: Source, exc: yaml.MarkedYAMLError) -> DmlError:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    problem = exc.problem or exc.context or "invalid YAML"
+    help_ = None
+    if "\\t" in problem or "tab" in problem.lower() or source.line_text(line)[col - 1 : col] == "\t":
+        problem = "a tab character is used for indentation"
+        help_ = "YAML indents with spaces only; replace the tabs with spaces"
+    span = Span(source.path, line, col, line, col + 1)
+    if "nesting depth" in problem:
+        return DmlError([Diagnostic("DML005", f"nesting is deeper than {MAX_DEPTH} levels", Label(span))])
+    return DmlError([Diagnostic("DML007", f"invalid YAML: {problem}", Label(span), help=help_)])
+
+
+def parse_yaml(source: Source) -> Document:
+    _prescan(source)
+    try:
+        docs = list(yaml.compose_all(source.text, Loader=Loader))
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error(source, exc) from None
+    docs = [d for d in docs if d is not None]
+    if len(docs) != 1 or not isinstance(docs[0], yaml.MappingNode):
+        at = docs[1] if len(docs) > 1 else (docs[0] if docs else None)
+        span = _span(source, at) if at is not None else Span(source.path, 1, 1)
+        message = "a pipeline file holds exactly one YAML mapping (`pipeline: NAME`, `steps: ...`)"
+        raise DmlError([Diagnostic("DML007", message, Label(span))])
+    builder = _Builder(source)
+    data = builder.convert(docs[0], ())
+    if builder.errors:
+        raise DmlError(builder.errors)
+    return builder.doc_with(data)
+
+
+class _Builder:
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.doc = Document({}, source)
+        self.errors: list[Diagnostic] = []
+        self.scalars = yaml.SafeLoader("")
+
+    def doc_with(self, data: dict[str, Any]) -> Document:
+        self.doc.data = data
+        return self.doc
+
+    def convert(self, node: Any, path: Path) -> Any:
+        self.doc.spans[path] = _span(self.source, node)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
+        return self._scalar(node)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self._scalar(key_node)
+            here = path + (str(key),)
+            key_span = _span(self.source, key_node)
+            if not isinstance(key, str) or key == "<<":
+                note = "keys must be plain names" if key != "<<" else "merge keys are not supported"
+                self.errors.append(Diagnostic("DML007", f"invalid key `{key}`", Label(key_span, note)))
+                continue
+            if key in out:
+                first = self.doc.key_spans[here]
+                labels = (Label(first, "first defined here"),)
+                diag = Diagnostic("DML008", f"duplicate key `{key}`", Label(key_span, "defined again here"), labels)
+                self.errors.append(diag)
+                continue
+            self.doc.key_spans[here] = key_span
+            out[key] = self.convert(value_node, here)
+        return out
+
+    def _scalar(self, node: Any) -> Any:
+        value = self.scalars.construct_object(node)
+        if isinstance(value, (dt.date, dt.datetime)):
+            return value.isoformat()
+        if isinstance(value, bytes):
+            return value.decode("latin-1")
+        return value

@@ -1,0 +1,384 @@
+"""The validation rules: each `check_*` takes the context and returns its diagnostics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dmlc.diagnostics.model import Diagnostic, Label, did_you_mean
+from dmlc.ir import graph
+from dmlc.ir.model import BUILTIN_MODELS, Ingest, Pipeline, Select, Serve, Step, Task, Train
+from dmlc.ir.types import Ref, interpolated
+from dmlc.parse.document import Document, Path
+
+RESERVED = ("params", "each", "pipeline", "steps", "inputs", "outputs", "workflow", "tasks", "item")
+
+
+@dataclass
+class Ctx:
+    pipeline: Pipeline
+    document: Document
+
+    def diag(
+        self,
+        code: str,
+        message: str,
+        path: Path,
+        note: str = "",
+        help: str | None = None,
+        key: bool = False,
+        also: tuple[Label, ...] = (),
+    ) -> Diagnostic:
+        return Diagnostic(code, message, Label(self.document.span(path, key=key), note), also, help)
+
+    def steps(self) -> list[tuple[str, Step]]:
+        return list(self.pipeline.steps.items())
+
+
+def check_reserved_names(ctx: Ctx) -> list[Diagnostic]:
+    return [
+        ctx.diag(
+            "DML019",
+            f"`{name}` is a reserved word and cannot name a step",
+            ("steps", name),
+            key=True,
+            help="rename the step",
+        )
+        for name, _ in ctx.steps()
+        if name in RESERVED
+    ]
+
+
+def check_references(ctx: Ctx) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for name, step in ctx.steps():
+        for path, ref in graph.refs(step):
+            out += _check_ref(ctx, name, step, ("steps", name, *path), ref)
+    return out
+
+
+def _check_ref(ctx: Ctx, name: str, step: Step, path: Path, ref: Ref) -> list[Diagnostic]:
+    if ref.root == "params":
+        return _check_param(ctx, path, ref)
+    if ref.root == "each":
+        if step.for_each is None:
+            help_ = "add `for_each = [...]` to this step, or use a concrete value"
+            return [ctx.diag("DML017", "`each` is only defined in a step with `for_each`", path, "used here", help_)]
+        return []
+    steps = ctx.pipeline.steps
+    if ref.root not in steps:
+        help_ = did_you_mean(ref.root, list(steps), "step")
+        note = f"no step named `{ref.root}` in pipeline `{ctx.pipeline.pipeline}`"
+        return [ctx.diag("DML012", f"unknown step `{ref.root}`", path, note, help_)]
+    return _check_output(ctx, step, path, ref, steps[ref.root])
+
+
+def _check_param(ctx: Ctx, path: Path, ref: Ref) -> list[Diagnostic]:
+    param = ref.output
+    if param is None or param in ctx.pipeline.params:
+        return []
+    help_ = did_you_mean(param, list(ctx.pipeline.params), "parameter") or "declare it in `params { }`"
+    return [ctx.diag("DML016", f"unknown parameter `{param}`", path, "not in `params`", help_)]
+
+
+def _check_output(ctx: Ctx, step: Step, path: Path, ref: Ref, up: Step) -> list[Diagnostic]:
+    outputs = up.outputs()
+    out: list[Diagnostic] = []
+    in_when = path[-1] == "when"
+    if ref.output is None and not in_when:
+        help_ = f"name an output: {', '.join(f'{ref.root}.{o}' for o in outputs) or '(it has none)'}"
+        out.append(ctx.diag("DML015", f"`{ref.root}` is a step, not a value", path, "which output?", help_))
+    elif ref.output is not None and ref.output not in outputs and not (in_when and "metrics" in outputs):
+        help_ = did_you_mean(ref.output, list(outputs), "output") or f"outputs of `{ref.root}`: {', '.join(outputs)}"
+        note = f"`{ref.root}` has no output `{ref.output}`"
+        out.append(ctx.diag("DML015", f"unknown output `{ref.output}` of step `{ref.root}`", path, note, help_))
+    out += _check_index(ctx, step, path, ref, up)
+    return out
+
+
+def _check_index(ctx: Ctx, step: Step, path: Path, ref: Ref, up: Step) -> list[Diagnostic]:
+    if ref.index is not None and up.for_each is None:
+        help_ = f"`{ref.root}` has one instance: write `{ref.root}.{ref.output or '...'}`"
+        return [
+            ctx.diag("DML018", f"`{ref.root}` is not fanned out, so it cannot be indexed", path, "indexed here", help_)
+        ]
+    if ref.index is None and up.for_each is not None and step.wait != "each" and path[-1] != "when":
+        help_ = f'collect every instance with `{ref.root}[*].{ref.output}`, or set `wait = "each"` on this step'
+        return [ctx.diag("DML018", f"`{ref.root}` is fanned out: say which instances", path, "which instance?", help_)]
+    return []
+
+
+def check_after(ctx: Ctx) -> list[Diagnostic]:
+    out = []
+    for name, step in ctx.steps():
+        for i, up in enumerate(step.after):
+            if up not in ctx.pipeline.steps:
+                help_ = did_you_mean(up, list(ctx.pipeline.steps), "step")
+                note = f"no step named `{up}` in pipeline `{ctx.pipeline.pipeline}`"
+                out.append(ctx.diag("DML012", f"unknown step `{up}`", ("steps", name, "after", i), note, help_))
+    return out
+
+
+def check_cycles(ctx: Ctx) -> list[Diagnostic]:
+    from graphlib import CycleError, TopologicalSorter
+
+    try:
+        TopologicalSorter(graph.dependencies(ctx.pipeline)).prepare()
+    except CycleError as exc:
+        cycle = list(exc.args[1])
+        path_text = " -> ".join(reversed(cycle))
+        labels = tuple(Label(ctx.document.span(("steps", n), key=True), "in the cycle") for n in cycle[1:-1])
+        help_ = "remove one of these references or `after` entries"
+        return [
+            ctx.diag(
+                "DML030",
+                f"dependency cycle: {path_text}",
+                ("steps", cycle[-1]),
+                "starts here",
+                help_,
+                key=True,
+                also=labels,
+            )
+        ]
+    return []
+
+
+def check_fan_rules(ctx: Ctx) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    deps = graph.dependencies(ctx.pipeline)
+    for name, step in ctx.steps():
+        ups = [ctx.pipeline.steps[u] for u in deps[name]]
+        if step.wait is not None and not any(u.for_each is not None for u in ups):
+            help_ = "`wait` only applies to a step that consumes a fanned-out (`for_each`) step"
+            out.append(
+                ctx.diag(
+                    "DML031", "`wait` without a fanned-out upstream", ("steps", name, "wait"), "here", help_, key=True
+                )
+            )
+        if step.min_success is not None:
+            out += _check_min_success(ctx, name, step)
+    return out
+
+
+def _check_min_success(ctx: Ctx, name: str, step: Step) -> list[Diagnostic]:
+    path = ("steps", name, "min_success")
+    if step.for_each is None:
+        help_ = "put `min_success` on the step that has `for_each`"
+        return [ctx.diag("DML031", "`min_success` on a step that is not fanned out", path, "here", help_, key=True)]
+    if isinstance(step.for_each, list) and step.min_success is not None and step.min_success > len(step.for_each):
+        message = f"`min_success = {step.min_success}` but `for_each` has {len(step.for_each)} items"
+        return [ctx.diag("DML032", message, path, "too many", "lower it to at most the number of items")]
+    return []
+
+
+def check_when(ctx: Ctx) -> list[Diagnostic]:
+    out = []
+    for name, step in ctx.steps():
+        if step.when is None:
+            continue
+        try:
+            graph.when_refs(step.when)
+        except (SyntaxError, ValueError) as exc:
+            help_ = 'write e.g. "best.accuracy >= 0.8" or "params.deploy == true"'
+            out.append(ctx.diag("DML025", f"invalid `when` expression: {exc}", ("steps", name, "when"), "here", help_))
+    return out
+
+
+def check_strings(ctx: Ctx) -> list[Diagnostic]:
+    """`${...}` inside strings must be well-formed references."""
+    out = []
+    for name, step in ctx.steps():
+        for key, value in step.model_dump(by_alias=True).items():
+            for path, text in _strings(value, ("steps", name, key)):
+                try:
+                    interpolated(text)
+                except ValueError as exc:
+                    out.append(ctx.diag("DML020", str(exc), path, "bad reference"))
+    return out
+
+
+def _strings(value: object, path: Path) -> list[tuple[Path, str]]:
+    if isinstance(value, str):
+        return [(path, value)] if "${" in value else []
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in _strings(v, path + (k,))]
+    if isinstance(value, list):
+        return [s for i, v in enumerate(value) for s in _strings(v, path + (i,))]
+    return []
+
+
+def check_kinds(ctx: Ctx) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for name, step in ctx.steps():
+        checker = KIND_RULES.get(type(step))
+        if checker:
+            out += checker(ctx, name, step)
+    return out
+
+
+def _ingest(ctx: Ctx, name: str, step: Ingest) -> list[Diagnostic]:
+    base = ("steps", name)
+    if (step.dataset is None) == (step.path is None):
+        return [
+            ctx.diag(
+                "DML026",
+                "an ingest step needs exactly one of `dataset` and `path`",
+                base,
+                "here",
+                'e.g. `dataset = "digits"` or `path = "data/"` with `format = "idx"`',
+                key=True,
+            )
+        ]
+    if step.path is not None and step.format is None:
+        return [
+            ctx.diag(
+                "DML024",
+                "`path` needs a `format`",
+                base + ("path",),
+                "here",
+                'add `format = "idx"` (or npz, csv, tfrecord)',
+                key=True,
+            )
+        ]
+    return []
+
+
+def _train(ctx: Ctx, name: str, step: Train) -> list[Diagnostic]:
+    base = ("steps", name)
+    out = []
+    if step.strategy == "parameter_server" and step.ps < 1:
+        out.append(
+            ctx.diag(
+                "DML040",
+                "the parameter_server strategy needs `ps >= 1`",
+                base + ("strategy",),
+                "here",
+                "add `ps = 1` (or more)",
+                key=True,
+            )
+        )
+    if step.ps > 0 and step.strategy != "parameter_server":
+        out.append(
+            ctx.diag(
+                "DML026",
+                f"`ps = {step.ps}` only applies to the parameter_server strategy",
+                base + ("ps",),
+                "here",
+                'set `strategy = "parameter_server"` or remove `ps`',
+                key=True,
+            )
+        )
+    if step.workers > 1 and step.strategy in ("single", "mirrored"):
+        out.append(
+            ctx.diag(
+                "DML040",
+                f"`workers = {step.workers}` needs a multi-worker strategy",
+                base + ("workers",),
+                "here",
+                'use `strategy = "allreduce"` or "parameter_server"',
+                key=True,
+            )
+        )
+    if step.elastic and step.elastic.min_workers > step.elastic.max_workers:
+        out.append(
+            ctx.diag(
+                "DML042",
+                "`elastic.min_workers` is larger than `max_workers`",
+                base + ("elastic",),
+                "here",
+                "make min_workers <= max_workers",
+                key=True,
+            )
+        )
+    if isinstance(step.model, str) and step.model not in BUILTIN_MODELS and ":" not in step.model:
+        help_ = (
+            did_you_mean(step.model, BUILTIN_MODELS, "model")
+            or 'built-in models: cnn, dropout, batch_norm, mlp, or "pkg.module:build"'
+        )
+        out.append(ctx.diag("DML023", f"unknown model `{step.model}`", base + ("model",), "here", help_))
+    out += _each_models(ctx, name, step)
+    return out
+
+
+def _each_models(ctx: Ctx, name: str, step: Train) -> list[Diagnostic]:
+    if not (isinstance(step.model, Ref) and step.model.root == "each" and isinstance(step.for_each, list)):
+        return []
+    bad = [m for m in step.for_each if isinstance(m, str) and m not in BUILTIN_MODELS and ":" not in m]
+    return [
+        ctx.diag(
+            "DML023",
+            f"unknown model `{m}` in `for_each`",
+            ("steps", name, "for_each", step.for_each.index(m)),
+            "used as `model = each`",
+            did_you_mean(m, BUILTIN_MODELS, "model"),
+        )
+        for m in bad
+    ]
+
+
+def _select(ctx: Ctx, name: str, step: Select) -> list[Diagnostic]:
+    return []
+
+
+def _serve(ctx: Ctx, name: str, step: Serve) -> list[Diagnostic]:
+    base = ("steps", name)
+    out = []
+    if step.shards is not None and not step.shard_key:
+        out.append(
+            ctx.diag(
+                "DML041",
+                "`shards` needs a `shard_key`",
+                base + ("shards",),
+                "here",
+                'add `shard_key = "id"` naming the field that picks the shard',
+                key=True,
+            )
+        )
+    scale = step.autoscale
+    if scale and scale.min is not None and scale.max is not None and scale.min > scale.max:
+        out.append(
+            ctx.diag(
+                "DML022",
+                "`autoscale.min` is larger than `autoscale.max`",
+                base + ("autoscale",),
+                "here",
+                "make min <= max",
+                key=True,
+            )
+        )
+    return out
+
+
+def _task(ctx: Ctx, name: str, step: Task) -> list[Diagnostic]:
+    if (step.run is None) == (step.command is None):
+        return [
+            ctx.diag(
+                "DML026",
+                "a task needs exactly one of `run` and `command`",
+                ("steps", name),
+                "here",
+                'e.g. `run = "pkg.module:function"` or `command = ["python", "x.py"]`',
+                key=True,
+            )
+        ]
+    return []
+
+
+KIND_RULES: dict[type, Callable[..., list[Diagnostic]]] = {
+    Ingest: _ingest,
+    Train: _train,
+    Select: _select,
+    Serve: _serve,
+    Task: _task,
+}
+
+RULES: list[Callable[[Ctx], list[Diagnostic]]] = [
+    check_reserved_names,
+    check_references,
+    check_after,
+    check_cycles,
+    check_fan_rules,
+    check_when,
+    check_strings,
+    check_kinds,
+]

@@ -1,0 +1,1 @@
+"""dmlc targets: plug-ins behind the contract in dmlc/targets.py."""
