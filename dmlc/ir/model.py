@@ -140,6 +140,7 @@ class Step(Node):
 class Ingest(Step):
     OUTPUTS: ClassVar[dict[str, OutputKind]] = {"dataset": "artifact"}
     kind: Literal["ingest"]
+    """Step kind: ingest."""
     dataset: Literal["fashion_mnist", "mnist", "digits"] | None = None
     """A built-in dataset."""
     path: RefOrStr | None = None
@@ -165,6 +166,7 @@ class Ingest(Step):
 class Train(Step):
     OUTPUTS: ClassVar[dict[str, OutputKind]] = {"model": "artifact", "metrics": "param"}
     kind: Literal["train"]
+    """Step kind: train."""
     data: RefOrStr
     """The dataset, e.g. ${data.dataset}."""
     model: RefOrStr = "cnn"
@@ -198,6 +200,7 @@ class Train(Step):
 class Evaluate(Step):
     OUTPUTS: ClassVar[dict[str, OutputKind]] = {"metrics": "param"}
     kind: Literal["evaluate"]
+    """Step kind: evaluate."""
     model: RefOrStr
     """The model to evaluate."""
     data: RefOrStr
@@ -208,6 +211,7 @@ class Evaluate(Step):
 
 class Select(Step):
     kind: Literal["select"]
+    """Step kind: select."""
     models: Annotated[list[str], REF_OR]
     """Candidates: a fan-in like ${model[*].model}."""
     metric: str = "accuracy"
@@ -226,6 +230,7 @@ class Select(Step):
 class Serve(Step):
     OUTPUTS: ClassVar[dict[str, OutputKind]] = {"endpoint": "param"}
     kind: Literal["serve"]
+    """Step kind: serve."""
     model: RefOrStr
     """The model to serve."""
     replicas: int = Field(1, ge=1)
@@ -244,6 +249,7 @@ class Serve(Step):
 
 class Task(Step):
     kind: Literal["task"]
+    """Step kind: task."""
     run: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")] | None = None
     """A Python function "pkg.module:function" run by the runtime."""
     command: list[str] | None = None

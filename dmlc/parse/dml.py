@@ -126,7 +126,8 @@ class _Builder(Transformer):
 
     def attr(self, children: list[Any]) -> Attr:
         name, value = children
-        return Attr(str(name), self._tok(name), value)
+        key = unescape(name[1:-1], self._tok(name)) if name.type == "STRING" else str(name)
+        return Attr(key, self._tok(name), value)
 
     def string(self, children: list[Token]) -> Node:
         tok = children[0]

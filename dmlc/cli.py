@@ -1,0 +1,239 @@
+"""The `dmlc` command line: argument parsing and exit codes around the driver (DESIGN §1).
+
+Exit codes: 0 ok, 1 user error (diagnostics printed), 2 usage error, 3 a step failed at run time.
+A user error never shows a traceback; an internal error prints DML900 (traceback under --debug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dmlc.diagnostics.model import Diagnostic, DmlError, Label
+
+EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
+
+
+def _sources(diags: Sequence[Diagnostic]) -> dict[str, Any]:
+    from dmlc.parse import decode
+
+    out = {}
+    for d in diags:
+        for label in (d.primary, *d.secondary):
+            if label.span and label.span.file not in out and Path(label.span.file).is_file():
+                try:
+                    out[label.span.file] = decode(label.span.file, Path(label.span.file).read_bytes())
+                except DmlError:
+                    continue
+    return out
+
+
+def report(diags: Sequence[Diagnostic], fmt: str = "human") -> None:
+    from dmlc.diagnostics.render import render
+
+    sys.stderr.write(render(list(diags), _sources(diags), fmt))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from dmlc.driver import check_file
+
+    diags = [d for path in args.files for d in check_file(path)]
+    if diags:
+        report(diags, args.format)
+        return EXIT_USER
+    if args.format != "json":
+        noun = "file" if len(args.files) == 1 else "files"
+        print(f"ok: {len(args.files)} {noun} checked, no errors")
+    else:
+        print("[]")
+    return EXIT_OK
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from dmlc.driver import compile_file
+
+    flags = {"with_setup": args.with_setup, "params": _params(args.param)}
+    text = compile_file(args.file, args.target, flags)
+    _write(text, args.output)
+    return EXIT_OK
+
+
+def _write(text: str, output: str | None) -> None:
+    if output in (None, "-"):
+        sys.stdout.write(text)
+        return
+    from dmlc.atomic import write_text
+
+    write_text(Path(output), text)
+
+
+def _params(pairs: Sequence[str] | None) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise DmlError([Diagnostic("DML020", f"`--param {pair}` must be KEY=VALUE", Label(None))])
+        out[key] = yaml.safe_load(value) if value else ""
+    return out
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from dmlc.driver import load
+    from dmlc.graphviz import render_graph
+
+    loaded = load(args.file)
+    data = render_graph(loaded.pipeline, args.format)
+    if isinstance(data, bytes):
+        if not args.output:
+            sys.stdout.buffer.write(data)
+        else:
+            Path(args.output).write_bytes(data)
+        return EXIT_OK
+    _write(data, args.output)
+    return EXIT_OK
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    from dmlc.fmt import format_file
+
+    return format_file(args.file, to=args.to, check=args.check, output=args.output)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from dmlc.schema import schema_text
+
+    _write(schema_text(), args.output)
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from dmlc.diagnostics.catalogue import CATALOGUE, explain_page
+
+    page = explain_page(args.code)
+    if page is None:
+        from dmlc.diagnostics.model import suggest
+
+        near = suggest(args.code.upper(), list(CATALOGUE))
+        hint = f" (did you mean {near}?)" if near else ""
+        print(f"error: unknown code `{args.code}`{hint}; codes: DML001..DML043, DML100..DML103, DML900", file=sys.stderr)
+        return EXIT_USAGE
+    print(page, end="" if page.endswith("\n") else "\n")
+    return EXIT_OK
+
+
+def cmd_targets(args: argparse.Namespace) -> int:
+    from dmlc import targets
+
+    for name in targets.names():
+        target = targets.get(name)
+        if target is None:
+            continue
+        print(f"{name}  ({target.suffix})  {target.description}")
+        for construct, how in sorted(target.capabilities.items()):
+            print(f"    {construct:<22} {how or 'not supported (DML100)'}")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from dmlc.runtime.serve import run_server
+    except ImportError as exc:
+        print(f"error: serving needs the ml extra (pip install 'dmlc[ml]'): {exc}", file=sys.stderr)
+        return EXIT_USER
+    run_server(args.model_dir, name=args.name, port=args.port, replicas=args.replicas)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dmlc", description="declarative pipelines for distributed ML")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    parser.add_argument("--version", action="version", version=f"dmlc {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_core(sub)
+    _add_local(sub)
+    return parser
+
+
+def _version() -> str:
+    from dmlc import __version__
+
+    return __version__
+
+
+def _add_core(sub: Any) -> None:
+    p = sub.add_parser("check", help="parse and validate; diagnostics only")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--format", choices=["human", "short", "json"], default="human")
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser("compile", help="compile for a target")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--target", "-t", required=True)
+    p.add_argument("-o", "--output", metavar="OUT")
+    p.add_argument("--with-setup", action="store_true", help="also emit the cluster-side setup manifests")
+    p.add_argument("--param", action="append", metavar="K=V")
+    p.set_defaults(func=cmd_compile)
+    p = sub.add_parser("graph", help="picture of the DAG")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--format", choices=["mermaid", "dot", "svg", "png"], default="mermaid")
+    p.add_argument("-o", "--output", metavar="OUT")
+    p.set_defaults(func=cmd_graph)
+    p = sub.add_parser("fmt", help="canonical formatting; lossless dml <-> yaml")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--to", choices=["dml", "yaml"])
+    p.add_argument("--check", action="store_true", help="exit 1 if the file is not formatted")
+    p.add_argument("-o", "--output", metavar="OUT")
+    p.set_defaults(func=cmd_fmt)
+    p = sub.add_parser("schema", help="JSON Schema of the YAML form")
+    p.add_argument("-o", "--output", metavar="OUT")
+    p.set_defaults(func=cmd_schema)
+    p = sub.add_parser("explain", help="long explanation of a diagnostic code")
+    p.add_argument("code", metavar="CODE")
+    p.set_defaults(func=cmd_explain)
+    p = sub.add_parser("targets", help="installed targets and their capabilities")
+    p.set_defaults(func=cmd_targets)
+    p = sub.add_parser("serve", help="stand-alone model server (TF-Serving REST API)")
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("--replicas", type=int, default=1)
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--name", default="model")
+    p.set_defaults(func=cmd_serve)
+
+
+def _add_local(sub: Any) -> None:
+    try:
+        from dmlc_targets.local.commands import register
+    except ImportError:
+        return
+    register(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except DmlError as exc:
+        report(exc.diagnostics, getattr(args, "format", "human") if args.command == "check" else "human")
+        return EXIT_USER
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # an internal error: say so plainly, show details only on request
+        print(f"error[DML900]: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("  = note: this is a dmlc bug; please report it with the input file", file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print("  = help: rerun with --debug for the traceback", file=sys.stderr)
+        return EXIT_USER
+
+
+if __name__ == "__main__":
+    sys.exit(main())
