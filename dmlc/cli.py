@@ -121,7 +121,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
         near = suggest(args.code.upper(), list(CATALOGUE))
         hint = f" (did you mean {near}?)" if near else ""
-        print(f"error: unknown code `{args.code}`{hint}; codes: DML001..DML043, DML100..DML103, DML900", file=sys.stderr)
+        print(
+            f"error: unknown code `{args.code}`{hint}; codes: DML001..DML043, DML100..DML103, DML900", file=sys.stderr
+        )
         return EXIT_USAGE
     print(page, end="" if page.endswith("\n") else "\n")
     return EXIT_OK

@@ -32,18 +32,16 @@ def _walk(value: Any, path: AttrPath) -> Iterator[tuple[AttrPath, Ref]]:
         except ValueError:
             return  # reported by the validator
     elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            yield from _walk(getattr(value, name), path + (_alias(value, name),))
+        for name, info in type(value).model_fields.items():
+            item = getattr(value, name)
+            if item is not None and not isinstance(item, (bool, int, float)):
+                yield from _walk(item, path + (info.alias or name,))
     elif isinstance(value, dict):
         for key, item in value.items():
             yield from _walk(item, path + (key,))
     elif isinstance(value, list):
         for i, item in enumerate(value):
             yield from _walk(item, path + (i,))
-
-
-def _alias(model: BaseModel, name: str) -> str:
-    return type(model).model_fields[name].alias or name
 
 
 def when_refs(expr: str) -> list[Ref]:
@@ -60,6 +58,13 @@ def when_refs(expr: str) -> list[Ref]:
 
 
 def refs(step: Step) -> list[tuple[AttrPath, Ref]]:
+    """Every reference of a step with its attribute path (computed once per step)."""
+    if step._refs is None:
+        step._refs = _refs(step)
+    return step._refs
+
+
+def _refs(step: Step) -> list[tuple[AttrPath, Ref]]:
     out = [(path, ref) for path, ref in _walk(step, ()) if path[:1] != ("when",)]
     if step.when:
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from annotated_types import Ge, Gt
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
 
 from dmlc.ir.types import NAME_RE, REF_OR, Cpu, Duration, Memory, Ref
 
@@ -132,6 +132,7 @@ class Step(Node):
     """Labels on the step's pods / metadata."""
     priority: int | None = None
     """Order among ready steps of this pipeline (higher first)."""
+    _refs: list[Any] | None = PrivateAttr(default=None)  # memo of graph.refs(); the IR is not mutated
 
     def outputs(self) -> dict[str, OutputKind]:
         return dict(self.OUTPUTS)

@@ -28,8 +28,17 @@ def decode(path: str, raw: bytes) -> Source:
     return Source(path, text.removeprefix("\ufeff"))
 
 
+def _blank(text: str) -> bool:
+    """True when the text holds nothing but whitespace and comments (`#`, and `//` in .dml)."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", "//")):
+            return False
+    return True
+
+
 def parse_source(source: Source) -> Document:
-    if not source.text.strip():
+    if _blank(source.text):
         span = Span(source.path, 1, 1, 1, 1)
         help_ = "a pipeline starts with `pipeline NAME {` (or `pipeline: NAME` in YAML)"
         raise DmlError([Diagnostic("DML006", "the file is empty", Label(span), help=help_)])

@@ -187,13 +187,12 @@ def check_when(ctx: Ctx) -> list[Diagnostic]:
 def check_strings(ctx: Ctx) -> list[Diagnostic]:
     """`${...}` inside strings must be well-formed references."""
     out = []
-    for name, step in ctx.steps():
-        for key, value in step.model_dump(by_alias=True).items():
-            for path, text in _strings(value, ("steps", name, key)):
-                try:
-                    interpolated(text)
-                except ValueError as exc:
-                    out.append(ctx.diag("DML020", str(exc), path, "bad reference"))
+    for name, raw in ctx.document.data.get("steps", {}).items():
+        for path, text in _strings(raw, ("steps", name)):
+            try:
+                interpolated(text)
+            except ValueError as exc:
+                out.append(ctx.diag("DML020", str(exc), path, "bad reference"))
     return out
 
 

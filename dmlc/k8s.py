@@ -1,0 +1,298 @@
+"""Kubernetes manifests shared by the cluster targets (stage 4, emit): plain dicts, no client libraries.
+
+Takes the IR (a `Pipeline` and an *effective* step, see `dmlc.ir.effective`) plus the engine-specific
+strings a target substitutes (runtime spec JSON with `{{...}}` placeholders, job names), and gives
+plain `dict`s ready for YAML: the Kubeflow `TFJob` (kubeflow.org/v1) of a distributed `train` step and
+the KServe `InferenceService` (serving.kserve.io/v1beta1) objects of a `serve` step. Argo puts them in
+resource templates; KFP applies them from a launcher task. Both get byte-identical manifests.
+
+Stable API (used by targets/argo and targets/kfp):
+
+- `k8s_name(text, max_len=63) -> str`: a DNS-1123 label from any text (lower case, `_`/`.` -> `-`,
+  other characters dropped, trimmed); `""` when nothing valid is left (callers report DML102).
+- `is_k8s_name(text, max_len=63) -> bool`: `text` already is a valid DNS-1123 label.
+- `runtime_command(kind, spec_json) -> list[str]`: argv running one step with `python -m dmlc.runtime`.
+- `pod_labels(pipeline, step_name, step) -> dict`: `dmlc.io/pipeline`, `dmlc.io/step` + user labels.
+- `resources(step) -> dict | None`: container `resources` (requests = limits) from `step.resources`.
+- `env(step, extra=None) -> list[dict]`: container `env`: `env` values, then `secret_env` as `secretKeyRef`.
+- `tfjob(pipeline, name, step, *, job_name, spec_json, volumes=(), volume_mounts=(), namespace=None,
+  annotations=None, queue_label=True) -> dict`: the TFJob of a `strategy = allreduce | parameter_server`
+  train step. `job_name` ending in `-` becomes `metadata.generateName` (so a retried create gets a fresh
+  job), otherwise `metadata.name`. Replicas: allreduce -> `Worker` x workers; parameter_server ->
+  `Chief` x 1, `Worker` x workers, `PS` x ps. `runPolicy.backoffLimit` = `restarts` (restartPolicy
+  `OnFailure` when restarts > 0, else `Never`), `activeDeadlineSeconds` from `timeout`, gang ->
+  `schedulingPolicy` {minAvailable, queue, priorityClass} + `schedulerName: volcano` on the pods.
+- `tfjob_conditions(step) -> (success, failure)`: Argo-style resource conditions for that TFJob.
+- `inference_service(pipeline, name, step, *, isvc_name, spec_json, volumes=(), volume_mounts=(),
+  namespace=None, port=8080) -> list[dict]`: the serving objects of a serve step. Without `shards`: one
+  InferenceService. With `shards = N`: N InferenceServices `<isvc_name>-shard-<i>` (each gets `"shard": i`
+  in its spec) + a router `Deployment` and `Service` named `isvc_name` running the runtime image
+  (`"role": "router"` and `"shard_urls"` in its spec). The predictor is a custom container running the
+  dmlc runtime server (TF-Serving REST), so events' rate limit / 429 behave as locally.
+
+`spec_json` is the runtime SPEC (DESIGN §4) as JSON text; placeholders of the engine may sit inside.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from dmlc.ir.model import Pipeline, Serve, Step, Train
+from dmlc.units import format_cpu, format_duration, format_memory
+
+TFJOB_API = "kubeflow.org/v1"
+ISVC_API = "serving.kserve.io/v1beta1"
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+GANG_SCHEDULER = "volcano"
+_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_METRICS = {"concurrency": "concurrency", "rps": "rps", "cpu": "cpu", "memory": "memory"}
+
+
+def k8s_name(text: str, max_len: int = 63) -> str:
+    """`Fashion_MNIST.v2` -> `fashion-mnist-v2`; `""` when no valid character is left."""
+    name = re.sub(r"[_.\s]+", "-", text.lower())
+    name = re.sub(r"[^a-z0-9-]", "", name)
+    name = re.sub(r"-{2,}", "-", name).strip("-")
+    return name[:max_len].rstrip("-")
+
+
+def is_k8s_name(text: str, max_len: int = 63) -> bool:
+    return len(text) <= max_len and bool(_LABEL_RE.match(text))
+
+
+def runtime_command(kind: str, spec_json: str) -> list[str]:
+    return ["python", "-m", "dmlc.runtime", kind, "--spec-json", spec_json]
+
+
+def pod_labels(pipeline: Pipeline, step_name: str, step: Step | None = None) -> dict[str, str]:
+    labels = dict(pipeline.labels)
+    if step is not None:
+        labels.update(step.labels)
+    labels["dmlc.io/pipeline"] = pipeline.pipeline
+    labels["dmlc.io/step"] = step_name
+    return labels
+
+
+def resources(step: Step) -> dict[str, Any] | None:
+    """requests = limits, so a step gets exactly what it asked for (Guaranteed QoS when all are set)."""
+    res = step.resources
+    if res is None:
+        return None
+    amounts: dict[str, str] = {}
+    if res.cpu is not None:
+        amounts["cpu"] = format_cpu(res.cpu)
+    if res.memory is not None:
+        amounts["memory"] = format_memory(res.memory)
+    if res.gpu:
+        amounts["nvidia.com/gpu"] = str(res.gpu)
+    if not amounts:
+        return None
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def env(step: Step, extra: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    out = [{"name": k, "value": v} for k, v in {**step.env, **(extra or {})}.items()]
+    for key, ref in step.secret_env.items():
+        secret, _, item = ref.partition("/")
+        out.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": item}}})
+    return out
+
+
+def _container(step: Step, name: str, kind: str, spec_json: str, mounts: Sequence[dict]) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": name, "image": step.image, "command": runtime_command(kind, spec_json)}
+    variables = env(step)
+    if variables:
+        container["env"] = variables
+    res = resources(step)
+    if res:
+        container["resources"] = res
+    if mounts:
+        container["volumeMounts"] = [dict(m) for m in mounts]
+    return container
+
+
+def _metadata(name: str, namespace: str | None, labels: dict[str, str], annotations: dict | None) -> dict:
+    meta: dict[str, Any] = {"generateName": name} if name.endswith("-") else {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    meta["labels"] = labels
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
+
+
+def tfjob_roles(step: Train) -> list[tuple[str, int]]:
+    """(replica type, count) in the order the TFJob lists them."""
+    if step.strategy == "parameter_server":
+        return [("Chief", 1), ("Worker", step.workers), ("PS", max(step.ps, 1))]
+    return [("Worker", step.workers)]
+
+
+def _scheduling(pipeline: Pipeline, step: Train) -> dict[str, Any] | None:
+    sched = pipeline.scheduling
+    if not (step.gang or (sched is not None and sched.gang)):
+        return None
+    policy: dict[str, Any] = {"minAvailable": sum(n for _, n in tfjob_roles(step))}
+    if sched is not None and sched.queue:
+        policy["queue"] = sched.queue
+    if sched is not None and isinstance(sched.priority, str):
+        policy["priorityClass"] = sched.priority
+    return policy
+
+
+def tfjob(
+    pipeline: Pipeline,
+    name: str,
+    step: Train,
+    *,
+    job_name: str,
+    spec_json: str,
+    volumes: Sequence[dict] = (),
+    volume_mounts: Sequence[dict] = (),
+    namespace: str | None = None,
+    annotations: dict[str, str] | None = None,
+    queue_label: bool = True,
+) -> dict[str, Any]:
+    """The TFJob of a distributed train step (the operator sets TF_CONFIG in every replica)."""
+    labels = pod_labels(pipeline, name, step)
+    gang = _scheduling(pipeline, step)
+    sched = pipeline.scheduling
+    if queue_label and gang is None and sched is not None and sched.queue:
+        labels[QUEUE_LABEL] = sched.queue  # Kueue admits the whole job; Volcano takes the queue when gang
+    run_policy: dict[str, Any] = {"cleanPodPolicy": "Running", "backoffLimit": step.restarts}
+    if step.timeout:
+        run_policy["activeDeadlineSeconds"] = int(step.timeout)
+    if gang is not None:
+        run_policy["schedulingPolicy"] = gang
+    replicas = {}
+    for role, count in tfjob_roles(step):
+        pod: dict[str, Any] = {"containers": [_container(step, "tensorflow", "train", spec_json, volume_mounts)]}
+        if volumes:
+            pod["volumes"] = [dict(v) for v in volumes]
+        if gang is not None:
+            pod["schedulerName"] = GANG_SCHEDULER
+        if sched is not None and isinstance(sched.priority, str):
+            pod["priorityClassName"] = sched.priority
+        replicas[role] = {
+            "replicas": count,
+            "restartPolicy": "OnFailure" if step.restarts else "Never",
+            "template": {"metadata": {"labels": pod_labels(pipeline, name, step)}, "spec": pod},
+        }
+    return {
+        "apiVersion": TFJOB_API,
+        "kind": "TFJob",
+        "metadata": _metadata(job_name, namespace, labels, annotations),
+        "spec": {"runPolicy": run_policy, "tfReplicaSpecs": replicas},
+    }
+
+
+def tfjob_conditions(step: Train) -> tuple[str, str]:
+    """Success when every replica that must finish has; failure as soon as one replica failed for good."""
+    role, count = ("Chief", 1) if step.strategy == "parameter_server" else ("Worker", step.workers)
+    return f"status.replicaStatuses.{role}.succeeded == {count}", f"status.replicaStatuses.{role}.failed > 0"
+
+
+def _predictor(step: Serve, spec_json: str, volumes: Sequence[dict], mounts: Sequence[dict], port: int) -> dict:
+    container = _container(step, "kserve-container", "serve", spec_json, mounts)
+    container["ports"] = [{"containerPort": port, "protocol": "TCP"}]
+    predictor: dict[str, Any] = {}
+    predictor.update(_scaling(step))
+    predictor["containers"] = [container]
+    if volumes:
+        predictor["volumes"] = [dict(v) for v in volumes]
+    return predictor
+
+
+def _scaling(step: Serve) -> dict[str, Any]:
+    """replicas / autoscale / events -> KServe scaling fields."""
+    scale: dict[str, Any] = {"minReplicas": step.replicas}
+    auto = step.autoscale
+    if auto is None and step.events is None:
+        scale["maxReplicas"] = step.replicas
+    if auto is not None:
+        scale["minReplicas"] = step.replicas if auto.min is None else auto.min
+        if auto.max is not None:
+            scale["maxReplicas"] = auto.max
+        scale["scaleMetric"] = _METRICS[auto.metric]
+        scale["scaleTarget"] = int(auto.target)
+    if step.events is not None:
+        scale["minReplicas"] = 0
+        scale["containerConcurrency"] = step.events.max_concurrency
+    return scale
+
+
+def _isvc_annotations(step: Serve) -> dict[str, str] | None:
+    if step.events is None:
+        return None
+    retention = format_duration(step.events.idle_timeout)
+    return {"autoscaling.knative.dev/scale-to-zero-pod-retention-period": retention}
+
+
+def _with_spec(spec_json: str, **extra: Any) -> str:
+    spec = json.loads(spec_json)
+    spec.update(extra)
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
+
+
+def inference_service(
+    pipeline: Pipeline,
+    name: str,
+    step: Serve,
+    *,
+    isvc_name: str,
+    spec_json: str,
+    volumes: Sequence[dict] = (),
+    volume_mounts: Sequence[dict] = (),
+    namespace: str | None = None,
+    port: int = 8080,
+) -> list[dict[str, Any]]:
+    """One InferenceService, or N shard InferenceServices + router Deployment + Service."""
+    labels = pod_labels(pipeline, name, step)
+    annotations = _isvc_annotations(step)
+
+    def isvc(obj_name: str, spec: str) -> dict[str, Any]:
+        predictor = _predictor(step, spec, volumes, volume_mounts, port)
+        meta = _metadata(obj_name, namespace, dict(labels), annotations)
+        return {"apiVersion": ISVC_API, "kind": "InferenceService", "metadata": meta, "spec": {"predictor": predictor}}
+
+    if not step.shards:
+        return [isvc(isvc_name, spec_json)]
+    names = [f"{isvc_name}-shard-{i}" for i in range(step.shards)]
+    shards = [isvc(n, _with_spec(spec_json, shard=i)) for i, n in enumerate(names)]
+    urls = [f"http://{n}-predictor.{namespace or 'default'}.svc.cluster.local" for n in names]
+    router_spec = _with_spec(spec_json, role="router", shard_urls=urls)
+    return [*shards, *router(pipeline, name, step, router_name=isvc_name, spec_json=router_spec, namespace=namespace)]
+
+
+def router(
+    pipeline: Pipeline,
+    name: str,
+    step: Serve,
+    *,
+    router_name: str,
+    spec_json: str,
+    namespace: str | None,
+    port: int = 8080,
+) -> list[dict[str, Any]]:
+    """The scatter-gather router of a sharded service: a Deployment of the runtime image + its Service."""
+    labels = pod_labels(pipeline, name, step)
+    selector = {"dmlc.io/pipeline": pipeline.pipeline, "dmlc.io/step": name, "dmlc.io/role": "router"}
+    container = _container(step, "router", "serve", spec_json, ())
+    container["ports"] = [{"containerPort": port, "protocol": "TCP"}]
+    pod = {"metadata": {"labels": {**labels, **selector}}, "spec": {"containers": [container]}}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(router_name, namespace, dict(labels), None),
+        "spec": {"replicas": step.replicas, "selector": {"matchLabels": selector}, "template": pod},
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(router_name, namespace, dict(labels), None),
+        "spec": {"selector": selector, "ports": [{"name": "http", "port": 80, "targetPort": port}]},
+    }
+    return [deployment, service]

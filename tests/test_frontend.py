@@ -1,0 +1,148 @@
+"""Front ends, IR and validation: spans, references, units, twins, graph order."""
+
+from __future__ import annotations
+
+import pytest
+
+from dmlc.diagnostics.model import DmlError
+from dmlc.ir.graph import dependencies, topological_order
+from dmlc.ir.lower import lower
+from dmlc.ir.types import Ref, parse_ref
+from dmlc.parse import parse_text
+from dmlc.validate import validate
+
+SMALL = """\
+pipeline p {
+  params { n = 3 }
+  ingest data { dataset = "digits"  batch = 16 }
+  train model {
+    for_each = ["cnn", "mlp"]
+    data = data.dataset
+    model = each
+    epochs = params.n
+    timeout = 30m
+    resources { cpu = 500m, memory = 2Gi }
+  }
+  select best { models = model[*].model }
+  task report {
+    command = ["echo", "${best.metrics}"]
+    after = [best]
+    labels { "app.kubernetes.io/name" = "report" }
+  }
+}
+"""
+
+
+def load_text(text: str, path: str = "p.dml"):  # type: ignore[no-untyped-def]
+    doc = parse_text(text, path)
+    pipeline = lower(doc)
+    errors = validate(pipeline, doc)
+    if errors:
+        raise DmlError(errors)
+    return pipeline
+
+
+def codes(text: str, path: str = "p.dml") -> list[str]:
+    with pytest.raises(DmlError) as info:
+        load_text(text, path)
+    return [d.code for d in info.value.diagnostics]
+
+
+def test_small_pipeline_lowers() -> None:
+    p = load_text(SMALL)
+    train = p.steps["model"]
+    assert train.epochs == Ref("params", None, ("n",))
+    assert train.timeout == 1800
+    assert train.resources.cpu == 500 and train.resources.memory == 2 * 1024**3
+    assert p.steps["report"].labels == {"app.kubernetes.io/name": "report"}
+    assert topological_order(p) == ["data", "model", "best", "report"]
+    assert dependencies(p)["report"] == ["best"]
+
+
+def test_spans_point_at_values() -> None:
+    doc = parse_text(SMALL, "p.dml")
+    span = doc.spans[("steps", "model", "timeout")]
+    assert (span.line, span.col) == (9, 15)
+    key = doc.key_spans[("steps", "model")]
+    assert (key.line, key.col) == (4, 9)
+
+
+def test_yaml_twin_equal_ir() -> None:
+    yaml_text = """\
+pipeline: p
+params: {n: 3}
+steps:
+  data: {kind: ingest, dataset: digits, batch: 16}
+  model:
+    kind: train
+    for_each: [cnn, mlp]
+    data: ${data.dataset}
+    model: ${each}
+    epochs: ${params.n}
+    timeout: 30m
+    resources: {cpu: 500m, memory: 2Gi}
+  best: {kind: select, models: "${model[*].model}"}
+  report:
+    kind: task
+    command: [echo, "${best.metrics}"]
+    after: [best]
+    labels: {app.kubernetes.io/name: report}
+"""
+    assert load_text(yaml_text, "p.yaml") == load_text(SMALL)
+
+
+def test_ref_parsing() -> None:
+    assert parse_ref("model[*].model") == Ref("model", "*", ("model",))
+    assert parse_ref("a[2].b") == Ref("a", 2, ("b",))
+    with pytest.raises(ValueError):
+        parse_ref("a.b[0]")
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        (("epochs = params.n", "epochs = params.m"), "DML016"),
+        (("data = data.dataset", "data = data.datset"), "DML015"),
+        (("data = data.dataset", "data = dta.dataset"), "DML012"),
+        (("models = model[*].model", "models = model.model"), "DML018"),
+        (("timeout = 30m", "timeout = 2GB"), "DML021"),
+        (("batch = 16", 'batch = "x"'), "DML020"),
+        (("ingest data", "ingset data"), "DML010"),
+        (("batch = 16", "bacth = 16"), "DML011"),
+        (("after = [best]", "after = [report]"), "DML030"),
+        (("model = each", 'model = "resnet"'), "DML023"),
+    ],
+)
+def test_semantic_errors(change: tuple[str, str], code: str) -> None:
+    assert code in codes(SMALL.replace(*change))
+
+
+def test_errors_are_collected_and_sorted() -> None:
+    bad = SMALL.replace("batch = 16", "bacth = 16").replace("timeout = 30m", "timeout = 2GB")
+    found = codes(bad)
+    assert found == ["DML011", "DML021"]
+
+
+def test_each_outside_for_each() -> None:
+    assert "DML017" in codes(
+        SMALL.replace(
+            "select best { models = model[*].model }", "select best { models = model[*].model  metric = each }"
+        )
+    )
+
+
+def test_cycle_message_has_path() -> None:
+    text = 'pipeline c { task a { command = ["x"] after = [b] } task b { command = ["y"] after = [a] } }'
+    with pytest.raises(DmlError) as info:
+        load_text(text)
+    assert "a -> b -> a" in info.value.diagnostics[0].message or "b -> a -> b" in info.value.diagnostics[0].message
+
+
+def test_parameter_server_needs_ps() -> None:
+    text = SMALL.replace("model = each", 'model = each  strategy = "parameter_server"  workers = 2')
+    assert "DML040" in codes(text)
+
+
+def test_big_string_is_fine() -> None:
+    text = 'pipeline big { description = "' + "x" * 5_000_000 + '" task t { command = ["true"] } }'
+    assert len(load_text(text).description) == 5_000_000
