@@ -93,10 +93,10 @@ def test_schema_validates_yaml_examples() -> None:
 
 def test_check_never_imports_heavy_modules() -> None:
     code = (
-        "import sys; from dmlc.cli import main; main(['check', %r]); main(['fmt', %r]);"
+        f"import sys; from dmlc.cli import main; main(['check', {BOOK!r}]); main(['fmt', {BOOK!r}]);"
         "heavy = [m for m in ('tensorflow', 'keras', 'tf_keras', 'kfp', 'hera', 'networkx') if m in sys.modules];"
         "print(heavy)"
-    ) % (BOOK, BOOK)
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
 
