@@ -19,16 +19,15 @@ EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
 
 def _sources(diags: Sequence[Diagnostic]) -> dict[str, Any]:
-    from dmlc.parse import decode
+    from dmlc.source import Source
 
     out = {}
     for d in diags:
         for label in (d.primary, *d.secondary):
             if label.span and label.span.file not in out and Path(label.span.file).is_file():
-                try:
-                    out[label.span.file] = decode(label.span.file, Path(label.span.file).read_bytes())
-                except DmlError:
-                    continue
+                # Shown text only: undecodable bytes (the DML004 case) display as U+FFFD.
+                text = Path(label.span.file).read_bytes().decode("utf-8", errors="replace")
+                out[label.span.file] = Source(label.span.file, text)
     return out
 
 

@@ -41,7 +41,11 @@ def _split(text: str, what: str, units: dict[str, float]) -> tuple[float, str]:
         raise UnitError(f"`{text}` is not a {what}", f"write a number with one of the units {allowed}")
     number, unit = match.groups()
     if unit not in units:
-        raise UnitError(f"unknown {what} unit `{unit}` in `{text}`", f"use one of: {allowed}")
+        hint = f"use one of: {allowed}"
+        if unit.endswith(("B", "b")) and unit[:-1].upper().replace("K", "k") in units:
+            base = unit[:-1].upper().replace("K", "k")
+            hint = f"write `{number}{base.replace('k', 'K')}i` (binary, as Kubernetes) or `{number}{base}` (decimal)"
+        raise UnitError(f"unknown {what} unit `{unit}` in `{text}`", hint)
     return float(number), unit
 
 

@@ -45,3 +45,15 @@ def test_wheel_contains_grammar_and_parses(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "'a': 1" in out.stdout
+
+
+def test_every_package_is_listed_in_pyproject() -> None:
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "dmlc").rglob("__init__.py")}
+    found |= {
+        ".".join(("dmlc_targets", *p.parent.relative_to(ROOT / "targets").parts)).rstrip(".")
+        for p in (ROOT / "targets").rglob("__init__.py")
+    }
+    assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"

@@ -73,4 +73,5 @@ def suggest(word: str, candidates: list[str] | set[str] | tuple[str, ...]) -> st
 
 def did_you_mean(word: str, candidates: list[str] | set[str] | tuple[str, ...], what: str) -> str | None:
     match = suggest(word, candidates)
-    return f"a {what} with a similar name exists: `{match}`" if match else None
+    article = "an" if what[:1] in "aeiou" else "a"
+    return f"{article} {what} with a similar name exists: `{match}`" if match else None
