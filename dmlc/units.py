@@ -81,7 +81,7 @@ def parse_cpu(value: str | int | float) -> int:
 
 def format_duration(seconds: float) -> str:
     """The largest unit that expresses `seconds` exactly: 1800 -> `30m`."""
-    for unit in ("w", "d", "h", "m", "s"):
+    for unit in ("d", "h", "m", "s"):
         size = DURATION_UNITS[unit]
         if seconds >= size and float(seconds / size).is_integer():
             return f"{int(seconds // size)}{unit}"
