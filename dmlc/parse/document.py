@@ -30,3 +30,33 @@ class Document:
             if found:
                 return found
         return None
+
+
+def first_deep_opener(text: str, limit: int = MAX_DEPTH) -> int | None:
+    """Offset of the first `[`/`{` nested deeper than `limit` (strings and comments skipped).
+
+    Used to point DML005 at the place the nesting first goes too deep, whichever front end saw it.
+    """
+    depth, i, n = 0, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == '"':
+            i = _string_end(text, i)
+        elif ch == "#" or text.startswith("//", i):
+            i = text.find("\n", i)
+            i = n if i < 0 else i
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return i
+        elif ch in "]}":
+            depth -= 1
+        i += 1
+    return None
+
+
+def _string_end(text: str, start: int) -> int:
+    i = start + 1
+    while i < len(text) and text[i] not in '"\n':
+        i += 2 if text[i] == "\\" else 1
+    return i

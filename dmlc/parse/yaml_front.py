@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label
-from dmlc.parse.document import MAX_DEPTH, Document, Path
+from dmlc.parse.document import MAX_DEPTH, Document, Path, first_deep_opener
 from dmlc.source import Source, Span
 
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -45,6 +45,17 @@ def _prescan(source: Source) -> None:
                 depth -= 1
     except yaml.MarkedYAMLError as exc:
         raise _yaml_error(source, exc) from None
+    except yaml.reader.ReaderError as exc:  # not a MarkedYAMLError: control characters such as NUL
+        raise _reader_error(source, exc) from None
+
+
+def _reader_error(source: Source, exc: yaml.reader.ReaderError) -> DmlError:
+    span = source.span(min(exc.position, max(0, len(source.text) - 1)))
+    char = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or "?")
+    message = f"invalid YAML: the control character U+{char:04X} is not allowed"
+    return DmlError(
+        [Diagnostic("DML007", message, Label(span), help="remove it, or write it as an escape in a quoted string")]
+    )
 
 
 def _yaml_error(source: Source, exc: yaml.MarkedYAMLError) -> DmlError:
@@ -57,6 +68,8 @@ def _yaml_error(source: Source, exc: yaml.MarkedYAMLError) -> DmlError:
         help_ = "YAML indents with spaces only; replace the tabs with spaces"
     span = Span(source.path, line, col, line, col + 1)
     if "nesting depth" in problem:
+        offset = first_deep_opener(source.text)
+        span = source.span(offset) if offset is not None else span
         return DmlError([Diagnostic("DML005", f"nesting is deeper than {MAX_DEPTH} levels", Label(span))])
     return DmlError([Diagnostic("DML007", f"invalid YAML: {problem}", Label(span), help=help_)])
 
@@ -120,7 +133,13 @@ class _Builder:
         return out
 
     def _scalar(self, node: Any) -> Any:
-        value = self.scalars.construct_object(node)
+        try:
+            value = self.scalars.construct_object(node)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # tags like !foo or `!!int x`
+            tag = getattr(node, "tag", "?")
+            help_ = "remove the tag; dmlc reads plain YAML values (strings, numbers, booleans, lists, maps)"
+            note = type(exc).__name__ if not isinstance(exc, yaml.YAMLError) else "unknown tag"
+            raise _error(self.source, "DML007", f"invalid YAML value with tag `{tag}`", node, note, help_) from None
         if isinstance(value, (dt.date, dt.datetime)):
             return value.isoformat()
         if isinstance(value, bytes):

@@ -363,6 +363,39 @@ def _task(ctx: Ctx, name: str, step: Task) -> list[Diagnostic]:
     return []
 
 
+def check_resources(ctx: Ctx) -> list[Diagnostic]:
+    """Zero requests and byte-sized memory are mistakes (`memory = 512` is 512 bytes, not 512Mi)."""
+    out = []
+    places = [(("steps", n), s.resources) for n, s in ctx.steps()]
+    if ctx.pipeline.defaults is not None:
+        places.append((("defaults",), ctx.pipeline.defaults.resources))
+    for base, res in places:
+        if res is None:
+            continue
+        if res.cpu == 0:
+            out.append(
+                ctx.diag(
+                    "DML043",
+                    "a cpu request of 0",
+                    (*base, "resources", "cpu"),
+                    "here",
+                    "request at least 1m (e.g. `cpu = 100m`), or leave `cpu` out",
+                )
+            )
+        if res.memory is not None and res.memory < 2**20:
+            help_ = f"did you mean `{res.memory}Mi`? plain numbers are bytes"
+            out.append(
+                ctx.diag(
+                    "DML043",
+                    f"`memory = {res.memory}` is less than 1Mi",
+                    (*base, "resources", "memory"),
+                    "too small to run a container",
+                    help_,
+                )
+            )
+    return out
+
+
 KIND_RULES: dict[type, Callable[..., list[Diagnostic]]] = {
     Ingest: _ingest,
     Train: _train,
@@ -380,4 +413,5 @@ RULES: list[Callable[[Ctx], list[Diagnostic]]] = [
     check_when,
     check_strings,
     check_kinds,
+    check_resources,
 ]
