@@ -22,6 +22,9 @@ Stable API (used by targets/argo and targets/kfp):
   `Chief` x 1, `Worker` x workers, `PS` x ps. `runPolicy.backoffLimit` = `restarts` (restartPolicy
   `OnFailure` when restarts > 0, else `Never`), `activeDeadlineSeconds` from `timeout`, gang ->
   `schedulingPolicy` {minAvailable, queue, priorityClass} + `schedulerName: volcano` on the pods.
+  `elastic {min_workers, max_workers}` -> max_workers Worker replicas, Volcano `minAvailable` counting
+  only min_workers (the job starts and keeps going with at least that many), `enableDynamicWorker`.
+- `min_available(step) -> int`: the gang size of that TFJob.
 - `tfjob_conditions(step) -> (success, failure)`: Argo-style resource conditions for that TFJob.
 - `inference_service(pipeline, name, step, *, isvc_name, spec_json, volumes=(), volume_mounts=(),
   namespace=None, port=8080) -> list[dict]`: the serving objects of a serve step. Without `shards`: one
@@ -125,17 +128,26 @@ def _metadata(name: str, namespace: str | None, labels: dict[str, str], annotati
 
 
 def tfjob_roles(step: Train) -> list[tuple[str, int]]:
-    """(replica type, count) in the order the TFJob lists them."""
+    """(replica type, count) in the order the TFJob lists them; elastic jobs ask for `max_workers`."""
+    workers = step.elastic.max_workers if step.elastic is not None else step.workers
     if step.strategy == "parameter_server":
-        return [("Chief", 1), ("Worker", step.workers), ("PS", max(step.ps, 1))]
-    return [("Worker", step.workers)]
+        return [("Chief", 1), ("Worker", workers), ("PS", max(step.ps, 1))]
+    return [("Worker", workers)]
+
+
+def min_available(step: Train) -> int:
+    """Pods that must run together: all of them, or with `elastic` the fewest workers plus chief and PS."""
+    total = sum(n for _, n in tfjob_roles(step))
+    if step.elastic is None:
+        return total
+    return total - step.elastic.max_workers + step.elastic.min_workers
 
 
 def _scheduling(pipeline: Pipeline, step: Train) -> dict[str, Any] | None:
     sched = pipeline.scheduling
-    if not (step.gang or (sched is not None and sched.gang)):
+    if not (step.gang or step.elastic is not None or (sched is not None and sched.gang)):
         return None
-    policy: dict[str, Any] = {"minAvailable": sum(n for _, n in tfjob_roles(step))}
+    policy: dict[str, Any] = {"minAvailable": min_available(step)}
     if sched is not None and sched.queue:
         policy["queue"] = sched.queue
     if sched is not None and isinstance(sched.priority, str):
@@ -181,18 +193,26 @@ def tfjob(
             "restartPolicy": "OnFailure" if step.restarts else "Never",
             "template": {"metadata": {"labels": pod_labels(pipeline, name, step)}, "spec": pod},
         }
+    spec: dict[str, Any] = {"runPolicy": run_policy, "tfReplicaSpecs": replicas}
+    if step.elastic is not None:
+        spec["enableDynamicWorker"] = True  # the operator rewrites TF_CONFIG for the workers that run
     return {
         "apiVersion": TFJOB_API,
         "kind": "TFJob",
         "metadata": _metadata(job_name, namespace, labels, annotations),
-        "spec": {"runPolicy": run_policy, "tfReplicaSpecs": replicas},
+        "spec": spec,
     }
 
 
 def tfjob_conditions(step: Train) -> tuple[str, str]:
     """Success when every replica that must finish has; failure as soon as one replica failed for good."""
-    role, count = ("Chief", 1) if step.strategy == "parameter_server" else ("Worker", step.workers)
-    return f"status.replicaStatuses.{role}.succeeded == {count}", f"status.replicaStatuses.{role}.failed > 0"
+    if step.strategy == "parameter_server":
+        return "status.replicaStatuses.Chief.succeeded == 1", "status.replicaStatuses.Chief.failed > 0"
+    if step.elastic is not None:  # label-selector syntax has no >=
+        return f"status.replicaStatuses.Worker.succeeded > {step.elastic.min_workers - 1}", (
+            "status.replicaStatuses.Worker.failed > 0"
+        )
+    return f"status.replicaStatuses.Worker.succeeded == {step.workers}", "status.replicaStatuses.Worker.failed > 0"
 
 
 def _predictor(step: Serve, spec_json: str, volumes: Sequence[dict], mounts: Sequence[dict], port: int) -> dict:

@@ -1,0 +1,193 @@
+"""Argo target, stage 3.5 (target check): what Argo cannot express exactly, and names Kubernetes rejects.
+
+Takes a validated `Pipeline` and its `CompileContext`; gives diagnostics pointing at the attribute:
+DML100 for a construct this target would have to drop or emulate, DML102 for a name that is not a valid
+Kubernetes / Argo name after sanitising (or that collides with another after sanitising).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from dmlc.diagnostics.model import Diagnostic
+from dmlc.ir.model import Serve, Train
+from dmlc.k8s import is_k8s_name, k8s_name
+from dmlc.targets import CompileContext
+
+from . import values
+from .plan import Plan, make_plan
+from .templates import is_distributed
+
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def check(plan_or_pipeline: Any, ctx: CompileContext) -> list[Diagnostic]:
+    plan = plan_or_pipeline if isinstance(plan_or_pipeline, Plan) else make_plan(plan_or_pipeline, ctx.options)
+    found = list(_names(plan, ctx))
+    if found:
+        return found  # the remaining checks build Argo names from these
+    for name in plan.steps:
+        found += _step(plan, ctx, name)
+    found += _options(plan, ctx)
+    return found
+
+
+# -- names (DML102) --------------------------------------------------------------------------------
+def _name_error(ctx: CompileContext, path: tuple, text: str, what: str) -> Diagnostic:
+    fixed = k8s_name(text)
+    help_ = f"after sanitising it is `{fixed}`" if fixed else "use letters and digits"
+    help_ += "; Kubernetes names are lower-case letters, digits and `-`, start with a letter, at most 63 characters"
+    return ctx.error("DML102", f"{what} `{text}` is not a valid Kubernetes name", path, "here", help_)
+
+
+def _names(plan: Plan, ctx: CompileContext) -> Iterator[Diagnostic]:
+    pipeline = plan.pipeline
+    name = k8s_name(pipeline.pipeline)
+    if not name or not name[0].isalpha() or len(pipeline.pipeline) > 63:  # also the value of a label
+        yield _name_error(ctx, ("pipeline",), pipeline.pipeline, "pipeline name")
+    seen: dict[str, str] = {}
+    for step in pipeline.steps:
+        name = plan.name(step)
+        if not name or not name[0].isalpha() or len(step) > 63:
+            yield _name_error(ctx, ("steps", step), step, "step name")
+        elif name in seen:
+            yield ctx.error(
+                "DML102",
+                f"steps `{seen[name]}` and `{step}` both become `{name}` on Kubernetes",
+                ("steps", step),
+                "same Kubernetes name",
+                "rename one of them so they differ by more than case and `_`",
+            )
+        seen.setdefault(name, step)
+    yield from _generated_collisions(plan, ctx, seen)
+    yield from _other_names(plan, ctx)
+
+
+def _generated_collisions(plan: Plan, ctx: CompileContext, steps: dict[str, str]) -> Iterator[Diagnostic]:
+    """Templates dmlc adds (`x-each`, shard templates) must not take a step's name."""
+    for step, eff in plan.steps.items():
+        extra = [f"{plan.name(step)}-each"] if step in plan.bodies else []
+        if isinstance(eff, Serve) and eff.shards:
+            extra += [f"{plan.name(step)}-shard-{i}" for i in range(eff.shards)]
+            extra += [f"{plan.name(step)}-router", f"{plan.name(step)}-router-service"]
+        for name in extra:
+            if name in steps:
+                message = f"step `{steps[name]}` takes the name dmlc gives to a template of `{step}`"
+                yield ctx.error("DML102", message, ("steps", steps[name]), "here", f"rename `{steps[name]}`")
+
+
+def _other_names(plan: Plan, ctx: CompileContext) -> Iterator[Diagnostic]:
+    pipeline = plan.pipeline
+    if pipeline.namespace and not is_k8s_name(pipeline.namespace):
+        yield _name_error(ctx, ("namespace",), pipeline.namespace, "namespace")
+    sched = pipeline.scheduling
+    if sched is not None and sched.queue and not is_k8s_name(sched.queue):
+        yield _name_error(ctx, ("scheduling", "queue"), sched.queue, "queue")
+    if sched is not None and isinstance(sched.priority, str) and not is_k8s_name(sched.priority):
+        yield _name_error(ctx, ("scheduling", "priority"), sched.priority, "priority class")
+    volumes: dict[str, str] = {}
+    for vol in pipeline.volumes:
+        name = k8s_name(vol)
+        if not name or name in volumes:
+            yield _name_error(ctx, ("volumes", vol), vol, "volume name")
+        volumes[name] = vol
+    for key in ("service_account", "memo_config_map"):
+        value = getattr(ctx.options, key, None)
+        if value is not None and not is_k8s_name(value):
+            yield _name_error(ctx, ("targets", "argo", key), value, key.replace("_", " "))
+    yield from _labels(ctx, pipeline.labels, ("labels",))
+    for step, eff in pipeline.steps.items():
+        yield from _labels(ctx, eff.labels, ("steps", step, "labels"))
+
+
+def _labels(ctx: CompileContext, labels: dict[str, str], path: tuple) -> Iterator[Diagnostic]:
+    for key, value in labels.items():
+        if len(value) > 63 or not _LABEL_VALUE.match(value):
+            help_ = "label values are at most 63 letters, digits, `-`, `_` or `.`, starting and ending alphanumeric"
+            yield ctx.error("DML102", f"label value `{value}` is not valid on Kubernetes", (*path, key), "here", help_)
+
+
+# -- constructs (DML100) ---------------------------------------------------------------------------
+def _unsupported(ctx: CompileContext, path: tuple, message: str, help_: str) -> Diagnostic:
+    return ctx.error("DML100", f"Argo cannot express {message}", path, "not expressible on Argo", help_)
+
+
+def _step(plan: Plan, ctx: CompileContext, step: str) -> list[Diagnostic]:
+    base = ("steps", step)
+    out = list(_step_refs(plan, ctx, step))
+    eff = plan.steps[step]
+    if eff.when:
+        try:
+            values.when_expr(plan, step)
+        except values.Unsupported as exc:
+            out.append(_unsupported(ctx, (*base, "when"), f"this `when`: {exc}", "compare outputs and params only"))
+    items = eff.for_each
+    if isinstance(items, list) and len({isinstance(i, str) for i in items}) > 1:
+        help_ = "use items of one kind: all strings, or all numbers / booleans / maps"
+        out.append(_unsupported(ctx, (*base, "for_each"), "a list mixing strings and other values", help_))
+    if eff.wait == "each" and eff.for_each is not None:
+        help_ = 'drop `for_each` here, or collect with `x[*].out` and `wait = "all"`'
+        out.append(_unsupported(ctx, (*base, "wait"), '`wait = "each"` on a step that also fans out', help_))
+    out += _retry(plan, ctx, step)
+    out += _kind_checks(plan, ctx, step)
+    return out
+
+
+def _step_refs(plan: Plan, ctx: CompileContext, step: str) -> Iterator[Diagnostic]:
+    for path, ref in plan.refs_of[step]:
+        full = ("steps", step, *path)
+        if ref.is_step and isinstance(ref.index, int):
+            help_ = f"read every instance with `{ref.root}[*].{ref.output}` and pick one in a step"
+            yield _unsupported(ctx, full, f"one instance's output (`{ref}`)", help_)
+        elif ref.is_step and ref.root in plan.steps:
+            yield from _ref_scope(plan, ctx, step, full, ref)
+
+
+def _ref_scope(plan: Plan, ctx: CompileContext, step: str, path: tuple, ref: Any) -> Iterator[Diagnostic]:
+    up_scope = plan.scope(ref.root)
+    if up_scope is not None and up_scope != ref.root and plan.scope(step) != up_scope:
+        help_ = f'set `wait = "each"` on `{step}` too, or read `{up_scope}[*]` instead'
+        yield _unsupported(ctx, path, f"an output of the per-instance step `{ref.root}` outside its loop", help_)
+    up = plan.steps[ref.root]
+    output = ref.output if ref.output in up.outputs() else "metrics"  # `when`: `model.accuracy` reads metrics
+    if is_distributed(up) and ref.output and up.outputs().get(output) == "param":
+        help_ = "read the metrics inside the model (dmlc_metrics.json) with an `evaluate` or `select` step"
+        message = f"`{ref}`: a TFJob (distributed train) returns its model, not a parameter"
+        yield _unsupported(ctx, path, message, help_)
+
+
+def _retry(plan: Plan, ctx: CompileContext, step: str) -> list[Diagnostic]:
+    retry = plan.steps[step].retry
+    if retry is None or retry.factor is None or float(retry.factor).is_integer():
+        return []
+    own = plan.pipeline.steps[step].retry is not None
+    path = ("steps", step, "retry", "factor") if own else ("defaults", "retry", "factor")
+    return [_unsupported(ctx, path, f"a fractional backoff factor ({retry.factor})", "use a whole number, e.g. 2")]
+
+
+def _kind_checks(plan: Plan, ctx: CompileContext, step: str) -> list[Diagnostic]:
+    eff = plan.steps[step]
+    base = ("steps", step)
+    out = []
+    if isinstance(eff, Train) and eff.strategy in ("single", "mirrored") and eff.workers > 1:
+        help_ = 'set strategy = "allreduce" or "parameter_server" to use several workers'
+        out.append(_unsupported(ctx, (*base, "workers"), f"{eff.workers} workers with `{eff.strategy}`", help_))
+    if isinstance(eff, Serve) and eff.autoscale is not None and not float(eff.autoscale.target).is_integer():
+        help_ = "KServe's scaleTarget is a whole number"
+        out.append(_unsupported(ctx, (*base, "autoscale", "target"), "a fractional autoscale target", help_))
+    return out
+
+
+def _options(plan: Plan, ctx: CompileContext) -> list[Diagnostic]:
+    if ctx.options.volume_claims != "template":
+        return []
+    out = []
+    for step, eff in plan.steps.items():
+        if eff.memoize is not None or isinstance(eff, Serve):
+            what = "memoized results" if eff.memoize is not None else "a served model"
+            help_ = 'keep `volume_claims = "existing"` so results outlive the workflow'
+            message = f"{what} of `{step}` on a volume deleted with the workflow"
+            out.append(_unsupported(ctx, ("targets", "argo", "volume_claims"), message, help_))
+    return out

@@ -1,0 +1,168 @@
+"""Argo target, stage 4 (emit): the DAG templates wiring the step templates together.
+
+Takes a `Plan`; gives the entrypoint DAG template and one nested DAG template per `wait = "each"` loop
+body (the fanned-out step plus its per-instance consumers, fanned out as one unit), as hera models.
+Fan-out becomes `withItems` / `withParam`, fan-in reads Argo's aggregated outputs, `min_success` becomes
+`continueOn` plus `(x.Succeeded || x.Failed)` in `depends`, `when` an expression, and the task list is
+ordered by step `priority` among steps that become ready together.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import hera.workflows.models as m
+
+from dmlc.ir.types import Ref
+
+from . import fast, values
+from .plan import Input, Plan
+
+
+def body_template_name(plan: Plan, root: str) -> str:
+    return f"{plan.name(root)}-each"
+
+
+def _members(plan: Plan, scope: str | None) -> list[str]:
+    """Steps that get a task in `scope`: a loop root stands for its whole body in the main DAG."""
+    if scope is not None:
+        return list(plan.bodies[scope])
+    return [s for s in plan.steps if plan.scope(s) is None or plan.scope(s) == s]
+
+
+def ordered(plan: Plan, names: list[str], scope: str | None) -> list[str]:
+    """Topological order; among steps ready together, higher `priority` first, then pipeline order."""
+    chosen = set(names)
+    position = {n: i for i, n in enumerate(plan.steps)}
+    ups: dict[str, set[str]] = {}
+    for n in names:
+        loop_task = scope is None and plan.scope(n) == n
+        found = {_in_scope(plan, u, scope) for u in (_deps(plan, n) if loop_task else plan.deps[n])}
+        ups[n] = {u for u in found if u in chosen and u != n}
+    downs: dict[str, list[str]] = {n: [] for n in names}
+    for n, us in ups.items():
+        for u in us:
+            downs[u].append(n)
+    waiting = {n: len(us) for n, us in ups.items()}
+    ready = [(-(plan.steps[n].priority or 0), position[n], n) for n in names if not waiting[n]]
+    heapq.heapify(ready)
+    out: list[str] = []
+    while ready:
+        _, _, n = heapq.heappop(ready)
+        out.append(n)
+        for d in downs[n]:
+            waiting[d] -= 1
+            if not waiting[d]:
+                heapq.heappush(ready, (-(plan.steps[d].priority or 0), position[d], d))
+    return out
+
+
+def _deps(plan: Plan, step: str) -> list[str]:
+    """Upstreams of a task; a loop root's task in the main DAG waits for what its whole body needs."""
+    if step in plan.bodies and plan.scope(step) == step:
+        found: dict[str, None] = {}
+        for member in plan.bodies[step]:
+            for up in plan.deps[member]:
+                if plan.scope(up) != step:
+                    found[up] = None
+        return list(found)
+    return plan.deps[step]
+
+
+def _in_scope(plan: Plan, up: str, scope: str | None) -> str:
+    """The task standing for `up` in `scope`: itself, or its loop task when it sits in a body."""
+    up_scope = plan.scope(up)
+    if scope is None and up_scope is not None:
+        return up_scope
+    return up
+
+
+def _depends(plan: Plan, step: str, scope: str | None, is_loop_task: bool) -> str | None:
+    ups = _deps(plan, step) if is_loop_task else plan.deps[step]
+    names: dict[str, None] = {}
+    for up in ups:
+        if scope is not None and plan.scope(up) != scope:
+            continue  # satisfied before the loop started
+        task = _in_scope(plan, up, scope)
+        if task == step and not is_loop_task:
+            continue
+        names[task] = None
+    terms = []
+    for task in names:
+        tolerant = plan.steps[task].min_success is not None and not (scope is not None and task == scope)
+        name = plan.name(task)
+        terms.append(f"({name}.Succeeded || {name}.Failed)" if tolerant else name)
+    return " && ".join(terms) or None
+
+
+def _loop(plan: Plan, step: str, scope: str | None) -> dict:
+    """withItems / withParam of a fanned-out step's task (none inside its own body)."""
+    eff = plan.steps[step]
+    if eff.for_each is None or (scope is not None and scope == step):
+        return {}
+    if isinstance(eff.for_each, Ref):
+        ref = eff.for_each
+        inp = Input(ref.root, ref.output or "", plan.star(step, ref))
+        return {"with_param": "{{" + values.feed_var(plan, scope, inp, dotted=True) + "}}"}
+    return {"with_items": [fast.Item(v) for v in eff.for_each]}
+
+
+def _args(plan: Plan, step: str, scope: str | None, params: list[Input], looped: bool) -> m.Arguments | None:
+    out = []
+    if plan.fanned(step):
+        out.append(fast.Parameter(name="item", value="{{item}}" if looped else "{{inputs.parameters.item}}"))
+    for inp in params:
+        value = "{{" + values.feed_var(plan, scope, inp, dotted=True) + "}}"
+        out.append(fast.Parameter(name=inp.param, value=value))
+    return fast.Arguments(parameters=out) if out else None
+
+
+def _task(plan: Plan, step: str, scope: str | None) -> m.DAGTask:
+    is_loop_task = scope is None and plan.scope(step) == step
+    loop = _loop(plan, step, scope)
+    params = body_inputs(plan, step) if is_loop_task else plan.inputs(step)
+    eff = plan.steps[step]
+    when = values.when_expr(plan, step) if eff.when and not is_loop_task else None
+    tolerant = eff.min_success is not None and scope is None
+    return fast.DAGTask(
+        name=plan.name(step),
+        template=body_template_name(plan, step) if is_loop_task else plan.name(step),
+        arguments=_args(plan, step, scope, params, bool(loop)),
+        depends=_depends(plan, step, scope, is_loop_task),
+        when=when,
+        continue_on=m.ContinueOn(failed=True) if tolerant else None,
+        **loop,
+    )
+
+
+def body_inputs(plan: Plan, root: str) -> list[Input]:
+    """What a loop body receives from the main DAG: outputs of steps outside it, read inside."""
+    found: dict[Input, None] = {}
+    for member in plan.bodies[root]:
+        for inp in [*plan.inputs(member), *values.when_inputs(plan, member)]:
+            if plan.scope(inp.root) != root:
+                found[inp] = None
+    return list(found)
+
+
+def body_template(plan: Plan, root: str) -> m.Template:
+    params = [fast.Parameter(name="item")] + [fast.Parameter(name=i.param) for i in body_inputs(plan, root)]
+    tasks = [_task(plan, s, root) for s in ordered(plan, plan.bodies[root], root)]
+    outputs = [
+        fast.Parameter(
+            name=f"{root}-{out}",
+            value_from=fast.ValueFrom(parameter=f"{{{{tasks.{plan.name(root)}.outputs.parameters.{out}}}}}"),
+        )
+        for out in plan.steps[root].outputs()
+    ]
+    return m.Template(
+        name=body_template_name(plan, root),
+        inputs=fast.Inputs(parameters=params),
+        dag=m.DAGTemplate(tasks=tasks),
+        outputs=fast.Outputs(parameters=outputs) if outputs else None,
+    )
+
+
+def main_template(plan: Plan, name: str) -> m.Template:
+    tasks = [_task(plan, s, None) for s in ordered(plan, _members(plan, None), None)]
+    return m.Template(name=name, dag=m.DAGTemplate(tasks=tasks))

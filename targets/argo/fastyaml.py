@@ -1,0 +1,141 @@
+"""Argo target, stage 4 (emit): a small block-style YAML emitter for plain JSON-like data.
+
+Takes dict / list / str / int / float / bool / None (what `model_dump(mode="json")` gives); gives YAML
+text that `yaml.safe_load` reads back to the same data. PyYAML's representer is pure Python and was the
+bottleneck on large workflows (about 3/4 of the time at 5,000 steps), so this writes the common shapes
+directly: plain scalars only when they cannot be read as anything else, JSON-style double quotes
+otherwise, literal blocks (`|`) for multi-line text such as embedded manifests. A mapping's `name`
+key comes first, as Kubernetes manifests are usually written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+_PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./()-]*$")
+_RESERVED = frozenset(
+    ["y", "n", "yes", "no", "on", "off", "true", "false", "null"]  # YAML 1.1 booleans and null, in any case
+)
+_INDENT = "  "
+
+
+def _quoted(text: str) -> str:
+    if text.isprintable():
+        return json.dumps(text, ensure_ascii=False)
+    out = ['"']
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ch in "\n\t\r":
+            out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}[ch])
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def _float(value: float) -> str:
+    if math.isnan(value):
+        return ".nan"
+    if math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
+    text = repr(value)
+    if "e" in text and "." not in text.split("e")[0]:
+        mantissa, exp = text.split("e")
+        text = f"{mantissa}.0e{exp}"  # PyYAML (YAML 1.1) needs a dot to read 1e-05 as a float
+    return text
+
+
+def scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _float(value)
+    text = str(value)
+    if _PLAIN.match(text) and text.lower() not in _RESERVED:
+        return text
+    return _quoted(text)
+
+
+def _block(text: str) -> str | None:
+    """A literal block header for multi-line text, or None when a literal block cannot hold it exactly."""
+    body = text.rstrip("\n")
+    trailing = len(text) - len(body)
+    lines = body.split("\n")
+    if trailing > 1 or not lines[0] or lines[0][0] == " ":
+        return None  # the first line sets the indentation of the block
+    if any(not line.isprintable() or (line and not line.strip()) for line in lines):
+        return None
+    return "|" if trailing == 1 else "|-"
+
+
+def _lines(value: Any, indent: str, out: list[str]) -> None:
+    """Append the block lines of a non-empty mapping or sequence at `indent`."""
+    if isinstance(value, dict):
+        if "name" in value:  # Kubernetes style: `name` first in every mapping that has one
+            _entry(f"{indent}name:", value["name"], indent, out)
+        for key, item in value.items():
+            if key != "name":
+                _entry(f"{indent}{scalar(key)}:", item, indent, out)
+    else:
+        for item in value:
+            _item(item, indent, out)
+
+
+def _entry(head: str, item: Any, indent: str, out: list[str]) -> None:
+    if isinstance(item, dict) and item:
+        out.append(head)
+        _lines(item, indent + _INDENT, out)
+    elif isinstance(item, list) and item:
+        out.append(head)
+        _lines(item, indent, out)  # PyYAML's style: a sequence under a key is not indented
+    else:
+        out.append(f"{head} {_inline(item, indent)}")
+
+
+def _item(item: Any, indent: str, out: list[str]) -> None:
+    if isinstance(item, (dict, list)) and item:
+        start = len(out)
+        _lines(item, indent + _INDENT, out)
+        out[start] = f"{indent}- {out[start][len(indent) + len(_INDENT) :]}"
+    else:
+        out.append(f"{indent}- {_inline(item, indent)}")
+
+
+def _inline(item: Any, indent: str) -> str:
+    if isinstance(item, dict):
+        return "{}"
+    if isinstance(item, list):
+        return "[]"
+    if isinstance(item, str) and "\n" in item:
+        header = _block(item)
+        if header is not None:
+            pad = indent + _INDENT
+            return header + "".join(f"\n{pad}{line}" if line else "\n" for line in item.rstrip("\n").split("\n"))
+    return scalar(item)
+
+
+def dump(value: Any) -> str:
+    """One YAML document (no `---`), ending with a newline."""
+    if isinstance(value, (dict, list)) and value:
+        out: list[str] = []
+        _lines(value, "", out)
+        return "\n".join(out) + "\n"
+    return _inline(value, "") + "\n"
+
+
+def dump_all(values: list[Any]) -> str:
+    return "---\n".join(dump(v) for v in values)

@@ -1,0 +1,193 @@
+"""Argo target, stage 4 (emit) groundwork: where every step lives, what it reads and how Argo names it.
+
+Takes a validated `Pipeline` and the `target argo { }` options; gives a `Plan`: Kubernetes names of
+steps/templates, the loop bodies that `wait = "each"` creates, the volume that holds artifacts and the
+per-instance directory layout on it, and `Input`s (one per distinct upstream value a step reads) with the
+Argo expression that feeds each of them in the step's DAG scope.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from dmlc.ir.effective import effective
+from dmlc.ir.graph import refs
+from dmlc.ir.model import Pipeline, Serve, Step
+from dmlc.ir.types import Ref
+from dmlc.k8s import k8s_name
+
+SAFE_SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+WORK_VOLUME = "dmlc-work"
+WORK_MOUNT = "/dmlc/work"
+REFS_DIR = "/dmlc/refs"
+
+
+@dataclass(frozen=True)
+class Input:
+    """One upstream value a step reads: `ref.root`'s output `output`, all instances when `star`."""
+
+    root: str
+    output: str
+    star: bool
+
+    @property
+    def param(self) -> str:
+        return f"{self.root}-{self.output}" + ("-all" if self.star else "")
+
+
+@dataclass
+class Store:
+    """The volume that holds artifacts (and param files) of every step instance."""
+
+    volume: str
+    mount: str
+
+
+@dataclass
+class Plan:
+    pipeline: Pipeline
+    options: Any
+    steps: dict[str, Step] = field(default_factory=dict)  # effective steps
+    names: dict[str, str] = field(default_factory=dict)  # step -> k8s name (task and template)
+    body_of: dict[str, str] = field(default_factory=dict)  # step -> root of its wait=each loop body
+    bodies: dict[str, list[str]] = field(default_factory=dict)  # loop root -> [root, members...]
+    deps: dict[str, list[str]] = field(default_factory=dict)
+    store: Store | None = None
+    claims: dict[str, str] = field(default_factory=dict)  # volume -> PVC name
+    mounts: dict[str, str] = field(default_factory=dict)  # volume -> mount path
+    refs_of: dict[str, list[tuple[Any, Ref]]] = field(default_factory=dict)  # step -> refs (walked once)
+    _inputs: dict[str, list[Input]] = field(default_factory=dict)
+
+    # -- names -----------------------------------------------------------------------------------
+    def name(self, step: str) -> str:
+        return self.names[step]
+
+    @property
+    def wf_name(self) -> str:
+        return k8s_name(self.pipeline.pipeline)
+
+    # -- scopes ----------------------------------------------------------------------------------
+    def scope(self, step: str) -> str | None:
+        return self.body_of.get(step)
+
+    def fanned(self, step: str) -> bool:
+        return self.steps[step].for_each is not None
+
+    def star(self, consumer: str, ref: Ref) -> bool:
+        """Does `consumer` read every instance of `ref.root` (a JSON list) or one?"""
+        if ref.index == "*":
+            return True
+        if not self.fanned(ref.root):
+            return False
+        return self.scope(consumer) is None or self.scope(consumer) != self.scope(ref.root)
+
+    def inputs(self, step: str) -> list[Input]:
+        """Distinct step outputs the template of `step` reads (not `when`: that is evaluated by the DAG)."""
+        if step not in self._inputs:
+            seen: dict[Input, None] = {}
+            for path, ref in self.refs_of[step]:
+                if (
+                    path[:1] in (("when",), ("for_each",))
+                    or not ref.is_step
+                    or ref.root not in self.steps
+                    or not ref.output
+                ):
+                    continue
+                seen[Input(ref.root, ref.output, self.star(step, ref))] = None
+            self._inputs[step] = list(seen)
+        return self._inputs[step]
+
+    def output_kind(self, step: str, output: str) -> str:
+        """json (a param file), path (an artifact on the volume) or text (a plain string, e.g. a URL)."""
+        kind = self.steps[step].outputs().get(output)
+        if kind == "artifact":
+            return "path"
+        return "text" if isinstance(self.steps[step], Serve) else "json"
+
+    # -- layout ----------------------------------------------------------------------------------
+    def instance_dir(self, step: str) -> str:
+        assert self.store is not None
+        base = f"{self.store.mount}/dmlc/{{{{workflow.name}}}}/{step}"
+        if not self.fanned(step):
+            return base
+        return f"{base}/{self.instance_segment(step)}"
+
+    def instance_segment(self, step: str) -> str:
+        """The item itself when every item is a distinct, path-safe string; else a digest of the item."""
+        items = self.steps[step].for_each
+        safe = isinstance(items, list) and all(isinstance(i, str) and re.match(SAFE_SEGMENT, i) for i in items)
+        if safe and items and len(set(items)) == len(items):
+            return "{{inputs.parameters.item}}"
+        return "{{=sprig.trunc(12, sprig.sha1sum(inputs.parameters.item))}}"
+
+    def outputs_dir(self, step: str) -> str:
+        return self.instance_dir(step) + "/outputs"
+
+    def work_dir(self, step: str) -> str:
+        return self.instance_dir(step) + "/work"
+
+
+def _bodies(pipeline: Pipeline, deps: dict[str, list[str]]) -> dict[str, str]:
+    """step -> loop root: a `wait = "each"` consumer joins the loop body of the fanned-out step it reads."""
+    body_of: dict[str, str] = {}
+    for name in pipeline.steps:  # pipeline order is a topological order for joins along a chain
+        step = pipeline.steps[name]
+        if step.wait != "each":
+            continue
+        for up in deps[name]:
+            root = body_of.get(up) or (up if pipeline.steps[up].for_each is not None else None)
+            if root is not None:
+                body_of[name] = root
+                body_of.setdefault(root, root)
+                break
+    return body_of
+
+
+def make_plan(pipeline: Pipeline, options: Any) -> Plan:
+    plan = Plan(pipeline, options)
+    plan.steps = {name: effective(pipeline, name) for name in pipeline.steps}
+    plan.names = {name: k8s_name(name) for name in pipeline.steps}
+    plan.refs_of = {name: refs(step) for name, step in pipeline.steps.items()}
+    plan.deps = _dependencies(plan)
+    plan.body_of = _bodies(pipeline, plan.deps)
+    for step, root in plan.body_of.items():
+        plan.bodies.setdefault(root, [])
+        if step != root:
+            plan.bodies[root].append(step)
+    plan.bodies = {root: [root, *members] for root, members in plan.bodies.items()}
+    _volumes(plan)
+    return plan
+
+
+def _dependencies(plan: Plan) -> dict[str, list[str]]:
+    """Same edges as `dmlc.ir.graph.dependencies`, from the refs walked once."""
+    deps: dict[str, list[str]] = {}
+    for name, step in plan.pipeline.steps.items():
+        ups = [ref.root for _, ref in plan.refs_of[name] if ref.is_step and ref.root in plan.pipeline.steps]
+        ups += [a for a in step.after if a in plan.pipeline.steps]
+        deps[name] = list(dict.fromkeys(ups))
+    return deps
+
+
+def needs_store(pipeline: Pipeline) -> bool:
+    return any(step.outputs() for step in pipeline.steps.values())
+
+
+def _volumes(plan: Plan) -> None:
+    pipeline = plan.pipeline
+    for name, vol in pipeline.volumes.items():
+        plan.claims[name] = k8s_name(f"{pipeline.pipeline}-{name}")
+        plan.mounts[name] = vol.mount
+    if pipeline.volumes:
+        first = next(iter(pipeline.volumes))
+        plan.store = Store(first, pipeline.volumes[first].mount)
+    elif needs_store(pipeline):
+        plan.claims[WORK_VOLUME] = k8s_name(f"{pipeline.pipeline}-{WORK_VOLUME}")
+        plan.mounts[WORK_VOLUME] = WORK_MOUNT
+        plan.store = Store(WORK_VOLUME, WORK_MOUNT)
+
+
+def volume_name(volume: str) -> str:
+    return k8s_name(volume)

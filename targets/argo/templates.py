@@ -1,0 +1,279 @@
+"""Argo target, stage 4 (emit): one Argo template per step, as hera model objects.
+
+Takes a `Plan` and a step name; gives `hera.workflows.models.Template`s: a container template running
+the dmlc runtime (or the `task` command), a `resource` template creating the TFJob of a distributed
+train step, and `resource` templates applying the KServe objects of a serve step (a small DAG of them
+when the service is sharded). Memoize, retry, timeout, resources, env, labels and mounts are set here.
+"""
+
+from __future__ import annotations
+
+import hera.workflows.models as m
+
+from dmlc import k8s
+from dmlc.ir.model import Serve, Task, Train
+from dmlc.units import format_duration
+
+from . import fast, fastyaml, values
+from .plan import REFS_DIR, Plan
+
+RETRY_POLICY = {"any": "Always", "failure": "OnFailure", "transient": "OnTransientError"}
+ISVC_READY = "status.modelStatus.states.activeModelState == Loaded"
+
+
+def go_duration(seconds: float) -> str:
+    """A Go duration (`time.ParseDuration` knows h, m, s but no days): 86400 -> `24h`."""
+    text = format_duration(seconds)
+    if text.endswith(("d", "w")):
+        return f"{int(seconds // 3600)}h"
+    return text
+
+
+def manifest_text(obj: dict) -> str:
+    return fastyaml.dump(obj)
+
+
+def is_distributed(step: object) -> bool:
+    return isinstance(step, Train) and step.strategy in ("allreduce", "parameter_server")
+
+
+# -- shared pieces ---------------------------------------------------------------------------------
+def _inputs(plan: Plan, step: str) -> m.Inputs | None:
+    names = ["item"] if plan.fanned(step) else []
+    names += [inp.param for inp in plan.inputs(step)]
+    if not names:
+        return None
+    return fast.Inputs(parameters=[fast.Parameter(name=n) for n in names])
+
+
+def volume_mounts(plan: Plan) -> list[dict]:
+    return [{"name": k8s.k8s_name(v), "mountPath": mount} for v, mount in plan.mounts.items()]
+
+
+def pod_volumes(plan: Plan) -> list[dict]:
+    return [{"name": k8s.k8s_name(v), "persistentVolumeClaim": {"claimName": c}} for v, c in plan.claims.items()]
+
+
+def _metadata(plan: Plan, step: str, annotations: dict[str, str] | None = None) -> m.Metadata:
+    eff = plan.steps[step]
+    labels = {**eff.labels, "dmlc.io/step": step}
+    if eff.priority is not None:
+        labels["dmlc.io/priority"] = str(eff.priority)
+    return fast.Metadata(labels=labels, annotations=annotations or None)
+
+
+def _memoize(plan: Plan, step: str) -> m.Memoize | None:
+    memo = plan.steps[step].memoize
+    if memo is None:
+        return None
+    config_map = plan.options.memo_config_map or k8s.k8s_name(f"{plan.pipeline.pipeline}-memo")
+    return m.Memoize(
+        key=values.memo_key(plan, step),
+        max_age=go_duration(memo.max_age) if memo.max_age is not None else "",
+        cache=m.Cache(config_map={"name": config_map}),
+    )
+
+
+def _retry(plan: Plan, step: str) -> m.RetryStrategy | None:
+    retry = plan.steps[step].retry
+    if retry is None:
+        return None
+    backoff = None
+    if retry.backoff is not None or retry.factor is not None or retry.max_backoff is not None:
+        backoff = m.Backoff(
+            duration=go_duration(retry.backoff) if retry.backoff is not None else None,
+            factor=m.IntOrString(int(retry.factor)) if retry.factor is not None else None,
+            cap=go_duration(retry.max_backoff) if retry.max_backoff is not None else None,
+        )
+    return m.RetryStrategy(limit=m.IntOrString(retry.limit), retry_policy=RETRY_POLICY[retry.on], backoff=backoff)
+
+
+def _common(plan: Plan, step: str) -> dict:
+    """Template fields every step kind shares."""
+    eff = plan.steps[step]
+    return {
+        "name": plan.name(step),
+        "inputs": _inputs(plan, step),
+        "memoize": _memoize(plan, step),
+        "retry_strategy": _retry(plan, step),
+        "active_deadline_seconds": m.IntOrString(int(eff.timeout)) if eff.timeout else None,
+    }
+
+
+def _param_outputs(plan: Plan, step: str) -> list[m.Parameter]:
+    out = []
+    for name, kind in plan.steps[step].outputs().items():
+        path = f"{REFS_DIR}/{name}" if kind == "artifact" else f"{plan.outputs_dir(step)}/{name}"
+        out.append(fast.Parameter(name=name, value_from=fast.ValueFrom(path=path)))
+    return out
+
+
+def _refs_volume(plan: Plan, step: str) -> tuple[dict[str, str], list[dict], list[dict]]:
+    """Artifact outputs are paths known before the pod runs: pod annotations exposed by the downward API
+    become files, so `valueFrom.path` reads them like any other output parameter (and memoization keeps them)."""
+    arts = [n for n, kind in plan.steps[step].outputs().items() if kind == "artifact"]
+    if not arts:
+        return {}, [], []
+    annotations = {f"dmlc.io/output.{n}": f"{plan.outputs_dir(step)}/{n}" for n in arts}
+    items = [{"path": n, "fieldRef": {"fieldPath": f"metadata.annotations['dmlc.io/output.{n}']"}} for n in arts]
+    volume = {"name": "dmlc-refs", "downwardAPI": {"items": items}}
+    return annotations, [volume], [{"name": "dmlc-refs", "mountPath": REFS_DIR, "readOnly": True}]
+
+
+# -- container steps -------------------------------------------------------------------------------
+def _command(plan: Plan, step: str) -> tuple[list[str], list[str] | None, dict[str, str]]:
+    eff = plan.steps[step]
+    if isinstance(eff, Task) and eff.command:
+        args = [values.arg_text(plan, step, a) for a in eff.args]
+        return list(eff.command), args or None, {"DMLC_OUTPUTS": plan.outputs_dir(step)}
+    return k8s.runtime_command(eff.kind, values.runtime_spec(plan, step)), None, {}
+
+
+def container_template(plan: Plan, step: str) -> m.Template:
+    eff = plan.steps[step]
+    command, args, extra_env = _command(plan, step)
+    annotations, ref_volumes, ref_mounts = _refs_volume(plan, step)
+    container = m.Container(
+        name="main",
+        image=eff.image,
+        image_pull_policy=plan.options.image_pull_policy,
+        command=command,
+        args=args,
+        env=k8s.env(eff, extra_env) or None,
+        resources=k8s.resources(eff),
+        volume_mounts=volume_mounts(plan) + ref_mounts or None,
+    )
+    outputs = _param_outputs(plan, step)
+    return m.Template(
+        **_common(plan, step),
+        metadata=_metadata(plan, step, annotations),
+        init_containers=_make_outputs_dir(plan, step) if extra_env else None,
+        container=container,
+        volumes=ref_volumes or None,
+        outputs=fast.Outputs(parameters=outputs) if outputs else None,
+    )
+
+
+def _make_outputs_dir(plan: Plan, step: str) -> list[m.UserContainer]:
+    """A `command` task writes into $DMLC_OUTPUTS itself (the runtime makes it for built-in steps)."""
+    command = ["mkdir", "-p", plan.outputs_dir(step)]
+    return [m.UserContainer(name="dmlc-outputs", image=plan.pipeline.image, command=command, mirror_volume_mounts=True)]
+
+
+# -- distributed train -----------------------------------------------------------------------------
+def tfjob_template(plan: Plan, step: str) -> m.Template:
+    eff = plan.steps[step]
+    assert isinstance(eff, Train)
+    model_path = f"{plan.outputs_dir(step)}/model"
+    job = k8s.tfjob(
+        plan.pipeline,
+        step,
+        eff,
+        job_name=f"{{{{workflow.name}}}}-{plan.name(step)}-",
+        spec_json=values.runtime_spec(plan, step),
+        volumes=pod_volumes(plan),
+        volume_mounts=volume_mounts(plan),
+        namespace=None,
+        annotations={"dmlc.io/output.model": model_path},
+    )
+    success, failure = k8s.tfjob_conditions(eff)
+    resource = m.ResourceTemplate(
+        action="create",
+        set_owner_reference=True,
+        success_condition=success,
+        failure_condition=failure,
+        manifest=manifest_text(job),
+    )
+    model = fast.Parameter(
+        name="model", value_from=fast.ValueFrom(json_path="{.metadata.annotations.dmlc\\.io/output\\.model}")
+    )
+    return m.Template(
+        **_common(plan, step),
+        metadata=_metadata(plan, step),
+        resource=resource,
+        outputs=fast.Outputs(parameters=[model]),
+    )
+
+
+# -- serve -----------------------------------------------------------------------------------------
+def isvc_name(plan: Plan, step: str) -> str:
+    return k8s.k8s_name(f"{plan.pipeline.pipeline}-{step}", 45)
+
+
+def _apply_template(plan: Plan, step: str, name: str, obj: dict, endpoint: str | None) -> m.Template:
+    resource = m.ResourceTemplate(
+        action="apply",
+        success_condition=ISVC_READY if obj["kind"] == "InferenceService" else None,
+        manifest=manifest_text(obj),
+    )
+    outputs = None
+    if endpoint:
+        outputs = fast.Outputs(
+            parameters=[fast.Parameter(name="endpoint", value_from=fast.ValueFrom(json_path=endpoint))]
+        )
+    common = _common(plan, step) | {"name": name}
+    if name != plan.name(step):
+        common["memoize"] = common["retry_strategy"] = None
+    return m.Template(**common, metadata=_metadata(plan, step), resource=resource, outputs=outputs)
+
+
+def serve_templates(plan: Plan, step: str) -> list[m.Template]:
+    eff = plan.steps[step]
+    assert isinstance(eff, Serve)
+    objs = k8s.inference_service(
+        plan.pipeline,
+        step,
+        eff,
+        isvc_name=isvc_name(plan, step),
+        spec_json=values.runtime_spec(plan, step, {"port": 8080}),
+        volumes=pod_volumes(plan),
+        volume_mounts=volume_mounts(plan),
+        namespace=plan.pipeline.namespace,
+    )
+    if len(objs) == 1:
+        return [_apply_template(plan, step, plan.name(step), objs[0], "{.status.address.url}")]
+    return _sharded(plan, step, objs)
+
+
+def _sharded(plan: Plan, step: str, objs: list[dict]) -> list[m.Template]:
+    """N shard InferenceServices, the router Deployment and its Service, applied side by side."""
+    base = plan.name(step)
+    templates, tasks = [], []
+    shards = sum(1 for obj in objs if obj["kind"] == "InferenceService")
+    suffixes = [f"shard-{i}" for i in range(shards)] + ["router", "router-service"]
+    for obj, suffix in zip(objs, suffixes, strict=True):
+        name = f"{base}-{suffix}"
+        endpoint = None
+        if obj["kind"] == "Service":
+            url = f"http://{obj['metadata']['name']}.{plan.pipeline.namespace or 'default'}.svc.cluster.local"
+            obj["metadata"]["annotations"] = {"dmlc.io/endpoint": url}
+            endpoint = "{.metadata.annotations.dmlc\\.io/endpoint}"
+        templates.append(_apply_template(plan, step, name, obj, endpoint))
+        tasks.append(fast.DAGTask(name=name, template=name, arguments=_pass_inputs(plan, step)))
+    service = templates[-1].name
+    out = fast.Parameter(
+        name="endpoint", value_from=fast.ValueFrom(parameter=f"{{{{tasks.{service}.outputs.parameters.endpoint}}}}")
+    )
+    common = _common(plan, step)
+    common["retry_strategy"] = None
+    dag = m.Template(
+        **common, metadata=_metadata(plan, step), dag=m.DAGTemplate(tasks=tasks), outputs=fast.Outputs(parameters=[out])
+    )
+    return [dag, *templates]
+
+
+def _pass_inputs(plan: Plan, step: str) -> m.Arguments | None:
+    inputs = _inputs(plan, step)
+    if inputs is None:
+        return None
+    params = [fast.Parameter(name=p.name, value=f"{{{{inputs.parameters.{p.name}}}}}") for p in inputs.parameters or []]
+    return fast.Arguments(parameters=params)
+
+
+def step_templates(plan: Plan, step: str) -> list[m.Template]:
+    eff = plan.steps[step]
+    if isinstance(eff, Serve):
+        return serve_templates(plan, step)
+    if is_distributed(eff):
+        return [tfjob_template(plan, step)]
+    return [container_template(plan, step)]
