@@ -1,0 +1,58 @@
+"""`python -m dmlc.runtime KIND --spec SPEC.json`: run one pipeline step (DESIGN §4).
+
+Exit codes: 0 ok; 1 bad spec or user error (one line on stderr, no traceback); 75 a transient
+failure worth retrying; 2 any other failure (with its traceback). TensorFlow is imported only by the
+step modules that need it, so `select` and `task` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+
+from dmlc.runtime import KINDS
+from dmlc.runtime.spec import EXIT_FAILED, EXIT_OK, EXIT_TRANSIENT, EXIT_USER, TransientError, UserError, load_spec
+
+MODULES = {kind: f"dmlc.runtime.{'select_step' if kind == 'select' else kind}" for kind in KINDS}
+MODULES["launch"] = "dmlc.runtime.launch"  # KFP launcher task: apply a TFJob / InferenceService and wait
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dmlc.runtime", description="run one dmlc pipeline step")
+    parser.add_argument("kind", choices=list(MODULES))
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--spec", help="path of the SPEC.json")
+    source.add_argument("--spec-json", help="the SPEC as JSON text (Kubernetes targets)")
+    parser.add_argument("--outputs", help="outputs folder (env DMLC_OUTPUTS wins, then this, then the spec)")
+    parser.add_argument("--role", help=argparse.SUPPRESS)  # set by the local launcher; TF_CONFIG says the same
+    parser.add_argument("--task-index", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--foreground", action="store_true", help="serve: run the server in this process")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        spec = load_spec(args.spec, args.spec_json, args.kind, args.outputs)
+        if args.foreground:
+            spec.extra["foreground"] = True
+        module = importlib.import_module(MODULES[args.kind])
+        module.run(spec)
+    except UserError as exc:
+        print(f"error: {args.kind}: {exc}", file=sys.stderr)
+        return EXIT_USER
+    except TransientError as exc:
+        print(f"error (transient): {args.kind}: {exc}", file=sys.stderr)
+        return EXIT_TRANSIENT
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        traceback.print_exc()
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""The `evaluate` step: score a SavedModel on the test split of a dataset artifact -> param `metrics`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dmlc.runtime.data import load_arrays
+from dmlc.runtime.spec import Spec, UserError, write_param
+
+SUPPORTED = ("accuracy", "loss", "error", "precision", "recall", "f1")
+
+
+def run(spec: Spec) -> None:
+    from dmlc.runtime.predictor import Predictor
+
+    model, data = spec.attrs.get("model"), spec.attrs.get("data")
+    if not model or not data:
+        raise UserError("evaluate needs `model` and `data`")
+    wanted = list(spec.attr("metrics", ["accuracy"]))
+    unknown = [m for m in wanted if m not in SUPPORTED]
+    if unknown:
+        raise UserError(f"unknown metric(s) {', '.join(unknown)}: use {', '.join(SUPPORTED)}")
+    x, y = load_arrays(data, "test")
+    probs = Predictor(model).predict_batched(x)
+    scores = score(probs, y)
+    metrics = {m: scores[m] for m in wanted} | {"n": len(y)}
+    write_param(spec.outputs_dir, "metrics", metrics)
+    print("evaluate: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "n"))
+
+
+def score(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Every supported metric from class probabilities (macro averages for precision/recall/f1)."""
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    pred = probs.argmax(axis=1)
+    picked = np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0)
+    accuracy = float(np.mean(pred == y))
+    return {
+        "accuracy": accuracy,
+        "error": 1.0 - accuracy,
+        "loss": float(-np.mean(np.log(picked))),
+        "precision": float(precision_score(y, pred, average="macro", zero_division=0)),
+        "recall": float(recall_score(y, pred, average="macro", zero_division=0)),
+        "f1": float(f1_score(y, pred, average="macro", zero_division=0)),
+    }

@@ -1,0 +1,115 @@
+"""The event-driven serving front: the model server starts on the first request and stops after
+`idle_timeout` without requests (scale to zero); past `max_concurrency` in-flight requests, or past
+`rate_limit` requests per second, the front answers HTTP 429 at once instead of queueing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dmlc.runtime.serving import AVAILABLE, TokenBucket, _health_routes
+from dmlc.units import parse_duration
+
+
+class Backend:
+    """A model server the front starts and stops; `start` returns its base URL once it is ready."""
+
+    def __init__(self, start: Callable[[], Awaitable[str]], stop: Callable[[], Awaitable[None]]) -> None:
+        self.start, self.stop = start, stop
+
+
+class Front:
+    def __init__(self, backend: Backend, max_concurrency: int, rate_limit: float | None, idle_timeout: float) -> None:
+        self.backend = backend
+        self.max_concurrency = max_concurrency
+        self.bucket = TokenBucket(rate_limit)
+        self.idle_timeout = idle_timeout
+        self.in_flight = 0
+        self.url: str | None = None
+        self.last_used = time.monotonic()
+        self.starts = 0
+        self._lock = asyncio.Lock()
+
+    def admit(self) -> str | None:
+        """None when the request may go on, else why it is refused."""
+        if self.in_flight >= self.max_concurrency:
+            return f"too many requests in flight (max_concurrency = {self.max_concurrency})"
+        if not self.bucket.take():
+            return f"rate limit exceeded ({self.bucket.rate} requests/s)"
+        return None
+
+    async def ensure_backend(self) -> str:
+        async with self._lock:
+            if self.url is None:
+                self.url = await self.backend.start()
+                self.starts += 1
+            return self.url
+
+    async def reap_idle(self) -> None:
+        """Stop the backend after idle_timeout with nothing in flight."""
+        while True:
+            await asyncio.sleep(min(1.0, max(0.05, self.idle_timeout / 4)))
+            idle = time.monotonic() - self.last_used
+            if self.url is not None and self.in_flight == 0 and idle >= self.idle_timeout:
+                async with self._lock:
+                    self.url = None
+                    await self.backend.stop()
+
+
+def events_app(backend: Backend, name: str, events: dict[str, Any]) -> Starlette:
+    import httpx
+
+    front = Front(
+        backend,
+        int(events.get("max_concurrency") or 1),
+        events.get("rate_limit"),
+        parse_duration(events.get("idle_timeout") or 60.0),  # the spec carries unit strings ("5m")
+    )
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        reaper = asyncio.create_task(front.reap_idle())
+        async with httpx.AsyncClient(timeout=300) as client:
+            state["client"] = client
+            yield
+        reaper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reaper
+        if front.url is not None:
+            await backend.stop()
+
+    async def status(request: Request) -> JSONResponse:
+        if request.path_params["target"] != name:
+            return JSONResponse({"error": "model not found"}, status_code=404)
+        return JSONResponse(AVAILABLE | {"dmlc": {"backend_running": front.url is not None, "starts": front.starts}})
+
+    async def forward(request: Request) -> Response:
+        refused = front.admit()
+        if refused:
+            return JSONResponse({"error": refused}, status_code=429, headers={"Retry-After": "1"})
+        front.in_flight += 1
+        try:
+            url = await front.ensure_backend()
+            reply = await state["client"].post(f"{url}{request.url.path}", content=await request.body())
+            return Response(reply.content, status_code=reply.status_code, media_type="application/json")
+        finally:
+            front.in_flight -= 1
+            front.last_used = time.monotonic()
+
+    routes = [
+        Route("/v1/models/{target}", status, methods=["GET"]),
+        Route("/v1/models/{target}", forward, methods=["POST"]),
+        *_health_routes(lambda: True),  # the front is ready at once: it scales the model from zero
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,38 @@
+"""The entry point: exit codes, one-line errors, and no TensorFlow on import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.runtime.conftest import REPO, step_env
+
+
+def test_import_does_not_load_tensorflow() -> None:
+    code = (
+        "import sys, dmlc.runtime, dmlc.runtime.__main__, dmlc.runtime.select_step; print('tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=step_env(), capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_bad_spec_is_one_line_exit_1(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text("{not json")
+    argv = [sys.executable, "-m", "dmlc.runtime", "select", "--spec", str(spec)]
+    proc = subprocess.run(argv, env=step_env(), capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1 and "not valid JSON" in proc.stderr
+
+
+def test_spec_json_and_outputs_flag(tmp_path: Path) -> None:
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "dmlc_metrics.json").write_text('{"accuracy": 0.5}')
+    spec = json.dumps({"step": "best", "attrs": {"models": [str(model)]}})
+    argv = [sys.executable, "-m", "dmlc.runtime", "select", "--spec-json", spec, "--outputs", str(tmp_path / "o")]
+    proc = subprocess.run(argv, env=step_env(), capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "o" / "model" / "dmlc_metrics.json").exists()
