@@ -56,7 +56,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from dmlc.driver import compile_file
 
     flags = {"with_setup": args.with_setup, "params": _params(args.param)}
-    text = compile_file(args.file, args.target, flags)
+    warnings: list[Diagnostic] = []
+    text = compile_file(args.file, args.target, flags, warnings)
+    if warnings:
+        report(warnings)
     _write(text, args.output)
     return EXIT_OK
 

@@ -85,13 +85,19 @@ def get_target(name: str) -> Target:
     return target
 
 
-def compile_file(path: str, target_name: str, flags: dict[str, Any] | None = None) -> str:
+def compile_file(
+    path: str, target_name: str, flags: dict[str, Any] | None = None, warnings: list[Diagnostic] | None = None
+) -> str:
+    """The target's output text; errors raise DmlError, warnings are appended to `warnings`."""
     target = get_target(target_name)
     loaded = load(path, (flags or {}).get("params"))
     ctx = target_context(target, loaded, flags)
-    errors = [d for d in target.check(loaded.pipeline, ctx) if d.severity.value == "error"]
+    found = sorted(target.check(loaded.pipeline, ctx), key=Diagnostic.sort_key)
+    errors = [d for d in found if d.severity.value == "error"]
     if errors:
-        raise DmlError(sorted(errors, key=Diagnostic.sort_key))
+        raise DmlError(errors)
+    if warnings is not None:
+        warnings += [d for d in found if d.severity.value != "error"]
     return target.emit(loaded.pipeline, ctx)
 
 

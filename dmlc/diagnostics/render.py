@@ -64,4 +64,6 @@ def render(diags: Sequence[Diagnostic], sources: dict[str, Source], fmt: str = "
     errors = sum(1 for d in diags if d.severity.value == "error")
     if fmt == "human" and errors:
         body += f"error: found {errors} error{'s' if errors != 1 else ''}\n"
+    elif fmt == "human" and diags:
+        body += f"warning: {len(diags)} warning{'s' if len(diags) != 1 else ''}; output written anyway\n"
     return body

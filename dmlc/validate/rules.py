@@ -396,6 +396,25 @@ def check_resources(ctx: Ctx) -> list[Diagnostic]:
     return out
 
 
+def check_target_blocks(ctx: Ctx) -> list[Diagnostic]:
+    """`target NAME { }` must name an installed target (its options are checked by that target)."""
+    from dmlc import targets
+
+    known = targets.names()
+    return [
+        ctx.diag(
+            "DML103",
+            f"unknown target `{name}`",
+            ("targets", name),
+            "no such target",
+            key=True,
+            help=did_you_mean(name, known, "target") or f"installed targets: {', '.join(known)}",
+        )
+        for name in ctx.pipeline.targets
+        if name not in known
+    ]
+
+
 KIND_RULES: dict[type, Callable[..., list[Diagnostic]]] = {
     Ingest: _ingest,
     Train: _train,
@@ -414,4 +433,5 @@ RULES: list[Callable[[Ctx], list[Diagnostic]]] = [
     check_strings,
     check_kinds,
     check_resources,
+    check_target_blocks,
 ]

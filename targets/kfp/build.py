@@ -1,0 +1,254 @@
+"""Pipeline construction of the KFP target (stage 4, emit): IR + plans -> a kfp `GraphComponent`.
+
+Takes the validated `Pipeline`, the placement from `plan.py` and the target options; gives the
+pipeline built with kfp's own DSL (`dsl.pipeline`, `ParallelFor`, `Collected`, `If`) and
+kfp-kubernetes, ready for kfp's compiler. Pipeline `params` become pipeline parameters (overridable
+per run), each step one task named after it, configured from its *effective* settings.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any
+
+from dmlc_targets.kfp import components, launch
+from dmlc_targets.kfp.plan import Group, StepPlan, is_distributed, list_outputs, output_kinds, plan, tree
+from kfp import dsl
+from kfp import kubernetes as k8s_kfp
+
+from dmlc import k8s
+from dmlc.ir.model import Pipeline
+from dmlc.ir.types import Ref
+from dmlc.units import format_cpu, format_memory
+
+PY_TYPES = {"bool": bool, "int": int, "float": float, "str": str, "list": list, "dict": dict}
+
+
+class Builder:
+    """Creates the tasks of one pipeline inside kfp's pipeline context."""
+
+    def __init__(self, pipeline: Pipeline, options: Any) -> None:
+        self.pipeline, self.options = pipeline, options
+        self.plans = plan(pipeline)
+        self.lists = list_outputs(pipeline)
+        self.tasks: dict[str, Any] = {}
+        self.items: dict[str, Any] = {}  # loop owner -> kfp loop argument
+        self.loops: list[str] = []  # loop owners around the code being emitted, outermost first
+        self.params: dict[str, Any] = {}
+        self.pvcs: dict[str, Any] = {}
+
+    # --- the pipeline function -----------------------------------------------------------------
+
+    def graph_component(self) -> Any:
+        names = list(self.pipeline.params)
+
+        def body(*channels: Any) -> None:
+            self.params = dict(zip(names, channels, strict=True))
+            self._volumes()
+            self._emit(tree(self.pipeline, self.plans))
+
+        body.__name__ = self.pipeline.pipeline
+        body.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [
+                inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v, annotation=_py_type(v))
+                for n, v in self.pipeline.params.items()
+            ]
+        )
+        name = k8s.k8s_name(self.pipeline.pipeline)
+        return dsl.pipeline(name=name, description=self.pipeline.description)(body)
+
+    def _volumes(self) -> None:
+        for vol_name, vol in self.pipeline.volumes.items():
+            task = k8s_kfp.CreatePVC(
+                pvc_name_suffix=f"-{k8s.k8s_name(vol_name)}",
+                access_modes=[vol.access],
+                size=format_memory(vol.size),
+                storage_class_name=vol.storage_class or "",
+            )
+            task.set_caching_options(False)
+            task.set_display_name(f"volume {vol_name}")
+            self.pvcs[vol_name] = task
+
+    # --- groups ---------------------------------------------------------------------------------
+
+    def _emit(self, group: Group) -> None:
+        for item in group.items:
+            if isinstance(item, str):
+                self.tasks[item] = self._task(self.plans[item])
+            elif item.frame[0] == "loop":
+                self._loop(item)
+            else:
+                self._condition(item)
+
+    def _loop(self, group: Group) -> None:
+        owner = group.frame[1]
+        step = self.pipeline.steps[owner]
+        if isinstance(step.for_each, Ref):
+            items: Any = self._channel(step.for_each, collected=False)
+        else:
+            # JSON text, not dicts: protobuf Structs would turn every int item into a float
+            items = [_canonical({"index": i, "item": v}) for i, v in enumerate(step.for_each or [])]
+        sched = self.pipeline.scheduling
+        parallelism = sched.parallelism if sched is not None and sched.parallelism else None
+        with dsl.ParallelFor(items, parallelism=parallelism) as item:
+            self.items[owner] = item
+            self.loops.append(owner)
+            self._emit(group)
+            self.loops.pop()
+
+    def _condition(self, group: Group) -> None:
+        owner = group.frame[1]
+        p = self.plans[owner]
+        iface = components.Interface(components.function_name(owner, "when_"))
+        iface.inputs = {b.input: b.kind for b in p.when_bindings.values()} | self._item_input()
+        comp = components.component(iface, p.step.image or self.pipeline.image, when=True)
+        spec = self._base_spec(p, p.when_bindings) | {"when": p.step.when}
+        task = comp(**self._arguments(p, p.when_bindings, spec))
+        task.set_caching_options(False)
+        task.set_display_name(f"when {owner}")
+        self._kubernetes(task, p)
+        with dsl.If(task.output == True, name=f"when-{k8s.k8s_name(owner)}"):  # noqa: E712 - a kfp condition
+            self._emit(group)
+
+    # --- tasks ----------------------------------------------------------------------------------
+
+    def _task(self, p: StepPlan) -> Any:
+        outputs = output_kinds(self.pipeline, p.name, self.lists)
+        iface = components.Interface(components.function_name(p.name), outputs=outputs)
+        iface.inputs = {b.input: b.kind for b in p.bindings.values()} | self._item_input()
+        iface.optional = {b.input for b in p.bindings.values() if b.collected and self._tolerant(b)}
+        spec = self._base_spec(p, p.bindings) | {"outputs": {o: k.replace("list", "param") for o, k in outputs.items()}}
+        if p.launched:
+            spec["launch"] = launch.launch_spec(self.pipeline, p)
+            iface.inputs.update({f"dmlc_pvc_{v}": "str" for v in self.pipeline.volumes})
+        comp = components.component(iface, p.step.image or self.pipeline.image)
+        arguments = self._arguments(p, p.bindings, spec)
+        if p.launched:
+            arguments.update({f"dmlc_pvc_{v}": t.outputs["name"] for v, t in self.pvcs.items()})
+        task = comp(**arguments)
+        self._configure(task, p)
+        return task
+
+    def _item_input(self) -> dict[str, str]:
+        """The `for_each` item of the innermost loop: {index, item} for a static list, the raw item otherwise."""
+        if not self.loops:
+            return {}
+        return {"dmlc_item": "str"}
+
+    def _tolerant(self, binding: Any) -> bool:
+        return self.pipeline.steps[binding.source.root].min_success is not None
+
+    def _base_spec(self, p: StepPlan, bindings: dict[str, Any]) -> dict[str, Any]:
+        attrs = p.step.model_dump(mode="json", by_alias=True, exclude_none=True)  # the runtime reads absent as null
+        spec: dict[str, Any] = {
+            "pipeline": self.pipeline.pipeline,
+            "step": p.name,
+            "kind": p.step.kind,
+            "attrs": attrs,
+            "bindings": {key: b.to_json() for key, b in bindings.items()},
+            "volumes": {name: v.mount for name, v in self.pipeline.volumes.items()},
+            "item_wrapped": bool(self.loops) and isinstance(self.pipeline.steps[self.loops[-1]].for_each, list),
+        }
+        tolerant = {key: self.pipeline.steps[b.source.root].min_success for key, b in bindings.items() if b.collected}
+        spec["min_success"] = {k: v for k, v in tolerant.items() if v is not None}
+        return spec
+
+    def _arguments(self, p: StepPlan, bindings: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+        # kfp.local rewrites every "python3" in a task's arguments into its interpreter path; a JSON
+        # escape keeps the spec's own text (a command, a path) intact there and on the cluster alike
+        args: dict[str, Any] = {"dmlc_spec": _canonical(spec).replace("python3", "\\u0070ython3")}
+        for b in bindings.values():
+            if b.source is None:
+                args[b.input] = self.params[b.input.removeprefix("params__")]
+            else:
+                args[b.input] = self._channel(b.source, b.collected)
+        if self.loops:
+            args["dmlc_item"] = self.items[self.loops[-1]]
+        return args
+
+    def _channel(self, ref: Ref, collected: bool) -> Any:
+        if ref.root == "params":
+            return self.params[ref.fields[0]]
+        output = self.tasks[ref.root].outputs[ref.output]
+        return dsl.Collected(output) if collected else output
+
+    # --- task settings --------------------------------------------------------------------------
+
+    def _configure(self, task: Any, p: StepPlan) -> None:
+        step = p.step
+        task.set_display_name(p.name)
+        memo = step.memoize
+        task.set_caching_options(memo is not None)
+        if any(b.collected and self._tolerant(b) for b in p.bindings.values()):
+            task.ignore_upstream_failure()
+        for up in step.after:
+            task.after(self.tasks[up])
+        if step.retry is not None and step.retry.limit and step.retry.on == "any" and not p.launched:
+            _retry(task, step.retry)
+        if not p.launched:  # a launched step asks for its resources inside the TFJob / predictor
+            self._resources(task, step)
+        for key, value in step.env.items():
+            task.set_env_variable(key, value)
+        self._kubernetes(task, p)
+
+    def _resources(self, task: Any, step: Any) -> None:
+        res = step.resources
+        if res is None:
+            return
+        if res.cpu is not None:
+            task.set_cpu_request(format_cpu(res.cpu)).set_cpu_limit(format_cpu(res.cpu))
+        if res.memory is not None:
+            task.set_memory_request(format_memory(res.memory)).set_memory_limit(format_memory(res.memory))
+        if res.gpu:
+            task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(res.gpu)
+
+    def _kubernetes(self, task: Any, p: StepPlan) -> None:
+        step = p.step
+        if step.timeout and not is_distributed(step):  # a TFJob has its own activeDeadlineSeconds
+            k8s_kfp.set_timeout(task, int(step.timeout))
+        for key, value in sorted(k8s.pod_labels(self.pipeline, p.name, step).items()):
+            k8s_kfp.add_pod_label(task, key, value)
+        for key, value in sorted(_scheduling_labels(self.pipeline).items()):
+            k8s_kfp.add_pod_label(task, key, value)
+        by_secret: dict[str, dict[str, str]] = {}
+        for env, ref in step.secret_env.items():
+            secret, _, key = ref.partition("/")
+            by_secret.setdefault(secret, {})[key] = env
+        for secret, mapping in sorted(by_secret.items()):
+            k8s_kfp.use_secret_as_env(task, secret_name=secret, secret_key_to_env=mapping)
+        for vol_name, vol in self.pipeline.volumes.items():
+            k8s_kfp.mount_pvc(task, pvc_name=self.pvcs[vol_name].outputs["name"], mount_path=vol.mount)
+        for key, value in sorted(self.options.node_selector.items()):
+            k8s_kfp.add_node_selector(task, key, value)
+        for tol in self.options.tolerations:
+            k8s_kfp.add_toleration(task, **tol.model_dump(exclude_none=True))
+
+
+def _retry(task: Any, retry: Any) -> None:
+    backoff = f"{int(retry.backoff)}s" if retry.backoff else None
+    task.set_retry(num_retries=retry.limit, backoff_duration=backoff, backoff_factor=retry.factor)
+
+
+def _scheduling_labels(pipeline: Pipeline) -> dict[str, str]:
+    """Kueue labels: the team's queue and the workload priority class, on every pod of the run."""
+    sched = pipeline.scheduling
+    labels: dict[str, str] = {}
+    if sched is not None and sched.queue:
+        labels[k8s.QUEUE_LABEL] = sched.queue
+    if sched is not None and isinstance(sched.priority, str):
+        labels["kueue.x-k8s.io/priority-class"] = sched.priority
+    return labels
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _py_type(value: Any) -> type:
+    return PY_TYPES.get(type(value).__name__, str)
+
+
+def build(pipeline: Pipeline, options: Any) -> Any:
+    """The kfp GraphComponent of a pipeline (raises plan.PlacementError for layouts KFP cannot hold)."""
+    return Builder(pipeline, options).graph_component()

@@ -1,0 +1,135 @@
+"""Capability checks of the KFP target (stage 3, target check): IR -> DML1xx diagnostics.
+
+Takes a validated `Pipeline` and the compile context; gives one diagnostic per construct KFP v2
+cannot express exactly, pointing at the attribute that asks for it (DML100), and DML102 for a
+pipeline name that is no Kubernetes name. `memoize.max_age` is a warning: see README.md.
+Never imports kfp, so `dmlc check` stays fast.
+"""
+
+from __future__ import annotations
+
+from itertools import islice
+from typing import Any
+
+from dmlc_targets.kfp.plan import PlacementError, StepPlan, is_distributed, plan
+
+from dmlc.diagnostics.model import Diagnostic, Severity
+from dmlc.ir.model import Pipeline, Train
+from dmlc.k8s import k8s_name
+from dmlc.targets import CompileContext
+
+ANTICHAIN_LIMIT = 5000  # sets of independent steps examined for `parallelism` before giving up
+
+
+def _source_path(pipeline: Pipeline, name: str, attr: str) -> tuple[str, ...]:
+    """Where an effective setting was written: on the step, or inherited from `defaults`."""
+    return ("steps", name, attr) if getattr(pipeline.steps[name], attr) is not None else ("defaults", attr)
+
+
+def _step_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    step, name = p.step, p.name
+    if step.priority is not None:
+        help_ = "KFP starts every ready task at once; remove `priority` or use the argo or local target"
+        out.append(ctx.error("DML100", "KFP cannot order ready steps by `priority`", ("steps", name, "priority"),
+                             "not expressible on kfp", help_))  # fmt: skip
+    if isinstance(step, Train) and step.gang and not is_distributed(step):
+        help_ = 'gang scheduling applies to TFJobs: use strategy = "allreduce" or "parameter_server", or drop `gang`'
+        out.append(ctx.error("DML100", "KFP can gang-schedule only a TFJob", ("steps", name, "gang"), "one pod", help_))
+    out += _retry_checks(pipeline, ctx, p)
+    memo = step.memoize
+    if memo is not None and memo.max_age is not None:
+        where = (*_source_path(pipeline, name, "memoize"), "max_age")
+        ignore = getattr(ctx.options, "cache_max_age", "error") == "ignore"
+        help_ = (
+            "KFP v2 reuses a cached result however old it is: remove `max_age`, or opt in to that with "
+            '`target kfp { cache_max_age = "ignore" }`'
+        )
+        diag = ctx.error("DML100", "KFP v2 cannot bound the age of a cached result", where, "not enforced", help_)
+        severity = Severity.WARNING if ignore else Severity.ERROR
+        out.append(Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=severity))
+    return out
+
+
+def _retry_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[Diagnostic]:
+    retry = p.step.retry
+    if retry is None:
+        return []
+    out = []
+    base = _source_path(pipeline, p.name, "retry")
+    if retry.on != "any" and not p.launched:
+        help_ = 'KFP retries every failed attempt: use on = "any" (TFJob and serve launchers apply `on` themselves)'
+        out.append(ctx.error("DML100", f'KFP cannot retry only on "{retry.on}" failures', (*base, "on"), "here", help_))
+    if retry.max_backoff is not None:
+        help_ = "KFP's backoff_max_duration bounds the whole retry period, not one wait: remove `max_backoff`"
+        out.append(ctx.error("DML100", "KFP cannot cap a single retry wait", (*base, "max_backoff"), "here", help_))
+    return out
+
+
+def _pipeline_checks(pipeline: Pipeline, ctx: CompileContext, plans: dict[str, StepPlan]) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    if not k8s_name(pipeline.pipeline):
+        out.append(ctx.error("DML102", f"`{pipeline.pipeline}` gives no valid KFP pipeline name", ("pipeline",),
+                             "no letter or digit left", "use letters or digits in the pipeline name"))  # fmt: skip
+    sched = pipeline.scheduling
+    if sched is not None and isinstance(sched.priority, int):
+        help_ = 'name a priority class (priority = "high"): KFP pods take it as a Kueue workload priority class'
+        out.append(
+            ctx.error("DML100", "KFP cannot give pods a numeric priority", ("scheduling", "priority"), "", help_)
+        )
+    if sched is not None and sched.parallelism and _too_wide(pipeline, plans, sched.parallelism):
+        help_ = "KFP limits only the instances of one loop (ParallelFor parallelism); raise the limit or drop it"
+        message = f"KFP cannot hold the whole pipeline to {sched.parallelism} steps at once"
+        out.append(ctx.error("DML100", message, ("scheduling", "parallelism"), "independent steps exceed it", help_))
+    out += _schedule_checks(pipeline, ctx)
+    return out
+
+
+def _schedule_checks(pipeline: Pipeline, ctx: CompileContext) -> list[Diagnostic]:
+    schedule = pipeline.schedule
+    if schedule is None:
+        return []
+    out = []
+    zone = ctx.options.scheduler_timezone if ctx.options is not None else "UTC"
+    if schedule.timezone and schedule.timezone != zone:
+        help_ = f'KFP reads cron in its controller\'s zone; if yours runs in {schedule.timezone}, set target kfp {{ scheduler_timezone = "{schedule.timezone}" }}'  # noqa: E501
+        message = f"KFP recurring runs use the cluster's zone ({zone}), not `{schedule.timezone}`"
+        out.append(
+            ctx.error("DML100", message, ("schedule", "timezone"), "per-schedule zones are not supported", help_)
+        )
+    if schedule.concurrency == "forbid":
+        help_ = "KFP (max_concurrency 1, no_catchup) starts the latest missed run when the running one ends"
+        diag = ctx.error("DML100", "KFP delays, rather than skips, a run that falls while one is active",
+                         ("schedule", "concurrency"), "not exactly forbid", help_)  # fmt: skip
+        out.append(Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=Severity.WARNING))
+    if schedule.concurrency == "replace":
+        help_ = 'use concurrency = "forbid" or "allow"'
+        message = "KFP recurring runs cannot stop the previous run"
+        out.append(ctx.error("DML100", message, ("schedule", "concurrency"), "", help_))
+    return out
+
+
+def _too_wide(pipeline: Pipeline, plans: dict[str, StepPlan], limit: int) -> bool:
+    """Could more than `limit` steps run at once? A step inside a loop counts `limit` (the loop's own cap)."""
+    import networkx as nx
+
+    from dmlc.ir.graph import graph
+
+    closure = nx.transitive_closure_dag(graph(pipeline))
+    weight = {n: limit if any(f[0] == "loop" for f in p.scope) else 1 for n, p in plans.items()}
+    return any(sum(weight[n] for n in chain) > limit for chain in islice(nx.antichains(closure), ANTICHAIN_LIMIT))
+
+
+def check(pipeline: Pipeline, ctx: CompileContext) -> list[Diagnostic]:
+    try:
+        plans = plan(pipeline)
+    except PlacementError as exc:
+        return [ctx.error("DML100", f"KFP cannot place this step: {exc}", ("steps", exc.step, *exc.path), "", exc.help)]
+    out = _pipeline_checks(pipeline, ctx, plans)
+    for p in plans.values():
+        out += _step_checks(pipeline, ctx, p)
+    return out
+
+
+def warnings(diagnostics: list[Any]) -> list[Any]:
+    return [d for d in diagnostics if d.severity == Severity.WARNING]

@@ -1,0 +1,90 @@
+"""Output of the KFP target (stage 4, emit): kfp GraphComponent -> deterministic YAML text.
+
+Takes the validated pipeline and the compile context; gives kfp's own compiler output (PipelineSpec
+and, when a task has Kubernetes settings, the PlatformSpec document) under a header naming the
+source. Warnings (settings KFP does not enforce) and the recurring-run settings of a `schedule`
+are written as header comments; with `--with-setup` the recurring run is appended as a document.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import yaml
+
+from dmlc.ir.model import Pipeline
+from dmlc.k8s import k8s_name
+from dmlc.targets import CompileContext
+
+KFP_CONCURRENCY = {"allow": 10, "forbid": 1}  # 10 is the most KFP accepts for one recurring run
+
+
+def compile_text(component: Any) -> str:
+    from kfp import compiler
+
+    fd, path = tempfile.mkstemp(suffix=".yaml", prefix="dmlc-kfp-")
+    os.close(fd)
+    try:
+        compiler.Compiler().compile(component, path)
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    finally:
+        os.unlink(path)
+
+
+def recurring_run(pipeline: Pipeline, ctx: CompileContext) -> dict[str, Any] | None:
+    """KFP v2beta1 RecurringRun fields (`kfp recurring-run create` / the REST API) for a `schedule`."""
+    schedule = pipeline.schedule
+    if schedule is None:
+        return None
+    options = ctx.options
+    return {
+        "display_name": k8s_name(pipeline.pipeline),
+        "experiment": (options.experiment if options is not None else None) or k8s_name(pipeline.pipeline),
+        "trigger": {"cron_schedule": {"cron": "0 " + " ".join(schedule.cron.split())}},  # KFP cron has seconds
+        "max_concurrency": KFP_CONCURRENCY[schedule.concurrency],
+        "no_catchup": schedule.concurrency == "forbid",
+        "mode": "ENABLE",
+        "pipeline_spec_file": f"{ctx.source_label}.kfp.yaml",
+    }
+
+
+def header(pipeline: Pipeline, ctx: CompileContext, warnings: list[Any]) -> str:
+    lines = [ctx.header().rstrip("\n")]
+    for diag in warnings:
+        lines.append(f"# warning[{diag.code}]: {diag.message} ({diag.help})")
+    run = recurring_run(pipeline, ctx)
+    if run is not None:
+        lines.append("# recurring run (kfp recurring-run create, or dmlc compile --with-setup for the document):")
+        lines += ["#   " + line for line in yaml.safe_dump(run, sort_keys=True).splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def memoized_task_names() -> Iterator[None]:
+    """kfp sanitises every task name of a DAG once per task (O(n^2) regex calls: most of its time on
+    big pipelines); the function is pure, so caching it gives the same PipelineSpec in linear calls."""
+    from kfp.dsl import utils
+
+    original = utils.sanitize_task_name
+    utils.sanitize_task_name = lru_cache(maxsize=None)(original)
+    try:
+        yield
+    finally:
+        utils.sanitize_task_name = original
+
+
+def emit(pipeline: Pipeline, ctx: CompileContext, warnings: list[Any]) -> str:
+    from dmlc_targets.kfp.build import build
+
+    with memoized_task_names():
+        text = header(pipeline, ctx, warnings) + compile_text(build(pipeline, ctx.options))
+    run = recurring_run(pipeline, ctx)
+    if run is not None and ctx.flags.get("with_setup"):
+        text += "---\n" + yaml.safe_dump({"kind": "RecurringRun", "apiVersion": "v2beta1", **run}, sort_keys=True)
+    return text

@@ -1,0 +1,76 @@
+"""Launcher specs of the KFP target (stage 4, emit): distributed train / serve -> Kubernetes manifests.
+
+Takes a planned `train` (allreduce / parameter_server) or `serve` step; gives the `launch` part of
+its task spec: the TFJob or InferenceService objects from `dmlc.k8s` (the very builders the Argo
+target uses, so both targets create byte-identical objects), what to wait for, and the retry
+policy the launcher applies. The runtime SPEC and this run's PVC names are not known at compile
+time: the manifests carry placeholders that `shim.py` fills in inside the launcher task.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dmlc_targets.kfp.plan import StepPlan
+
+from dmlc import k8s
+from dmlc.ir.model import Pipeline, Serve, Train
+
+SPEC_MARKER = "dmlc_kfp_spec"
+SPEC_PLACEHOLDER = '{"' + SPEC_MARKER + '":true}'
+
+
+def claim_placeholder(volume: str) -> str:
+    return f"__DMLC_PVC_{volume}__"
+
+
+def _volumes(pipeline: Pipeline) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    volumes, mounts = [], []
+    for name, vol in pipeline.volumes.items():
+        volume = k8s.k8s_name(name)
+        volumes.append({"name": volume, "persistentVolumeClaim": {"claimName": claim_placeholder(name)}})
+        mounts.append({"name": volume, "mountPath": vol.mount})
+    return volumes, mounts
+
+
+def _job_name(pipeline: Pipeline, step: str) -> str:
+    # generateName: every attempt (and every run) creates a fresh object
+    return k8s.k8s_name(f"{pipeline.pipeline}-{step}", 52) + "-"
+
+
+def _retry(p: StepPlan) -> dict[str, Any] | None:
+    retry = p.step.retry
+    if retry is None or not retry.limit:
+        return None
+    return {"limit": retry.limit, "backoff": retry.backoff, "factor": retry.factor, "on": retry.on}
+
+
+def launch_spec(pipeline: Pipeline, p: StepPlan) -> dict[str, Any]:
+    volumes, mounts = _volumes(pipeline)
+    common = {"volumes": volumes, "volume_mounts": mounts, "namespace": pipeline.namespace}
+    step = p.step
+    if isinstance(step, Train):
+        manifest = k8s.tfjob(
+            pipeline, p.name, step, job_name=_job_name(pipeline, p.name), spec_json=SPEC_PLACEHOLDER, **common
+        )
+        success, failure = k8s.tfjob_conditions(step)
+        manifests = [manifest]
+        wait = [{"object": 0, "success": success, "failure": failure}]
+    else:
+        assert isinstance(step, Serve)
+        manifests = k8s.inference_service(
+            pipeline, p.name, step, isvc_name=k8s.k8s_name(f"{pipeline.pipeline}-{p.name}"), spec_json=SPEC_PLACEHOLDER,
+            **common,
+        )  # fmt: skip
+        wait = [{"object": i, "success": _ready(m), "failure": ""} for i, m in enumerate(manifests)]
+    claims = {name: claim_placeholder(name) for name in pipeline.volumes}
+    return {"manifests": manifests, "wait": wait, "claims": claims, "retry": _retry(p), "marker": SPEC_MARKER}
+
+
+def _ready(manifest: dict[str, Any]) -> str:
+    kind = manifest["kind"]
+    if kind == "InferenceService":
+        return "status.conditions.Ready == True"
+    if kind == "Deployment":
+        return "status.conditions.Available == True"
+    return ""  # a Service is ready once created

@@ -1,0 +1,42 @@
+"""Options of the KFP target (stage 3, validate): the `target kfp { ... }` block, checked by pydantic (DML101).
+
+Knobs that exist only on Kubeflow Pipelines and stay out of the core IR: where every task's pod may
+run (node selector, tolerations), the zone the cluster's recurring-run controller reads cron in,
+and the experiment a recurring run is filed under.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dmlc.targets import TargetOptions
+
+
+class Toleration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str | None = None
+    """Taint key the pod tolerates."""
+    operator: Literal["Equal", "Exists"] = "Equal"
+    """Equal (key and value match) or Exists (any value)."""
+    value: str | None = None
+    """Taint value."""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """Taint effect (default: every effect)."""
+
+
+class KfpOptions(TargetOptions):
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    """Node labels every task pod requires, e.g. { "cloud.google.com/gke-nodepool" = "ml" }."""
+    tolerations: list[Toleration] = Field(default_factory=list)
+    """Taints every task pod tolerates."""
+    scheduler_timezone: str = "UTC"
+    """The zone of the cluster's scheduledworkflow controller (its CRON_SCHEDULE_TIMEZONE); KFP reads
+    every cron expression in it, so a `schedule { timezone }` must name this zone."""
+    experiment: str | None = None
+    """Experiment of the recurring run (default: the pipeline's name)."""
+    cache_max_age: Literal["error", "ignore"] = "error"
+    """KFP v2 cannot bound the age of a cached result: "error" refuses `memoize.max_age` (DML100);
+    "ignore" is the explicit opt-in to reuse cached results however old (a warning is still printed)."""
