@@ -65,7 +65,7 @@ def scalar(value: Any) -> str:
     if isinstance(value, float):
         return _float(value)
     text = str(value)
-    if _PLAIN.match(text) and text.lower() not in _RESERVED:
+    if _PLAIN.fullmatch(text) and text.lower() not in _RESERVED:
         return text
     return _quoted(text)
 

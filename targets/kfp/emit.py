@@ -24,13 +24,34 @@ from dmlc.targets import CompileContext
 KFP_CONCURRENCY = {"allow": 10, "forbid": 1}  # 10 is the most KFP accepts for one recurring run
 
 
+@contextmanager
+def default_str_representer() -> Iterator[None]:
+    """kfp dumps with PyYAML's global representers, and importing hera (the argo target) replaces the
+    one for `str` process-wide; put PyYAML's own back while kfp writes, so output never depends on
+    which targets ran before in the same process."""
+    candidates = (yaml.representer.SafeRepresenter, yaml.representer.Representer, yaml.Dumper, yaml.SafeDumper)
+    classes = [cls for cls in candidates if "yaml_representers" in cls.__dict__]
+    saved = [cls.yaml_representers.get(str) for cls in classes]
+    for cls in classes:
+        cls.yaml_representers[str] = yaml.representer.SafeRepresenter.represent_str
+    try:
+        yield
+    finally:
+        for cls, old in zip(classes, saved, strict=True):
+            if old is None:
+                cls.yaml_representers.pop(str, None)
+            else:
+                cls.yaml_representers[str] = old
+
+
 def compile_text(component: Any) -> str:
     from kfp import compiler
 
     fd, path = tempfile.mkstemp(suffix=".yaml", prefix="dmlc-kfp-")
     os.close(fd)
     try:
-        compiler.Compiler().compile(component, path)
+        with default_str_representer():
+            compiler.Compiler().compile(component, path)
         with open(path, encoding="utf-8") as fh:
             return fh.read()
     finally:

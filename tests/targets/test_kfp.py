@@ -19,6 +19,17 @@ import yaml
 from dmlc.diagnostics.model import DmlError, Severity
 from dmlc.driver import compile_file
 
+
+@pytest.fixture(autouse=True)
+def _restore_print() -> Any:
+    """kfp.local indents a task's prints by swapping `builtins.print`; with tasks of a ParallelFor
+    running in threads it can restore the wrong one and leave every later print indented."""
+    import builtins
+
+    original = builtins.print
+    yield
+    builtins.print = original
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.dml"))
 BOOK = str(ROOT / "examples" / "fashion_mnist.dml")
@@ -545,3 +556,11 @@ def test_kfp_local_runs_builtin_steps_like_dmlc_run_local(tmp_path: Path) -> Non
         json.loads(p.read_text()) for p in (tmp_path / ".dmlc").glob("runs/*/steps/check/*/outputs/metrics")
     ]
     assert local_metrics == checked  # same seed, same code: same numbers on both executors
+
+
+def test_output_does_not_depend_on_hera_being_imported() -> None:
+    before = kfp_yaml(BOOK)
+    import hera._yaml  # noqa: F401 - replaces PyYAML's str representer process-wide
+
+    compile_file(str(BOOK), "argo")
+    assert kfp_yaml(BOOK) == before

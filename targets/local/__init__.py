@@ -1,0 +1,70 @@
+"""The `local` target (stage 3 for `dmlc compile --target local`, stage 4 for `dmlc run --local`).
+
+Takes a validated pipeline; `check` gives DML100 for what this machine cannot do exactly, `emit`
+gives the execution plan as deterministic JSON (what `dmlc run --local` will run: order, edges,
+commands, slots, retry/timeout/memo settings, a crontab line for `schedule`). The executor itself
+lives in `executor.py`; the CLI commands in `commands.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from dmlc.diagnostics.model import Diagnostic
+from dmlc.ir.model import Pipeline
+from dmlc.targets import CompileContext, TargetOptions
+
+
+class LocalOptions(TargetOptions):
+    """`target local { }`: no options yet (run state lives under `.dmlc/`, the store under `metadata`)."""
+
+
+class LocalTarget:
+    name: ClassVar[str] = "local"
+    suffix: ClassVar[str] = ".json"
+    description: ClassVar[str] = "run on this machine: subprocesses, SQLite metadata, content-addressed cache"
+    capabilities: ClassVar[dict[str, str]] = {
+        "fan_out": "instances started as the list is known (static or from an output)",
+        "fan_in": "x[*].out collects successful instances in item order",
+        "wait_each": "a consumer instance starts as soon as its paired instance finishes",
+        "min_success": "downstream proceeds when enough instances succeeded",
+        "when": "evaluated with a safe ast walker over params and outputs",
+        "memoize": "content-addressed cache under .dmlc/cache (fcntl locks, atomic renames)",
+        "retry": "same policy: limit, backoff, factor, max_backoff, on",
+        "timeout": "kills the step's whole process group",
+        "resources": "cpu/memory requests count against this machine's capacity",
+        "priority": "ready queue ordered by priority, then pipeline order",
+        "parallelism": "at most N step processes at once",
+        "gang": "a distributed train job takes all its slots at once or waits",
+        "queue": "one user per machine: the queue has no one to share with",
+        "distributed_train": "N local processes with TF_CONFIG on localhost ports",
+        "serve": "server processes on localhost; stopped at run end unless --keep-serving",
+        "volume": "a folder under the run directory",
+        "schedule": "printed as a crontab line in the plan",
+        "metadata": "SQLite: runs, attempts, artifacts with digests, metrics",
+        "secret_env": "",
+    }
+    options_model: ClassVar[type[TargetOptions]] = LocalOptions
+
+    def check(self, pipeline: Pipeline, ctx: CompileContext) -> list[Diagnostic]:
+        out = []
+        for name, step in pipeline.steps.items():
+            if step.secret_env:
+                help_ = "pass the value with `env { }` for a local run, or run on argo/kfp where secrets exist"
+                message = "the local target has no secret store for `secret_env`"
+                out.append(ctx.error("DML100", message, ("steps", name, "secret_env"), "not available locally", help_))
+        if pipeline.schedule is not None and pipeline.schedule.concurrency == "replace":
+            help_ = 'use concurrency = "forbid" (skip a tick while a run is going) or "allow"'
+            message = 'a crontab line cannot replace a running run (`concurrency = "replace"`)'
+            out.append(ctx.error("DML100", message, ("schedule", "concurrency"), "not expressible in cron", help_))
+        return out
+
+    def emit(self, pipeline: Pipeline, ctx: CompileContext) -> str:
+        from dmlc_targets.local.plan import plan_json
+
+        doc: dict[str, Any] = plan_json(pipeline, ctx.source_name)
+        return json.dumps(doc, indent=2, default=str) + "\n"
+
+
+target = LocalTarget

@@ -1,0 +1,160 @@
+"""The execution plan (local target, stage 3): a validated IR -> per-step scheduling facts.
+
+Takes a `Pipeline`; gives `StepPlan`s in topological order (upstreams, data vs control edges, the
+fanned-out upstreams a `wait = "each"` step is paired with, gang slots and resource requests) and
+`plan_json`, the deterministic JSON that `dmlc compile --target local` prints. The executor runs
+exactly this plan, so the printed plan is what `dmlc run --local` will do.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from dmlc import memo, units
+from dmlc.ir.effective import effective
+from dmlc.ir.graph import dependencies, refs, topological_order
+from dmlc.ir.model import Pipeline, Step, Train
+
+DISTRIBUTED = ("allreduce", "parameter_server")
+
+
+@dataclass
+class StepPlan:
+    name: str
+    order: int
+    step: Step  # effective: defaults and image folded in
+    deps: list[str]
+    data_deps: list[str]
+    drivers: list[str] = field(default_factory=list)  # fanned-out upstreams paired by `wait = "each"`
+    multi: bool = False  # more than one instance possible (for_each, or paired with a fanned-out step)
+
+    @property
+    def slots(self) -> int:
+        """Processes started at once: a distributed train job is gang-scheduled as one unit."""
+        step = self.step
+        if isinstance(step, Train) and step.strategy in DISTRIBUTED:
+            chief = 1 if step.strategy == "parameter_server" else 0
+            return step.workers + step.ps + chief
+        return 1
+
+    @property
+    def cpu(self) -> int:
+        res = self.step.resources
+        return (res.cpu or 0) * self.slots if res else 0
+
+    @property
+    def memory(self) -> int:
+        res = self.step.resources
+        return (res.memory or 0) * self.slots if res else 0
+
+    @property
+    def gpu(self) -> int:
+        res = self.step.resources
+        return (res.gpu or 0) * self.slots if res else 0
+
+    @property
+    def attempts(self) -> int:
+        """Attempts allowed: the first, `retry.limit` retries, and `restarts` for a train job."""
+        extra = self.step.retry.limit if self.step.retry else 0
+        if isinstance(self.step, Train):
+            extra += self.step.restarts
+        return 1 + extra
+
+
+def build(pipeline: Pipeline) -> dict[str, StepPlan]:
+    """StepPlans in topological order (ties in pipeline order)."""
+    deps = dependencies(pipeline)
+    position = {name: i for i, name in enumerate(pipeline.steps)}
+    plans: dict[str, StepPlan] = {}
+    for name in topological_order(pipeline):
+        step = effective(pipeline, name)
+        data = [r.root for _, r in refs(pipeline.steps[name]) if r.is_step and r.root in pipeline.steps]
+        plan = StepPlan(name, position[name], step, deps[name], list(dict.fromkeys(data)))
+        if step.wait == "each":
+            plan.drivers = _drivers(pipeline, name, plans)
+        plan.multi = step.for_each is not None or bool(plan.drivers)
+        plans[name] = plan
+    return plans
+
+
+def _drivers(pipeline: Pipeline, name: str, plans: dict[str, StepPlan]) -> list[str]:
+    """Upstreams referenced without an index that have several instances: one consumer per instance."""
+    found = []
+    for _, ref in refs(pipeline.steps[name]):
+        up = plans.get(ref.root)
+        if up is not None and up.multi and ref.index is None:
+            found.append(ref.root)
+    return list(dict.fromkeys(found))
+
+
+def parallelism(pipeline: Pipeline) -> int:
+    """`scheduling.parallelism`, else a cap that keeps a laptop responsive (2 per core)."""
+    if pipeline.scheduling and pipeline.scheduling.parallelism:
+        return pipeline.scheduling.parallelism
+    return max(2, (os.cpu_count() or 1) * 2)
+
+
+def command_template(plan: StepPlan) -> list[str]:
+    """What the step runs, before values are filled in (shown by the plan)."""
+    step = plan.step
+    if step.kind == "task" and getattr(step, "command", None):
+        dump = step.model_dump(mode="json", by_alias=True)
+        return [str(a) for a in dump["command"] + dump["args"]]
+    return ["python", "-m", "dmlc.runtime", step.kind, "--spec", "SPEC.json", "--outputs", "OUTPUTS"]
+
+
+def _step_json(pipeline: Pipeline, plan: StepPlan) -> dict[str, Any]:
+    step = plan.step
+    dump = step.model_dump(mode="json", by_alias=True)
+    out: dict[str, Any] = {
+        "kind": step.kind,
+        "depends_on": plan.deps,
+        "command": command_template(plan),
+        "outputs": step.outputs(),
+        "for_each": dump["for_each"],
+        "wait": step.wait or ("each" if plan.drivers else None),
+        "paired_with": plan.drivers,
+        "min_success": step.min_success,
+        "when": step.when,
+        "priority": step.priority or 0,
+        "slots": plan.slots,
+        "resources": dump["resources"],
+        "attempts": plan.attempts,
+        "retry": dump["retry"],
+        "timeout": dump["timeout"],
+        "memoize": dump["memoize"],
+        "spec_digest": memo.spec_digest(pipeline, plan.name),
+        "env": dump["env"],
+    }
+    return out
+
+
+def plan_json(pipeline: Pipeline, source_name: str) -> dict[str, Any]:
+    """The whole plan: deterministic (no machine facts, no times), steps in execution order."""
+    plans = build(pipeline)
+    sched = pipeline.scheduling
+    doc: dict[str, Any] = {
+        "$comment": f"{os.path.basename(source_name)}: execution plan generated by dmlc (dmlc run --local runs it)",
+        "pipeline": pipeline.pipeline,
+        "params": pipeline.params,
+        "parallelism": sched.parallelism if sched and sched.parallelism else "auto (2 per CPU core)",
+        "volumes": {n: {"size": units.format_memory(v.size), "mount": v.mount} for n, v in pipeline.volumes.items()},
+        "order": list(plans),
+        "steps": {name: _step_json(pipeline, p) for name, p in plans.items()},
+    }
+    if pipeline.schedule is not None:
+        doc["crontab"] = crontab_line(pipeline, source_name)
+    return doc
+
+
+def crontab_line(pipeline: Pipeline, source_name: str) -> str:
+    sched = pipeline.schedule
+    assert sched is not None
+    tz = f"CRON_TZ={sched.timezone}\n" if sched.timezone else ""
+    base = os.path.basename(source_name)
+    run = f"dmlc run {base} --local"
+    if sched.concurrency == "forbid":  # skip a tick while the previous run still holds the lock
+        run = f"flock -n .dmlc/cron.lock {run}"
+    return f"{tz}{sched.cron.strip()} {run}  # pipeline {pipeline.pipeline}"

@@ -1,0 +1,214 @@
+"""Step processes (local executor, stage 4): spawn one attempt in its own process group, reap it, kill it.
+
+Takes an argument list, environment and log path; gives a `Proc` whose exit arrives on a queue as
+an `Exit` (status, CPU time and peak memory of that attempt from `os.wait4`'s rusage, so the numbers
+belong to the attempt alone). `posix_spawn` with `setpgroup=0` puts each attempt in a new process
+group, so a timeout or Ctrl-C kills the step and everything it started, and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import selectors
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+EXIT_TRANSIENT = 75  # EX_TEMPFAIL: the step asks to be retried
+
+
+@dataclass
+class Exit:
+    pid: int
+    code: int | None  # exit status, or None when killed by a signal
+    signal: int | None
+    cpu_s: float
+    max_rss_kb: int
+    ended: float
+
+
+@dataclass
+class Proc:
+    pid: int
+    started: float
+    start_token: str  # /proc start time: tells our process from a later one that reused the pid
+    deadline: float | None = None
+    timed_out: bool = False
+    killing_since: float | None = None
+
+
+def which(program: str, path: str) -> str:
+    if os.sep in program:
+        return program
+    found = shutil.which(program, path=path)
+    if found is None:
+        raise FileNotFoundError(f"command `{program}` not found on PATH")
+    return found
+
+
+def spawn(argv: list[str], env: dict[str, str], log: Path, reaper: Reaper) -> Proc:
+    """Start `argv` with stdout+stderr appended to `log`; `reaper.wait` reports its Exit."""
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, fd, 1),
+            (os.POSIX_SPAWN_DUP2, fd, 2),
+        ]
+        program = which(argv[0], env.get("PATH", os.defpath))
+        pid = os.posix_spawn(program, argv, env, file_actions=actions, setpgroup=0)
+    finally:
+        os.close(fd)
+    proc = Proc(pid, time.time(), start_token(pid))
+    reaper.watch(pid)
+    return proc
+
+
+def _exit(pid: int, status: int, usage: Any) -> Exit:
+    code = os.waitstatus_to_exitcode(status)
+    sig = -code if code < 0 else None
+    cpu = usage.ru_utime + usage.ru_stime
+    return Exit(pid, None if sig else code, sig, cpu, usage.ru_maxrss, time.time())
+
+
+class Reaper:
+    """Waits for step processes: a pidfd per child in one selector (Linux >= 5.3), so the main loop needs
+    no thread per step; elsewhere a thread per child. `wake()` (from a signal handler) ends a wait early."""
+
+    def __init__(self) -> None:
+        self.sel = selectors.DefaultSelector()
+        self.done: queue.Queue[Exit] = queue.Queue()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        self.sel.register(self.wake_r, selectors.EVENT_READ, None)
+
+    def watch(self, pid: int) -> None:
+        try:
+            fd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            threading.Thread(target=self._reap_blocking, args=(pid,), daemon=True).start()
+            return
+        self.sel.register(fd, selectors.EVENT_READ, pid)
+
+    def _reap_blocking(self, pid: int) -> None:
+        _, status, usage = os.wait4(pid, 0)
+        self.done.put(_exit(pid, status, usage))
+        self.wake()
+
+    def wake(self) -> None:
+        try:
+            os.write(self.wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # the pipe is full: a wake-up is already pending
+
+    def wait(self, timeout: float | None) -> list[Exit]:
+        """Exits that happened, waiting up to `timeout` seconds (None: until something happens)."""
+        out: list[Exit] = []
+        for key, _ in self.sel.select(timeout):
+            if key.data is None:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self.wake_r, 4096)
+                continue
+            got, status, usage = os.wait4(key.data, os.WNOHANG)
+            if got:
+                self.sel.unregister(key.fd)
+                os.close(key.fd)
+                out.append(_exit(got, status, usage))
+        while not self.done.empty():
+            out.append(self.done.get_nowait())
+        return out
+
+    def close(self) -> None:
+        for key in list(self.sel.get_map().values()):
+            self.sel.unregister(key.fd)
+            os.close(key.fd)
+        os.close(self.wake_w)
+        self.sel.close()
+
+
+def start_token(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def alive(pid: int | None, token: str | None) -> bool:
+    """Whether `pid` is still the process that recorded `token` (its start time)."""
+    return bool(pid and token and start_token(pid) == token)
+
+
+def kill_stale(pid: int, token: str) -> bool:
+    """Kill the group of an attempt left running by an executor that died, if it is still that process."""
+    if not token or start_token(pid) != token:
+        return False
+    return kill_group(pid)
+
+
+def describe(exit: Exit, timed_out: bool) -> str:
+    if timed_out:
+        return "timed out"
+    if exit.signal:
+        try:
+            name = signal.Signals(exit.signal).name
+        except ValueError:
+            name = f"signal {exit.signal}"
+        return f"killed by {name}"
+    return f"exit {exit.code}"
+
+
+def failure_classes(exit: Exit, timed_out: bool) -> set[str]:
+    """Which retry classes a failed attempt belongs to: `transient` and/or `failure`."""
+    classes = set()
+    if timed_out or exit.signal or exit.code == EXIT_TRANSIENT:
+        classes.add("transient")
+    if exit.code not in (None, 0) and not timed_out:
+        classes.add("failure")
+    return classes
+
+
+def retries(step: Any, classes: set[str]) -> bool:
+    """Whether the step's retry policy covers a failure of these classes."""
+    if not classes:
+        return False
+    if step.retry is None:
+        return step.kind == "train" and getattr(step, "restarts", 0) > 0  # restarts: any failure of the job
+    return step.retry.on == "any" or step.retry.on in classes
+
+
+def backoff(retry: Any, tries: int) -> float:
+    """Seconds before retry number `tries`: backoff * factor^(tries-1), capped at max_backoff."""
+    if retry is None or not retry.backoff:
+        return 0.0
+    delay = retry.backoff * (retry.factor or 1) ** (tries - 1)
+    return min(delay, retry.max_backoff) if retry.max_backoff else delay
+
+
+def serve_groups(path: Path) -> list[int]:
+    """Process groups a serve step left running: `{"pgids": [...]}` written by the runtime."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [int(g) for g in data.get("pgids", []) if isinstance(g, int)]
+
+
+def stop_group(group: int) -> None:
+    if group > 1 and group != os.getpgrp():  # never our own group
+        kill_group(group, signal.SIGTERM)

@@ -1,0 +1,77 @@
+"""Metadata rows (local executor, stage 4): instance and attempt state -> rows for the SQLite store.
+
+Takes an `Instance` (and the `Exit` of an attempt); gives the dicts `Store` writes: the step row
+(state, cache decision, memo key and recipe), the attempt row (exit, signal, CPU seconds, peak
+memory), output rows (artifacts with digests) and metric rows (numbers in param outputs).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from dmlc_targets.local.proc import Exit
+from dmlc_targets.local.state import Instance
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def step_row(run_id: str, inst: Instance) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "step": inst.step,
+        "instance": inst.key,
+        "item": None if inst.item is None else _json(inst.item),
+        "state": inst.state,
+        "cache": inst.cache,
+        "memo_key": inst.memo_key,
+        "recipe": _json(inst.recipe) if inst.recipe is not None else None,
+        "reason": inst.reason,
+        "attempts": inst.attempt,
+        "started": inst.started,
+        "ended": inst.ended,
+        "log": inst.log,
+    }
+
+
+def attempt_row(run_id: str, inst: Instance, outcome: str, ex: Exit | None) -> dict[str, Any]:
+    p = inst.proc
+    return {
+        "run_id": run_id,
+        "step": inst.step,
+        "instance": inst.key,
+        "attempt": inst.attempt,
+        "pid": p.pid if p else None,
+        "pid_start": p.start_token if p else None,
+        "exit_code": ex.code if ex else None,
+        "signal": ex.signal if ex else None,
+        "outcome": "timed out" if p and p.timed_out else outcome,
+        "started": inst.started,
+        "ended": ex.ended if ex else None,
+        "cpu_s": ex.cpu_s if ex else None,
+        "max_rss_kb": ex.max_rss_kb if ex else None,
+        "log": inst.log,
+    }
+
+
+def output_rows(kinds: dict[str, str], outputs: dict[str, Any], digests: dict[str, str], folder: Path) -> list[dict]:
+    """One artifact row per output (a param's file counts: lineage follows values too), plus metrics."""
+    rows: list[dict[str, Any]] = []
+    for name, value in outputs.items():
+        path = value if kinds[name] == "artifact" else str(folder / name)
+        rows.append({"digest": digests[name], "path": path, "name": name, "kind": kinds[name]})
+        if kinds[name] == "param":
+            rows += metric_rows(name, value)
+    return rows
+
+
+def metric_rows(name: str, value: Any) -> list[dict[str, Any]]:
+    items = value.items() if isinstance(value, dict) else [(name, value)]
+    return [
+        {"metric": True, "name": k, "value": float(v)}
+        for k, v in items
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]

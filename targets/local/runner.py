@@ -1,0 +1,144 @@
+"""`dmlc run --local` (local executor, stage 4): a pipeline file -> a run (new or resumed) -> an exit code.
+
+Takes FILE, `--param`s and the run flags; loads and validates the pipeline, opens the metadata
+store, cache and run folder, picks the run to resume (`--resume` alone = the latest unfinished run
+of this pipeline), runs the executor and prints the summary and what to do next. Exit codes:
+0 ok, 1 user error, 3 a step failed (named, with its log), 130 interrupted (resumable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from dmlc_targets.local import proc
+from dmlc_targets.local.cache import Cache
+from dmlc_targets.local.executor import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Executor, Options
+from dmlc_targets.local.progress import make_view, summary
+from dmlc_targets.local.rundir import RunDir, new_run_id
+from dmlc_targets.local.state import FAILED
+from dmlc_targets.local.store import Store
+
+from dmlc.driver import load
+from dmlc.ir.model import Pipeline
+
+STATE_DIR = Path(".dmlc")
+
+
+@dataclass
+class RunRequest:
+    file: str | None
+    params: dict[str, Any] = field(default_factory=dict)
+    resume: str | bool = False  # False, True (latest unfinished), or a run id
+    no_cache: bool = False
+    keep_serving: bool = False
+    root: Path = STATE_DIR
+
+
+def store_path(pipeline: Pipeline, root: Path) -> Path:
+    if pipeline.metadata and pipeline.metadata.store:
+        return Path(pipeline.metadata.store)
+    return root / "metadata.db"
+
+
+class UsageError(Exception):
+    """A run request that cannot be honoured (no run to resume, ...): exit 1 with this message."""
+
+
+def _pick_run(req: RunRequest, store: Store, pipeline: Pipeline | None) -> Any:
+    if req.resume is True:
+        row = store.latest_unfinished(pipeline.pipeline if pipeline else None)
+        if row is None:
+            what = f" of pipeline `{pipeline.pipeline}`" if pipeline else ""
+            raise UsageError(f"no unfinished run{what} to resume")
+    else:
+        row = store.run(str(req.resume))
+        if row is None:
+            raise UsageError(f"no run `{req.resume}` in {store.path} (see `dmlc runs list`)")
+    if row["status"] == "running" and proc.alive(row["pid"], row["pid_start"]):
+        raise UsageError(f"run {row['id']} is still running (executor pid {row['pid']}); wait for it or stop it")
+    return row
+
+
+def execute(req: RunRequest, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    file = req.file or "pipeline.dml"
+    previous = None
+    if req.resume and req.file is None:  # `--resume RUN` alone: the run knows its file
+        probe = Store(req.root / "metadata.db")
+        try:
+            previous = _pick_run(req, probe, None)
+        finally:
+            probe.close()
+        file = previous["file"]
+    loaded = load(file, req.params or None)
+    store = Store(store_path(loaded.pipeline, req.root))
+    try:
+        if req.resume:
+            previous = _pick_run(req, store, loaded.pipeline) if previous is None else previous
+            params = {**json.loads(previous["params"]), **req.params}
+            if params != loaded.pipeline.params:
+                loaded = load(file, params)
+        return _execute(req, file, loaded.pipeline, store, previous, out)
+    finally:
+        store.close()
+
+
+def _execute(req: RunRequest, file: str, pipeline: Pipeline, store: Store, previous: Any, out: TextIO) -> int:
+    run_id = previous["id"] if previous is not None else new_run_id(pipeline.pipeline)
+    rundir = RunDir(req.root, run_id)
+    if previous is None:
+        store.start_run(run_id, pipeline.pipeline, str(Path(file).resolve()), pipeline.params, str(rundir.path))
+        rundir.write_meta({"id": run_id, "file": str(Path(file).resolve()), "params": pipeline.params})
+    else:
+        _kill_leftovers(store, run_id)
+        store.resume_run(run_id)
+    view = make_view(out)
+    opts = Options(no_cache=req.no_cache, keep_serving=req.keep_serving, resume=previous is not None)
+    executor = Executor(pipeline, rundir, Cache(req.root / "cache"), store, view, opts)
+    verb = "resuming" if previous is not None else "run"
+    view.begin(executor, f"{verb} {run_id}: pipeline {pipeline.pipeline} ({file})")
+    try:
+        code = executor.run()
+    finally:
+        view.end()
+    status = {EXIT_OK: "succeeded", EXIT_FAILED: "failed", EXIT_INTERRUPTED: "interrupted"}[code]
+    store.finish_run(run_id, status, code)
+    summary(executor.instances(), out)
+    _epilogue(executor, code, file, run_id, out)
+    return code
+
+
+def _kill_leftovers(store: Store, run_id: str) -> None:
+    """Attempts still marked running belong to an executor that died: stop them if they still run."""
+    for row in store.running_attempts(run_id):
+        if row["pid"]:
+            proc.kill_stale(row["pid"], row["pid_start"] or "")
+        store.put_attempt({**dict(row), "outcome": "lost (executor died)"})
+
+
+def _epilogue(executor: Executor, code: int, file: str, run_id: str, out: TextIO) -> None:
+    resume = f"dmlc run {file} --local --resume {run_id}"
+    if code == EXIT_OK:
+        out.write(f"run {run_id} succeeded\n")
+        for inst, _ in executor.serving if executor.opts.keep_serving else []:
+            out.write(f"serving {inst.label} at {inst.outputs.get('endpoint')} (--keep-serving)\n")
+        return
+    if code == EXIT_INTERRUPTED:
+        out.write(f"run {run_id} interrupted; resume with: {resume}\n")
+        return
+    for inst in executor.instances():
+        if inst.state == FAILED:
+            log = f"; log: {_short(inst.log)}" if inst.log else ""
+            out.write(f"error: step `{inst.label}` failed: {inst.reason}{log}\n")
+    out.write(f"run {run_id} failed; fix the step and resume with: {resume}\n")
+
+
+def _short(path: str) -> str:
+    """A path relative to the current folder when it is inside it (what a user can paste)."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel

@@ -1,0 +1,168 @@
+"""Pipeline state (local executor, stage 4): which instances exist, which are ready, how each step ended.
+
+Takes the plan and the results the `Executor` reports; gives the instances of each step once its
+upstreams allow (`for_each` lists resolved when known, one instance per paired upstream instance
+under `wait = "each"`), readiness (`when` evaluated, `after` and data edges honoured), skips and
+upstream failures, and each step's outcome (`min_success` tolerating failed instances). No processes
+here: the `Executor` subclass starts them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import Any
+
+from dmlc_targets.local.plan import build
+from dmlc_targets.local.rundir import RunDir
+from dmlc_targets.local.state import (
+    CACHED,
+    FAILED,
+    OK,
+    READY,
+    SKIPPED,
+    SUCCEEDED,
+    TERMINAL,
+    UPSTREAM,
+    WAITING,
+    Instance,
+    StepRun,
+    Values,
+)
+from dmlc_targets.local.values import ResolveError, eval_when, resolve
+
+from dmlc.ir.model import Pipeline
+
+
+class Scheduler:
+    def __init__(self, pipeline: Pipeline, rundir: RunDir, view: Any, resume: bool) -> None:
+        self.pipeline, self.rundir, self.view, self.resume = pipeline, rundir, view, resume
+        self.steps = {name: StepRun(plan) for name, plan in build(pipeline).items()}
+        self.values = Values(self.steps, pipeline.params)
+        self.dumps = {n: s.plan.step.model_dump(mode="json", by_alias=True) for n, s in self.steps.items()}
+        self.ready: list[tuple[tuple[int, int, int], int, Instance]] = []  # heap: priority, pipeline order, index
+        self._seq = itertools.count()
+
+    def instances(self) -> list[Instance]:
+        return [i for sr in self.steps.values() for i in sr.instances or []]
+
+    def _record(self, inst: Instance) -> None:
+        """Subclasses write the instance to the metadata store."""
+
+    def _settle(self) -> bool:
+        """One pass of expansion, readiness and step completion; True if anything changed.
+        Only still-waiting instances are looked at, so a wide fan-out costs O(n) per run, not per event."""
+        changed = False
+        for sr in self.steps.values():
+            if sr.instances is None:
+                changed |= self._try_expand(sr)
+            if sr.instances is not None and sr.outcome is None:
+                if sr.waiting:
+                    for inst in sr.waiting:
+                        changed |= self._try_ready(sr, inst)
+                    sr.waiting = [i for i in sr.waiting if i.state == WAITING]
+                changed |= self._try_finish(sr)
+        return changed
+
+    def _enqueue(self, inst: Instance) -> None:
+        inst.state = READY
+        plan = self.steps[inst.step].plan
+        key = (-(plan.step.priority or 0), plan.order, inst.index or 0)
+        heapq.heappush(self.ready, (key, next(self._seq), inst))
+
+    # --- expansion and readiness ----------------------------------------------------------------
+
+    def _try_expand(self, sr: StepRun) -> bool:
+        plan = sr.plan
+        others = [d for d in plan.deps if d not in plan.drivers]
+        if any(self.steps[d].outcome is None for d in others):
+            return False
+        if any(self.steps[d].instances is None for d in plan.drivers):
+            return False
+        blocked = self._blocked(sr, others)
+        if blocked:
+            state, reason = blocked
+            sr.instances = [Instance(plan.name, None, state=state, reason=reason)]
+            sr.done_count = 1
+            self._announce(sr.instances[0])
+            return True
+        try:
+            sr.instances = [self._restore(Instance(plan.name, i, item)) for i, item in self._items(sr)]
+        except ResolveError as exc:
+            sr.instances = [Instance(plan.name, None, state=FAILED, reason=str(exc))]
+            self._announce(sr.instances[0])
+        sr.waiting = [i for i in sr.instances if i.state == WAITING]
+        sr.done_count = sum(i.done for i in sr.instances)
+        return True
+
+    def _blocked(self, sr: StepRun, deps: list[str]) -> tuple[str, str] | None:
+        for dep in deps:
+            outcome = self.steps[dep].outcome
+            if outcome == "failed":
+                return UPSTREAM, f"upstream `{dep}` failed"
+            if outcome == "skipped" and dep in sr.plan.data_deps:
+                return SKIPPED, f"upstream `{dep}` was skipped, so its outputs do not exist"
+        return None
+
+    def _items(self, sr: StepRun) -> list[tuple[int | None, Any]]:
+        plan = sr.plan
+        if plan.step.for_each is not None:
+            items = resolve(self.dumps[plan.name]["for_each"], self.values.lookup(Instance(plan.name, None)))
+            if not isinstance(items, list):
+                raise ResolveError(f"`for_each` must be a list, got {type(items).__name__}: {items!r}")
+            return list(enumerate(items))
+        if plan.drivers:
+            driver = self.steps[plan.drivers[0]].instances or []
+            return [(i.index if i.index is not None else n, None) for n, i in enumerate(driver)]
+        return [(None, None)]
+
+    def _restore(self, inst: Instance) -> Instance:
+        """An instance committed by an earlier session of this run is done (resume)."""
+        result = self.rundir.result(inst.step, inst.key) if self.resume else None
+        if result is not None and result.get("item") == inst.item:  # the list may have changed since
+            inst.state = CACHED if result.get("cached") else SUCCEEDED
+            inst.outputs, inst.digests = result["outputs"], result["digests"]
+            inst.cache, inst.reason = "resumed", "finished before the resume"
+            self.view.event("resumed", inst, "")
+        return inst
+
+    def _try_ready(self, sr: StepRun, inst: Instance) -> bool:
+        for driver in sr.plan.drivers:
+            paired = (self.steps[driver].instances or [])[inst.index or 0]
+            if not paired.done:
+                return False
+            if paired.state not in OK:
+                state = SKIPPED if paired.state == SKIPPED else UPSTREAM
+                return self._settle_instance(inst, state, f"`{paired.label}` {paired.state}")
+        when = sr.plan.step.when
+        if when:
+            try:
+                holds = eval_when(when, self.values.lookup(inst, in_when=True))
+            except ResolveError as exc:
+                return self._settle_instance(inst, FAILED, str(exc))
+            if not holds:
+                return self._settle_instance(inst, SKIPPED, f"when `{when}` is false")
+        self._enqueue(inst)
+        return True
+
+    def _settle_instance(self, inst: Instance, state: str, reason: str) -> bool:
+        """Set a state, count the instance as finished the first time it reaches a terminal state."""
+        if not inst.done and state in TERMINAL:
+            self.steps[inst.step].done_count += 1
+        inst.state, inst.reason = state, reason
+        self._announce(inst)
+        return True
+
+    def _announce(self, inst: Instance) -> None:
+        self.view.event(inst.state, inst, inst.reason)
+        self._record(inst)
+
+    def _try_finish(self, sr: StepRun) -> bool:
+        if sr.done_count < len(sr.instances or []):
+            return False
+        if sr.plan.drivers and all(self.steps[d].outcome == "succeeded" for d in sr.plan.drivers):
+            for inst in sr.instances or []:  # its pair failed, but `min_success` tolerated that
+                if inst.state == UPSTREAM:
+                    self._settle_instance(inst, SKIPPED, f"{inst.reason} (tolerated by min_success)")
+        sr.outcome = sr.outcome_now()
+        return True
