@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from executor_support import Project
+
+from tests.executor.executor_support import Project
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import os
 import time
 
 import pytest
-from executor_support import ROOT, Project
 
 from dmlc.diagnostics.model import DmlError
 from dmlc.driver import compile_file, load
+from tests.executor.executor_support import ROOT, Project
 
 
 def test_plan_is_deterministic_and_names_its_source() -> None:

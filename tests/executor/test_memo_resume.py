@@ -6,7 +6,7 @@ import json
 import signal
 import time
 
-from executor_support import Project
+from tests.executor.executor_support import Project
 
 
 def memo_pipeline(project: Project, arg: str = "a", max_age: str = "1h", extra: str = "") -> None:

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from executor_support import Project
+from tests.executor.executor_support import Project
 
 
 def results(project: Project, step: str, key: str = "main") -> dict:

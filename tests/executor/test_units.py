@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 
 import pytest
-from executor_support import Project
 
 from dmlc.driver import load
 from dmlc.ir.types import parse_ref
+from tests.executor.executor_support import Project
 
 
 def lookup(ref):  # type: ignore[no-untyped-def]

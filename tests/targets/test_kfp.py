@@ -30,6 +30,7 @@ def _restore_print() -> Any:
     yield
     builtins.print = original
 
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.dml"))
 BOOK = str(ROOT / "examples" / "fashion_mnist.dml")
