@@ -49,4 +49,10 @@ def test_golden(example: Path, target: str) -> None:
     assert compile_file(str(example), target) == out, "compiling twice must give identical bytes"
     twin = example.with_suffix(".yaml")
     if twin.exists():
-        assert compile_file(str(twin), target) == out, "the YAML twin must compile to the same bytes"
+        assert _same_file(compile_file(str(twin), target)) == _same_file(out), "twins must compile to the same bytes"
+
+
+def _same_file(text: str) -> str:
+    """The local plan's crontab line runs the very file that was compiled (x.dml or x.yaml): the one
+    place where twins may differ, by their file name."""
+    return text.replace(".yaml --local", ".dml --local")

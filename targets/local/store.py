@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -37,15 +38,35 @@ CREATE INDEX IF NOT EXISTS artifacts_producer ON artifacts (run_id, step, instan
 """
 
 
+SCHEMA_VERSION = 1  # bump when SCHEMA changes; an older store is moved aside, never misread
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db = self._open(path)
+        if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION and self._has_tables():
+            self.db.close()
+            aside = path.with_name(f"{path.name}.v{int(time.time())}.old")
+            os.replace(path, aside)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            print(f"note: metadata store {path} has an older layout; moved it to {aside}", file=sys.stderr)
+            self.db = self._open(path)
         self.db.executescript(SCHEMA)
+        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    def _has_tables(self) -> bool:
+        return self.db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] > 0
 
     def close(self) -> None:
         self.db.close()

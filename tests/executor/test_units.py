@@ -109,3 +109,19 @@ pipeline g {
     ex.running.clear()
     ex._start_ready()
     assert started == ["big"]  # all three slots at once, and nothing else fits beside it
+
+
+def test_store_with_an_older_layout_is_moved_aside(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    from dmlc_targets.local.store import Store
+
+    path = tmp_path / "metadata.db"
+    old = sqlite3.connect(str(path))
+    old.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, pipeline TEXT)")
+    old.commit()
+    old.close()
+    store = Store(path)
+    store.start_run("r1", "p", "p.dml", {}, str(tmp_path))
+    assert [row["id"] for row in store.runs()] == ["r1"]
+    assert len(list(tmp_path.glob("metadata.db.v*.old"))) == 1
