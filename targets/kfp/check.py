@@ -98,10 +98,15 @@ def _schedule_checks(pipeline: Pipeline, ctx: CompileContext) -> list[Diagnostic
             ctx.error("DML100", message, ("schedule", "timezone"), "per-schedule zones are not supported", help_)
         )
     if schedule.concurrency == "forbid":
-        help_ = "KFP (max_concurrency 1, no_catchup) starts the latest missed run when the running one ends"
+        help_ = (
+            "KFP (max_concurrency 1, no_catchup) starts the latest missed run when the running one ends; "
+            'accept that with `target kfp { schedule_forbid = "delay" }`'
+        )
         diag = ctx.error("DML100", "KFP delays, rather than skips, a run that falls while one is active",
                          ("schedule", "concurrency"), "not exactly forbid", help_)  # fmt: skip
-        out.append(Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=Severity.WARNING))
+        delay = getattr(ctx.options, "schedule_forbid", "error") == "delay"
+        severity = Severity.WARNING if delay else Severity.ERROR
+        out.append(Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=severity))
     if schedule.concurrency == "replace":
         help_ = 'use concurrency = "forbid" or "allow"'
         message = "KFP recurring runs cannot stop the previous run"

@@ -37,6 +37,9 @@ class KfpOptions(TargetOptions):
     every cron expression in it, so a `schedule { timezone }` must name this zone."""
     experiment: str | None = None
     """Experiment of the recurring run (default: the pipeline's name)."""
+    schedule_forbid: Literal["error", "delay"] = "error"
+    """KFP cannot skip a cron tick while the previous run is going (`schedule { concurrency = "forbid" }`):
+    "error" refuses it (DML100); "delay" is the explicit opt-in to KFP's behaviour of running it later."""
     cache_max_age: Literal["error", "ignore"] = "error"
     """KFP v2 cannot bound the age of a cached result: "error" refuses `memoize.max_age` (DML100);
     "ignore" is the explicit opt-in to reuse cached results however old (a warning is still printed)."""

@@ -88,7 +88,7 @@ def test_schedule_gives_recurring_run_settings(tmp_path: Path) -> None:
     text = (ROOT / "examples" / "scheduling.dml").read_text().replace('"UTC"', '"Europe/Paris"')
     path = write(tmp_path, "scheduling.dml", text)
     assert [(d.code, d.span.line) for d in errors_of(path)] == [("DML100", 16)]
-    text = text.replace("  scheduling {", '  target kfp { scheduler_timezone = "Europe/Paris" }\n  scheduling {', 1)
+    text = text.replace('target kfp {', 'target kfp { scheduler_timezone = "Europe/Paris" ', 1)
     out = kfp_yaml(write(tmp_path, "scheduling.dml", text), with_setup=True)
     docs = documents(out)
     run = docs[-1]
@@ -565,3 +565,20 @@ def test_output_does_not_depend_on_hera_being_imported() -> None:
 
     compile_file(str(BOOK), "argo")
     assert kfp_yaml(BOOK) == before
+
+
+def test_schedule_forbid_is_an_error_unless_delay_is_accepted(tmp_path: Path) -> None:
+    body = """\
+        pipeline nightly {
+          schedule { cron = "0 2 * * *"  concurrency = "forbid" }
+          task t { command = ["true"] }
+          %s
+        }
+        """
+    path = write(tmp_path, "n.dml", body % "")
+    assert [(d.code, d.span.line) for d in errors_of(path)] == [("DML100", 2)]
+    warnings: list[Any] = []
+    compile_file(
+        str(write(tmp_path, "ok.dml", body % 'target kfp { schedule_forbid = "delay" }')), "kfp", None, warnings
+    )
+    assert [w.code for w in warnings] == ["DML100"]
