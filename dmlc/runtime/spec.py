@@ -64,6 +64,7 @@ def spec_from_dict(data: dict[str, Any], kind: str | None = None, outputs: str |
     attrs = data.get("attrs") or {}
     if not isinstance(attrs, dict):
         raise UserError("spec field `attrs` must be an object")
+    attrs = apply_min_success(attrs, data.get("min_success") or {})
     out = os.environ.get("DMLC_OUTPUTS") or outputs or data.get("outputs_dir") or "outputs"
     work = data.get("work_dir") or os.environ.get("DMLC_WORK_DIR") or tempfile.mkdtemp(prefix="dmlc-work-")
     return Spec(
@@ -79,6 +80,25 @@ def spec_from_dict(data: dict[str, Any], kind: str | None = None, outputs: str |
         seed=int(data.get("seed") or 0),
         extra={k: v for k, v in data.items() if k not in _KNOWN},
     )
+
+
+def apply_min_success(attrs: dict[str, Any], gates: dict[str, int]) -> dict[str, Any]:
+    """Fan-ins over a step with `min_success`: on Argo/KFP failed instances arrive as missing values;
+    drop them, and fail (as the consumer) when fewer than N succeeded, exactly as the local executor."""
+    if not gates:
+        return attrs
+    attrs = dict(attrs)
+    for name, need in gates.items():
+        values = attrs.get(name)
+        if not isinstance(values, list):
+            continue
+        present = [v for v in values if v not in (None, "", "null")]
+        if len(present) < int(need):
+            raise UserError(
+                f"only {len(present)} of {len(values)} instances feeding `{name}` succeeded; min_success = {need}"
+            )
+        attrs[name] = present
+    return attrs
 
 
 def load_spec(path: str | None, text: str | None, kind: str | None, outputs: str | None) -> Spec:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.runtime.conftest import REPO, step_env
 
 
@@ -36,3 +38,12 @@ def test_spec_json_and_outputs_flag(tmp_path: Path) -> None:
     proc = subprocess.run(argv, env=step_env(), capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "o" / "model" / "dmlc_metrics.json").exists()
+
+
+def test_min_success_gate_filters_missing_and_enforces_the_minimum() -> None:
+    from dmlc.runtime.spec import UserError, apply_min_success
+
+    attrs = {"models": ["/a", None, "/c"], "metric": "accuracy"}
+    assert apply_min_success(attrs, {"models": 2})["models"] == ["/a", "/c"]
+    with pytest.raises(UserError, match="min_success = 3"):
+        apply_min_success(attrs, {"models": 3})
