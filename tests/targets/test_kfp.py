@@ -88,7 +88,7 @@ def test_schedule_gives_recurring_run_settings(tmp_path: Path) -> None:
     text = (ROOT / "examples" / "scheduling.dml").read_text().replace('"UTC"', '"Europe/Paris"')
     path = write(tmp_path, "scheduling.dml", text)
     assert [(d.code, d.span.line) for d in errors_of(path)] == [("DML100", 16)]
-    text = text.replace('target kfp {', 'target kfp { scheduler_timezone = "Europe/Paris" ', 1)
+    text = text.replace("target kfp {", 'target kfp { scheduler_timezone = "Europe/Paris" ', 1)
     out = kfp_yaml(write(tmp_path, "scheduling.dml", text), with_setup=True)
     docs = documents(out)
     run = docs[-1]
