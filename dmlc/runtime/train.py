@@ -133,8 +133,11 @@ def train(spec: Spec, strategy_name: str, role: Role) -> None:
     callbacks = cb.make_callbacks(spec, role, checkpoint_root(spec), steps, strategy_name)
     print(f"train: {name} with {strategy_name} ({workers} worker(s)), {epochs} epoch(s) x {steps} step(s)", flush=True)
     model.fit(dataset, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=2)
+    # Every worker reads the weights: batch-norm statistics are sync-on-read variables, so reading
+    # them is an all-reduce that hangs up (or aborts) if only the chief takes part.
+    weights = model.get_weights()
     if role.is_chief:
-        export(spec, model, name, info, data, workers, time.monotonic() - started)
+        export(spec, weights, name, info, data, workers, time.monotonic() - started)
 
 
 def _train_input(spec: Spec, strategy_name: str, strategy: Any, role: Role, data: str) -> Any:
@@ -155,10 +158,10 @@ def _train_input(spec: Spec, strategy_name: str, strategy: Any, role: Role, data
     )
 
 
-def export(spec: Spec, model: Any, name: str, info: dict, data: str, workers: int, seconds: float) -> None:
+def export(spec: Spec, weights: list[Any], name: str, info: dict, data: str, workers: int, seconds: float) -> None:
     """Chief only: evaluate a plain copy of the model, save it as a SavedModel, write the metrics."""
     plain = build_model(name, info["input_shape"], info["num_classes"])
-    plain.set_weights(model.get_weights())
+    plain.set_weights(weights)
     compile_model(plain, spec.attr("optimizer", "adam"), spec.attrs.get("learning_rate"))
     loss, accuracy = plain.evaluate(make_dataset(data, "test", repeat=False), verbose=0)
     log = cb.read_log(spec.work_dir)

@@ -1,0 +1,42 @@
+"""The book's chapter-9 project end to end: `dmlc run examples/fashion_mnist.dml --local` on real
+Fashion-MNIST images (the 900-image subset in ../shared, written as the standard IDX files where the
+Keras loader looks for them), through ingestion, three 2-worker allreduce trainings, selection and
+a 3-replica server. Skipped where ../shared or TensorFlow is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+BOOK = ROOT / "examples" / "fashion_mnist.dml"
+
+pytestmark = [pytest.mark.tf, pytest.mark.slow]
+
+
+@pytest.fixture
+def keras_home(tmp_path: Path) -> Path:
+    if not (SHARED / "data" / "make_fashion_idx.py").exists():
+        pytest.skip("../shared/data is not here")
+    pytest.importorskip("tf_keras")
+    datasets = tmp_path / ".keras" / "datasets" / "fashion-mnist"
+    subprocess.run([sys.executable, str(SHARED / "data" / "make_fashion_idx.py"), str(datasets)], check=True)
+    return tmp_path / ".keras"
+
+
+def test_book_pipeline_runs_end_to_end(keras_home: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "KERAS_HOME": str(keras_home), "HOME": str(keras_home.parent)}
+    cmd = [sys.executable, "-m", "dmlc.cli", "run", str(BOOK), "--local", "--param", "steps_per_epoch=10"]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "serving" in done.stdout and "/v1/models/classifier" in done.stdout
+    metrics = sorted((tmp_path / ".dmlc" / "runs").glob("*/steps/best/*/outputs/metrics"))
+    assert metrics, "select wrote no metrics"
+    chosen = json.loads(metrics[-1].read_text())
+    assert len(chosen["candidates"]) == 3 and 0.0 < chosen["value"] <= 1.0
