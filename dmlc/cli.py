@@ -139,8 +139,9 @@ def cmd_targets(args: argparse.Namespace) -> int:
         if target is None:
             continue
         print(f"{name}  ({target.suffix})  {target.description}")
+        width = max((len(c) for c in target.capabilities), default=0)
         for construct, how in sorted(target.capabilities.items()):
-            print(f"    {construct:<22} {how or 'not supported (DML100)'}")
+            print(f"    {construct:<{width}}  {how or 'not supported (DML100)'}")
     return EXIT_OK
 
 

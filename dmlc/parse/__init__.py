@@ -57,7 +57,10 @@ def parse_file(path: str | Path) -> Document:
         raw = Path(path).read_bytes()
     except OSError as exc:
         span = None
-        raise DmlError([Diagnostic("DML001", f"cannot read `{path}`: {exc.strerror}", Label(span))]) from None
+        help_ = "check the path; `dmlc run` without a file reads ./pipeline.dml"
+        raise DmlError(
+            [Diagnostic("DML001", f"cannot read `{path}`: {exc.strerror}", Label(span), help=help_)]
+        ) from None
     return parse_source(decode(path, raw))
 
 
