@@ -8,7 +8,8 @@ from __future__ import annotations
 from dmlc.diagnostics.model import Diagnostic
 from dmlc.ir.model import Pipeline
 from dmlc.parse.document import Document
-from dmlc.validate.rules import RULES, Ctx
+from dmlc.validate.context import Ctx
+from dmlc.validate.rules import RULES
 
 MAX_ERRORS = 50
 

@@ -1,0 +1,30 @@
+"""The validation context (stage 3): the pipeline, its document (for spans) and a diagnostic builder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dmlc.diagnostics.model import Diagnostic, Label
+from dmlc.ir.model import Pipeline, Step
+from dmlc.parse.document import Document, Path
+
+
+@dataclass
+class Ctx:
+    pipeline: Pipeline
+    document: Document
+
+    def diag(
+        self,
+        code: str,
+        message: str,
+        path: Path,
+        note: str = "",
+        help: str | None = None,
+        key: bool = False,
+        also: tuple[Label, ...] = (),
+    ) -> Diagnostic:
+        return Diagnostic(code, message, Label(self.document.span(path, key=key), note), also, help)
+
+    def steps(self) -> list[tuple[str, Step]]:
+        return list(self.pipeline.steps.items())
