@@ -46,7 +46,7 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.db = self._open(path)
-        if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION and self._has_tables():
+        if not self._create_or_check():
             self.db.close()
             aside = path.with_name(f"{path.name}.v{int(time.time())}.old")
             os.replace(path, aside)
@@ -54,8 +54,23 @@ class Store:
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
             print(f"note: metadata store {path} has an older layout; moved it to {aside}", file=sys.stderr)
             self.db = self._open(path)
-        self.db.executescript(SCHEMA)
-        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._create_or_check()
+
+    def _create_or_check(self) -> bool:
+        """Create the tables and stamp the version in one write transaction, so a second run opening
+        the same new store never sees tables without a version; False if the store is older."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            tables = self.db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+            if tables and version != SCHEMA_VERSION:
+                return False
+            for statement in filter(str.strip, SCHEMA.split(";")):
+                self.db.execute(statement)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            return True
+        finally:
+            self.db.execute("COMMIT")
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
@@ -64,9 +79,6 @@ class Store:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         return db
-
-    def _has_tables(self) -> bool:
-        return self.db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] > 0
 
     def close(self) -> None:
         self.db.close()
