@@ -38,6 +38,19 @@ CREATE INDEX IF NOT EXISTS artifacts_producer ON artifacts (run_id, step, instan
 """
 
 
+def _retry_locked(action: Any, seconds: float = 30.0) -> Any:
+    """Switching a new store to WAL (and the first write) can meet "database is locked" at once,
+    without SQLite's busy wait, when two runs open the same new store together: wait and retry."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 SCHEMA_VERSION = 1  # bump when SCHEMA changes; an older store is moved aside, never misread
 
 
@@ -59,7 +72,7 @@ class Store:
     def _create_or_check(self) -> bool:
         """Create the tables and stamp the version in one write transaction, so a second run opening
         the same new store never sees tables without a version; False if the store is older."""
-        self.db.execute("BEGIN IMMEDIATE")
+        _retry_locked(lambda: self.db.execute("BEGIN IMMEDIATE"))
         try:
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             tables = self.db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
@@ -76,7 +89,7 @@ class Store:
     def _open(path: Path) -> sqlite3.Connection:
         db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
+        _retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
         db.execute("PRAGMA synchronous=NORMAL")
         return db
 
