@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dmlc.diagnostics.model import DmlError
@@ -146,3 +148,14 @@ def test_parameter_server_needs_ps() -> None:
 def test_big_string_is_fine() -> None:
     text = 'pipeline big { description = "' + "x" * 5_000_000 + '" task t { command = ["true"] } }'
     assert len(load_text(text).description) == 5_000_000
+
+
+@pytest.mark.parametrize("expr", ['__import__("os").system("x")', "(lambda: 1)()", "[x for x in params.n]"])
+def test_when_allows_no_code(expr: str) -> None:
+    text = SMALL.replace("after = [best]", "after = [best]\n    when = " + json.dumps(expr))
+    assert "DML025" in codes(text)
+
+
+def test_when_allows_comparisons_and_whitelisted_functions() -> None:
+    text = SMALL.replace("after = [best]", 'after = [best]\n    when = "len(params.n) >= 0 and best.accuracy > 0.5"')
+    assert load_text(text).steps["report"].when

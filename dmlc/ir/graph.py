@@ -44,17 +44,48 @@ def _walk(value: Any, path: AttrPath) -> Iterator[tuple[AttrPath, Ref]]:
             yield from _walk(item, path + (i,))
 
 
+# What a `when` expression may contain: comparisons, boolean logic, arithmetic, literals and
+# references. Everything else (calls, lambdas, comprehensions...) is refused at check time (DML025).
+WHEN_NODES = (
+    ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd, ast.BinOp,
+    ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Compare, ast.Eq, ast.NotEq, ast.Lt,
+    ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn, ast.Constant, ast.Name, ast.Attribute, ast.Subscript,
+    ast.List, ast.Tuple, ast.Load, ast.Call,
+)  # fmt: skip
+WHEN_WORDS = ("true", "false", "null", "True", "False", "None")
+WHEN_FUNCTIONS = ("len", "min", "max", "abs", "sum", "any", "all")
+
+
 def when_refs(expr: str) -> list[Ref]:
     """References in a `when` expression (`best.accuracy >= 0.8`); raises SyntaxError/ValueError."""
     tree = ast.parse(expr.strip(), mode="eval")
-    found: list[Ref] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and not isinstance(getattr(node, "_parent_attr", None), ast.Attribute):
-            text = ast.unparse(node)
-            found.append(parse_ref(text))
-            for child in ast.walk(node):
-                child._parent_attr = node  # type: ignore[attr-defined]
+        if not isinstance(node, WHEN_NODES):
+            raise ValueError(f"`{ast.unparse(node)}` is not allowed in `when`")
+        if isinstance(node, ast.Call) and not (
+            isinstance(node.func, ast.Name) and node.func.id in WHEN_FUNCTIONS and not node.keywords
+        ):
+            raise ValueError(f"call `{ast.unparse(node)}` is not allowed in `when` (only {', '.join(WHEN_FUNCTIONS)})")
+    found: list[Ref] = []
+    _collect(tree.body, found)
     return found
+
+
+def _collect(node: ast.AST, found: list[Ref]) -> None:
+    """Whole `a.b[0].c` chains are one reference each; do not descend into them."""
+    if isinstance(node, (ast.Attribute, ast.Subscript)):
+        try:
+            found.append(parse_ref(ast.unparse(node)))
+            return
+        except ValueError:
+            if isinstance(node, ast.Attribute):
+                raise
+    if isinstance(node, ast.Name) and node.id not in WHEN_WORDS:
+        found.append(parse_ref(node.id))
+        return
+    children = node.args if isinstance(node, ast.Call) else ast.iter_child_nodes(node)
+    for child in children:
+        _collect(child, found)
 
 
 def refs(step: Step) -> list[tuple[AttrPath, Ref]]:
