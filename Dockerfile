@@ -16,6 +16,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/dmlc
 COPY pyproject.toml README.md ./
+COPY grammar ./grammar
 COPY dmlc ./dmlc
 COPY targets ./targets
 RUN pip install ".[ml]" && rm -rf /root/.cache
