@@ -8,7 +8,7 @@ fast; `graph()` gives the same edges as a networkx DiGraph for targets, the exec
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -53,7 +53,16 @@ WHEN_NODES = (
     ast.List, ast.Tuple, ast.Load, ast.Call,
 )  # fmt: skip
 WHEN_WORDS = ("true", "false", "null", "True", "False", "None")
-WHEN_FUNCTIONS = ("len", "min", "max", "abs", "sum", "any", "all")
+# The only functions a `when` may call: validation checks calls against it, evaluators call them.
+WHEN_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "len": len,
+    "min": min,
+    "max": max,
+    "abs": abs,
+    "sum": sum,
+    "any": any,
+    "all": all,
+}
 
 
 def when_refs(expr: str) -> list[Ref]:

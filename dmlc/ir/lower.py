@@ -12,7 +12,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from dmlc.diagnostics.model import Diagnostic, DmlError, Label, did_you_mean, suggest
+from dmlc.diagnostics.model import Diagnostic, DmlError, Label, did_you_mean
 from dmlc.ir.model import STEP_KINDS, Pipeline
 from dmlc.parse.document import Document, Path
 
@@ -213,4 +213,4 @@ HANDLERS = {
     "less_than_equal": _range,
 }
 
-__all__ = ["lower", "suggest"]
+__all__ = ["lower"]

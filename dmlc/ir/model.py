@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from annotated_types import Ge, Gt
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
 
-from dmlc.ir.types import NAME_RE, REF_OR, Cpu, Duration, Memory, Ref
+from dmlc.ir.types import NAME_RE, REF_OR, Cpu, Duration, Memory
 
 Name = Annotated[str, StringConstraints(pattern=NAME_RE)]
 RefOrStr = Annotated[str, REF_OR]
@@ -358,7 +358,3 @@ class Pipeline(Node):
 
     def step_names(self) -> list[str]:
         return list(self.steps)
-
-
-def is_ref(value: Any) -> bool:
-    return isinstance(value, Ref)

@@ -29,7 +29,7 @@ def syntax_error(exc: UnexpectedInput, source: Source) -> Diagnostic:
         return _bad_character(exc, source)
     assert isinstance(exc, UnexpectedToken)
     tokens = _tokens(source)
-    unit = _detached_unit(tokens)
+    unit = _detached_unit(tokens, source)
     if unit is not None:
         return unit
     if exc.token.type == "$END":
@@ -70,7 +70,7 @@ def _hint(char: str) -> str | None:
     return None
 
 
-def _detached_unit(tokens: list[Token]) -> Diagnostic | None:
+def _detached_unit(tokens: list[Token], source: Source) -> Diagnostic | None:
     """`10 parsecs`: a number, a space, then a word that starts no attribute or block."""
     padded = [*tokens, None, None]
     for i, (prev, tok) in enumerate(zip(tokens, tokens[1:], strict=False)):
@@ -80,15 +80,11 @@ def _detached_unit(tokens: list[Token]) -> Diagnostic | None:
         starts_item = nxt is not None and nxt.type in ("EQUAL", "LBRACE")
         if starts_item or (nxt is not None and nxt.type == "NAME" and after is not None and after.type == "LBRACE"):
             continue
-        span = Span("", tok.line or 1, tok.column or 1, tok.end_line or 1, tok.end_column or 1)
-        return _unit_diag(prev, tok, span)
+        return _unit_diag(prev, tok, _tok_span(source, tok))
     return None
 
 
 def _unit_diag(number: Token, word: Token, span: Span) -> Diagnostic:
-    from dmlc.parse.dml import _BUILDER
-
-    span = Span(_BUILDER.file, span.line, span.col, span.end_line, span.end_col)
     message = f"`{word}` is not a unit: `{number} {word}` is a number followed by a stray word"
     help_ = "write the unit right after the number, e.g. `10s`, `30m`, `500m`, `2Gi`"
     return Diagnostic("DML021", message, Label(span, "not a unit"), help=help_)

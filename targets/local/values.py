@@ -14,6 +14,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+from dmlc.ir.graph import WHEN_FUNCTIONS
 from dmlc.ir.types import INTERP, REF_FULL, Ref, parse_ref
 
 Lookup = Callable[[Ref], Any]
@@ -69,15 +70,7 @@ def dig(value: Any, fields: tuple[str, ...] | list[str], what: str) -> Any:
 # --- when --------------------------------------------------------------------------------------
 
 _CONSTANTS = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
-_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "len": len,
-    "min": min,
-    "max": max,
-    "abs": abs,
-    "sum": sum,
-    "any": any,
-    "all": all,
-}
+_FUNCTIONS = WHEN_FUNCTIONS  # one list for the check (DML025) and for evaluation
 _BINARY = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
