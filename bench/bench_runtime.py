@@ -121,7 +121,7 @@ async def load(endpoint: str, body: dict, requests: int, concurrency: int) -> tu
 
 def bench_serving(model: Path, x: np.ndarray, requests: int, concurrency: int, rounds: int = 3) -> None:
     """Both servers stay up; load rounds alternate between them so background noise hits both alike."""
-    from dmlc.runtime.launcher import free_ports
+    from dmlc.runtime.local_cluster import free_ports
     from dmlc.runtime.serve import server_argv, wait_ready
 
     body = {"instances": x[:8].tolist()}

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dmlc.diagnostics.model import Diagnostic, DmlError, Label
+from dmlc import targets
+from dmlc.diagnostics.model import Diagnostic, DmlError
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
@@ -54,8 +55,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from dmlc.driver import compile_file
+    from dmlc.params import parse_params
 
-    flags = {"with_setup": args.with_setup, "params": _params(args.param)}
+    flags = {"with_setup": args.with_setup, "params": parse_params(args.param)}
     warnings: list[Diagnostic] = []
     text = compile_file(args.file, args.target, flags, warnings)
     if warnings:
@@ -71,18 +73,6 @@ def _write(text: str, output: str | None) -> None:
     from dmlc.atomic import write_text
 
     write_text(Path(output), text)
-
-
-def _params(pairs: Sequence[str] | None) -> dict[str, Any]:
-    import yaml
-
-    out: dict[str, Any] = {}
-    for pair in pairs or ():
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise DmlError([Diagnostic("DML020", f"`--param {pair}` must be KEY=VALUE", Label(None))])
-        out[key] = yaml.safe_load(value) if value else ""
-    return out
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -161,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dmlc {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_core(sub)
-    _add_local(sub)
+    for register in targets.command_registrars():  # commands targets add, e.g. `dmlc run` (local)
+        register(sub)
     return parser
 
 
@@ -208,14 +199,6 @@ def _add_core(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--name", default="model")
     p.set_defaults(func=cmd_serve)
-
-
-def _add_local(sub: Any) -> None:
-    try:
-        from dmlc_targets.local.commands import register
-    except ImportError:
-        return
-    register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

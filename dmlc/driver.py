@@ -85,20 +85,38 @@ def get_target(name: str) -> Target:
     return target
 
 
+@dataclass
+class Prepared:
+    """A pipeline checked for one target: what `emit` and `dmlc run` start from."""
+
+    loaded: Loaded
+    target: Target
+    ctx: CompileContext
+    plan: Any
+    warnings: list[Diagnostic]
+
+
+def prepare(path: str, target_name: str, flags: dict[str, Any] | None = None) -> Prepared:
+    """load -> target.check: the one path of `compile` and `run`; errors raise DmlError."""
+    target = get_target(target_name)
+    loaded = load(path, (flags or {}).get("params"))
+    ctx = target_context(target, loaded, flags)
+    checked = target.check(loaded.pipeline, ctx)
+    found = sorted(checked.diagnostics, key=Diagnostic.sort_key)
+    errors = [d for d in found if d.severity.value == "error"]
+    if errors:
+        raise DmlError(errors)
+    return Prepared(loaded, target, ctx, checked.plan, [d for d in found if d.severity.value != "error"])
+
+
 def compile_file(
     path: str, target_name: str, flags: dict[str, Any] | None = None, warnings: list[Diagnostic] | None = None
 ) -> str:
     """The target's output text; errors raise DmlError, warnings are appended to `warnings`."""
-    target = get_target(target_name)
-    loaded = load(path, (flags or {}).get("params"))
-    ctx = target_context(target, loaded, flags)
-    found = sorted(target.check(loaded.pipeline, ctx), key=Diagnostic.sort_key)
-    errors = [d for d in found if d.severity.value == "error"]
-    if errors:
-        raise DmlError(errors)
+    prepared = prepare(path, target_name, flags)
     if warnings is not None:
-        warnings += [d for d in found if d.severity.value != "error"]
-    return target.emit(loaded.pipeline, ctx)
+        warnings += prepared.warnings
+    return prepared.target.emit(prepared.plan, prepared.ctx)
 
 
 def check_file(path: str) -> list[Diagnostic]:

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from dmlc.ir.model import Pipeline, Serve, Step, Train
@@ -96,17 +96,22 @@ def resources(step: Step) -> dict[str, Any] | None:
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
-def env(step: Step, extra: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    out = [{"name": k, "value": v} for k, v in {**step.env, **(extra or {})}.items()]
+def env(step: Step, extra: dict[str, str] | None = None, text: Callable[[str], str] = str) -> list[dict[str, Any]]:
+    """`env` values (through `text`: the target's placeholders for references), then `extra` (the
+    contract variables, which win), then `secret_env` as `secretKeyRef`."""
+    values = {k: text(v) for k, v in step.env.items()} | (extra or {})
+    out = [{"name": k, "value": v} for k, v in values.items()]
     for key, ref in step.secret_env.items():
         secret, _, item = ref.partition("/")
         out.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": item}}})
     return out
 
 
-def _container(step: Step, name: str, kind: str, spec_json: str, mounts: Sequence[dict]) -> dict[str, Any]:
+def _container(
+    step: Step, name: str, kind: str, spec_json: str, mounts: Sequence[dict], env_text: Callable[[str], str] = str
+) -> dict[str, Any]:
     container: dict[str, Any] = {"name": name, "image": step.image, "command": runtime_command(kind, spec_json)}
-    variables = env(step)
+    variables = env(step, None, env_text)
     if variables:
         container["env"] = variables
     res = resources(step)
@@ -167,6 +172,7 @@ def tfjob(
     namespace: str | None = None,
     annotations: dict[str, str] | None = None,
     queue_label: bool = True,
+    env_text: Callable[[str], str] = str,
 ) -> dict[str, Any]:
     """The TFJob of a distributed train step (the operator sets TF_CONFIG in every replica)."""
     labels = pod_labels(pipeline, name, step)
@@ -181,7 +187,8 @@ def tfjob(
         run_policy["schedulingPolicy"] = gang
     replicas = {}
     for role, count in tfjob_roles(step):
-        pod: dict[str, Any] = {"containers": [_container(step, "tensorflow", "train", spec_json, volume_mounts)]}
+        container = _container(step, "tensorflow", "train", spec_json, volume_mounts, env_text)
+        pod: dict[str, Any] = {"containers": [container]}
         if volumes:
             pod["volumes"] = [dict(v) for v in volumes]
         if gang is not None:
@@ -215,8 +222,10 @@ def tfjob_conditions(step: Train) -> tuple[str, str]:
     return f"status.replicaStatuses.Worker.succeeded == {step.workers}", "status.replicaStatuses.Worker.failed > 0"
 
 
-def _predictor(step: Serve, spec_json: str, volumes: Sequence[dict], mounts: Sequence[dict], port: int) -> dict:
-    container = _container(step, "kserve-container", "serve", spec_json, mounts)
+def _predictor(
+    step: Serve, spec_json: str, volumes: Sequence[dict], mounts: Sequence[dict], port: int, env_text: Callable
+) -> dict:
+    container = _container(step, "kserve-container", "serve", spec_json, mounts, env_text)
     container["ports"] = [{"containerPort": port, "protocol": "TCP"}]
     predictor: dict[str, Any] = {}
     predictor.update(_scaling(step))
@@ -268,13 +277,14 @@ def inference_service(
     volume_mounts: Sequence[dict] = (),
     namespace: str | None = None,
     port: int = 8080,
+    env_text: Callable[[str], str] = str,
 ) -> list[dict[str, Any]]:
     """One InferenceService, or N shard InferenceServices + router Deployment + Service."""
     labels = pod_labels(pipeline, name, step)
     annotations = _isvc_annotations(step)
 
     def isvc(obj_name: str, spec: str) -> dict[str, Any]:
-        predictor = _predictor(step, spec, volumes, volume_mounts, port)
+        predictor = _predictor(step, spec, volumes, volume_mounts, port, env_text)
         meta = _metadata(obj_name, namespace, dict(labels), annotations)
         return {"apiVersion": ISVC_API, "kind": "InferenceService", "metadata": meta, "spec": {"predictor": predictor}}
 
@@ -284,7 +294,9 @@ def inference_service(
     shards = [isvc(n, _with_spec(spec_json, shard=i)) for i, n in enumerate(names)]
     urls = [f"http://{n}-predictor.{namespace or 'default'}.svc.cluster.local" for n in names]
     router_spec = _with_spec(spec_json, role="router", shard_urls=urls)
-    return [*shards, *router(pipeline, name, step, router_name=isvc_name, spec_json=router_spec, namespace=namespace)]
+    routing = router(pipeline, name, step, router_name=isvc_name, spec_json=router_spec, namespace=namespace,
+                     env_text=env_text)  # fmt: skip
+    return [*shards, *routing]
 
 
 def router(
@@ -296,11 +308,12 @@ def router(
     spec_json: str,
     namespace: str | None,
     port: int = 8080,
+    env_text: Callable[[str], str] = str,
 ) -> list[dict[str, Any]]:
     """The scatter-gather router of a sharded service: a Deployment of the runtime image + its Service."""
     labels = pod_labels(pipeline, name, step)
     selector = {"dmlc.io/pipeline": pipeline.pipeline, "dmlc.io/step": name, "dmlc.io/role": "router"}
-    container = _container(step, "router", "serve", spec_json, ())
+    container = _container(step, "router", "serve", spec_json, (), env_text)
     container["ports"] = [{"containerPort": port, "protocol": "TCP"}]
     pod = {"metadata": {"labels": {**labels, **selector}}, "spec": {"containers": [container]}}
     deployment = {

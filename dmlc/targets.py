@@ -2,8 +2,9 @@
 
 A target is a plug-in registered under the entry-point group `dmlc.targets`. It declares its name,
 output suffix, capabilities and the options model of its `target NAME { ... }` block, and implements
-`check` (DML1xx diagnostics for what it cannot express) and `emit` (deterministic text). The core
-never branches on a target's name.
+`check` (its plan of the pipeline, plus DML1xx diagnostics for what it cannot express) and `emit`
+(deterministic text from that plan). A target may add CLI commands under the entry-point group
+`dmlc.commands` (a `register(subparsers)` function). The core never branches on a target's name.
 """
 
 from __future__ import annotations
@@ -58,6 +59,14 @@ class CompileContext:
         return Diagnostic(code, message, Label(self.document.span(path, key=True), note), help=help)
 
 
+@dataclass
+class Checked:
+    """What `Target.check` gives: its diagnostics, and the plan `emit` (or a local run) works from."""
+
+    diagnostics: list[Diagnostic]
+    plan: Any = None
+
+
 @runtime_checkable
 class Target(Protocol):
     name: ClassVar[str]
@@ -66,9 +75,9 @@ class Target(Protocol):
     capabilities: ClassVar[dict[str, str]]  # construct -> how it is expressed ("" = not supported)
     options_model: ClassVar[type[TargetOptions]]
 
-    def check(self, pipeline: Pipeline, ctx: CompileContext) -> list[Diagnostic]: ...
+    def check(self, pipeline: Pipeline, ctx: CompileContext) -> Checked: ...
 
-    def emit(self, pipeline: Pipeline, ctx: CompileContext) -> str: ...
+    def emit(self, plan: Any, ctx: CompileContext) -> str: ...
 
 
 @lru_cache(maxsize=1)
@@ -78,6 +87,11 @@ def _entry_points() -> dict[str, Any]:
 
 def names() -> list[str]:
     return sorted(_entry_points())
+
+
+def command_registrars() -> list[Any]:
+    """`register(subparsers)` functions of the commands targets add to the CLI (e.g. `dmlc run`)."""
+    return [ep.load() for ep in sorted(entry_points(group="dmlc.commands"), key=lambda ep: ep.name)]
 
 
 def get(name: str) -> Target | None:

@@ -1,20 +1,19 @@
 """The pipeline graph (stage 2, lower): references and `after` -> dependency edges.
 
 `refs(step)` lists every reference a step makes with the attribute path it sits at (fields,
-`${...}` inside strings, names in `when`). `dependencies` is stdlib-only so `dmlc check` stays
+`${...}` inside strings, references in the parsed `when`). `dependencies` is stdlib-only so `dmlc check` stays
 fast; `graph()` gives the same edges as a networkx DiGraph for targets, the executor and `dmlc graph`.
 """
 
 from __future__ import annotations
 
-import ast
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from dmlc.ir.model import Pipeline, Step
-from dmlc.ir.types import Ref, interpolated, parse_ref
+from dmlc.ir.types import Ref, interpolated
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -44,59 +43,6 @@ def _walk(value: Any, path: AttrPath) -> Iterator[tuple[AttrPath, Ref]]:
             yield from _walk(item, path + (i,))
 
 
-# What a `when` expression may contain: comparisons, boolean logic, arithmetic, literals and
-# references. Everything else (calls, lambdas, comprehensions...) is refused at check time (DML025).
-WHEN_NODES = (
-    ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd, ast.BinOp,
-    ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Compare, ast.Eq, ast.NotEq, ast.Lt,
-    ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn, ast.Constant, ast.Name, ast.Attribute, ast.Subscript,
-    ast.List, ast.Tuple, ast.Load, ast.Call,
-)  # fmt: skip
-WHEN_WORDS = ("true", "false", "null", "True", "False", "None")
-# The only functions a `when` may call: validation checks calls against it, evaluators call them.
-WHEN_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "len": len,
-    "min": min,
-    "max": max,
-    "abs": abs,
-    "sum": sum,
-    "any": any,
-    "all": all,
-}
-
-
-def when_refs(expr: str) -> list[Ref]:
-    """References in a `when` expression (`best.accuracy >= 0.8`); raises SyntaxError/ValueError."""
-    tree = ast.parse(expr.strip(), mode="eval")
-    for node in ast.walk(tree):
-        if not isinstance(node, WHEN_NODES):
-            raise ValueError(f"`{ast.unparse(node)}` is not allowed in `when`")
-        if isinstance(node, ast.Call) and not (
-            isinstance(node.func, ast.Name) and node.func.id in WHEN_FUNCTIONS and not node.keywords
-        ):
-            raise ValueError(f"call `{ast.unparse(node)}` is not allowed in `when` (only {', '.join(WHEN_FUNCTIONS)})")
-    found: list[Ref] = []
-    _collect(tree.body, found)
-    return found
-
-
-def _collect(node: ast.AST, found: list[Ref]) -> None:
-    """Whole `a.b[0].c` chains are one reference each; do not descend into them."""
-    if isinstance(node, (ast.Attribute, ast.Subscript)):
-        try:
-            found.append(parse_ref(ast.unparse(node)))
-            return
-        except ValueError:
-            if isinstance(node, ast.Attribute):
-                raise
-    if isinstance(node, ast.Name) and node.id not in WHEN_WORDS:
-        found.append(parse_ref(node.id))
-        return
-    children = node.args if isinstance(node, ast.Call) else ast.iter_child_nodes(node)
-    for child in children:
-        _collect(child, found)
-
-
 def refs(step: Step) -> list[tuple[AttrPath, Ref]]:
     """Every reference of a step with its attribute path (computed once per step)."""
     if step._refs is None:
@@ -106,22 +52,34 @@ def refs(step: Step) -> list[tuple[AttrPath, Ref]]:
 
 def _refs(step: Step) -> list[tuple[AttrPath, Ref]]:
     out = [(path, ref) for path, ref in _walk(step, ()) if path[:1] != ("when",)]
-    if step.when:
-        try:
-            out += [(("when",), ref) for ref in when_refs(step.when)]
-        except (SyntaxError, ValueError):
-            pass  # DML025 from the validator
+    if step.when is not None:
+        out += [(("when",), ref) for ref in step.when.refs()]
     return out
+
+
+def edges(pipeline: Pipeline) -> dict[str, dict[str, str]]:
+    """step -> {upstream: "data" | "control"}: data references first, then `after`, each once, in first-seen
+    order. The one place dependencies are computed: validation, every target and the executor read it."""
+    if pipeline._edges is None:
+        found: dict[str, dict[str, str]] = {}
+        for name, step in pipeline.steps.items():
+            ups = {ref.root: "data" for _, ref in refs(step) if ref.is_step and ref.root in pipeline.steps}
+            for up in step.after:
+                if up in pipeline.steps:
+                    ups.setdefault(up, "control")
+            found[name] = ups
+        pipeline._edges = found
+    return pipeline._edges
 
 
 def dependencies(pipeline: Pipeline) -> dict[str, list[str]]:
     """step -> its upstream steps (data references, then `after`), each once, in first-seen order."""
-    deps: dict[str, list[str]] = {}
-    for name, step in pipeline.steps.items():
-        ups = [ref.root for _, ref in refs(step) if ref.is_step and ref.root in pipeline.steps]
-        ups += [a for a in step.after if a in pipeline.steps]
-        deps[name] = list(dict.fromkeys(ups))
-    return deps
+    return {name: list(ups) for name, ups in edges(pipeline).items()}
+
+
+def data_dependencies(pipeline: Pipeline, name: str) -> list[str]:
+    """The upstreams whose outputs step `name` reads."""
+    return [up for up, kind in edges(pipeline)[name].items() if kind == "data"]
 
 
 def topological_order(pipeline: Pipeline) -> list[str]:
@@ -141,21 +99,14 @@ def topological_order(pipeline: Pipeline) -> list[str]:
 
 
 def graph(pipeline: Pipeline) -> nx.DiGraph:
-    """networkx DiGraph: nodes carry `step`, edges `kind` = data | control."""
+    """networkx DiGraph: nodes carry `step`, edges `kind` = data | control (self-references dropped)."""
     import networkx as nx
 
     g = nx.DiGraph(name=pipeline.pipeline)
     for name, step in pipeline.steps.items():
         g.add_node(name, step=step)
-    for name, step in pipeline.steps.items():
-        for _, ref in refs(step):
-            if ref.is_step and ref.root in pipeline.steps and ref.root != name:
-                g.add_edge(ref.root, name, kind="data")
-        for up in step.after:
-            if up in pipeline.steps and not g.has_edge(up, name):
-                g.add_edge(up, name, kind="control")
+    for name, ups in edges(pipeline).items():
+        for up, kind in ups.items():
+            if up != name:
+                g.add_edge(up, name, kind=kind)
     return g
-
-
-def fanned_out(step: Step) -> bool:
-    return step.for_each is not None

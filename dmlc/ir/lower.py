@@ -13,6 +13,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label, did_you_mean
+from dmlc.ir import when
 from dmlc.ir.model import STEP_KINDS, Pipeline
 from dmlc.parse.document import Document, Path
 
@@ -33,10 +34,26 @@ def lower(doc: Document, params: dict[str, Any] | None = None) -> Pipeline:
     if params:
         data["params"] = {**data.get("params", {}), **params}
     try:
-        return Pipeline.model_validate(data)
+        pipeline = Pipeline.model_validate(data)
     except ValidationError as exc:
         diags = [_diagnostic(err, doc) for err in exc.errors(include_url=False)]
         raise DmlError(_dedupe(diags)[:MAX_ERRORS]) from None
+    return normalize_when(pipeline)
+
+
+def normalize_when(pipeline: Pipeline) -> Pipeline:
+    """Rewrite `best.accuracy` in every `when` to `best.metrics.accuracy`, once for every target."""
+
+    def outputs_of(name: str) -> dict[str, str] | None:
+        step = pipeline.steps.get(name)
+        return step.outputs() if step is not None else None
+
+    for name, step in pipeline.steps.items():
+        if step.when is not None:
+            normal = when.normalize(step.when, outputs_of)
+            if normal is not step.when:
+                pipeline.steps[name] = step.model_copy(update={"when": normal})
+    return pipeline
 
 
 def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
@@ -129,6 +146,12 @@ def _bad_ref(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagn
     return Diagnostic("DML020", err["msg"], Label(doc.span(path), "bad reference"), help=help_)
 
 
+def _bad_when(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagnostic:
+    help_ = 'write e.g. "best.accuracy >= 0.8" or "params.deploy == true"'
+    message = f"invalid `when` expression: {err.get('ctx', {}).get('msg', err['msg'])}"
+    return Diagnostic("DML025", message, Label(doc.span(path), "here"), help=help_)
+
+
 def _bad_name(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagnostic:
     name = str(path[-1]) if path else "?"
     help_ = "names start with a letter or `_` and hold only letters, digits and `_`"
@@ -207,6 +230,7 @@ HANDLERS = {
     "dml_unit": _unit,
     "dml_range": _range,
     "dml_ref": _bad_ref,
+    "dml_when": _bad_when,
     "greater_than": _range,
     "greater_than_equal": _range,
     "less_than": _range,

@@ -13,6 +13,7 @@ from annotated_types import Ge, Gt
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
 
 from dmlc.ir.types import NAME_RE, REF_OR, Cpu, Duration, Memory
+from dmlc.ir.when import WHEN_FIELD, When
 
 Name = Annotated[str, StringConstraints(pattern=NAME_RE)]
 RefOrStr = Annotated[str, REF_OR]
@@ -20,6 +21,7 @@ RefOrPosInt = Annotated[int, Ge(1), REF_OR]  # constraints sit inside, so a Ref 
 RefOrPosFloat = Annotated[float, Gt(0), REF_OR]
 Scalar = Union[str, int, float, bool, None]
 OutputKind = Literal["artifact", "param"]
+DISTRIBUTED = ("allreduce", "parameter_server")
 BUILTIN_MODELS = ("cnn", "dropout", "batch_norm", "mlp")
 DEFAULT_IMAGE = "ghcr.io/dmlc/runtime:0.1"
 
@@ -110,7 +112,7 @@ class Step(Node):
     """On a consumer of a fanned-out step: all = once after every instance, each = once per instance."""
     min_success: int | None = Field(None, ge=1)
     """On a fanned-out step: downstream proceeds if at least this many instances succeeded."""
-    when: str | None = None
+    when: Annotated[When, WHEN_FIELD] | None = None
     """Run only if this expression over params and outputs holds, e.g. "best.accuracy >= 0.8"."""
     memoize: Memoize | None = None
     """Skip the step when a fresh cached result exists."""
@@ -196,6 +198,18 @@ class Train(Step):
     """Restart with as many workers as are available within these bounds."""
     seed: int | None = None
     """Random seed."""
+
+    @property
+    def distributed(self) -> bool:
+        """Runs as a cluster of processes (a TFJob on Kubernetes, local worker processes here)."""
+        return self.strategy in DISTRIBUTED
+
+    @property
+    def slots(self) -> int:
+        """Processes started together: workers, parameter servers and the chief of parameter_server."""
+        if not self.distributed:
+            return 1
+        return self.workers + self.ps + (1 if self.strategy == "parameter_server" else 0)
 
 
 class Evaluate(Step):
@@ -355,6 +369,7 @@ class Pipeline(Node):
     """The steps, keyed by name, in pipeline order."""
     targets: dict[Name, dict[str, Any]] = Field(default_factory=dict)
     """Target-only options (`target argo { ... }`), checked by each target."""
+    _edges: dict[str, dict[str, str]] | None = PrivateAttr(default=None)  # memo of graph.edges()
 
     def step_names(self) -> list[str]:
         return list(self.steps)

@@ -88,9 +88,11 @@ class _RefOr:
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         inner = handler(source)
 
-        def validate(value: Any, nxt: Callable[[Any], Any]) -> Any:
+        def validate(value: Any, nxt: Callable[[Any], Any], info: core_schema.ValidationInfo) -> Any:
             if isinstance(value, Ref):
                 return value
+            if info.context and info.context.get("resolved"):
+                return nxt(value)  # a value at run time: `${...}` in it is literal text, never a reference
             try:
                 ref = as_ref(value)
             except ValueError as exc:
@@ -100,7 +102,7 @@ class _RefOr:
         def serialize(value: Any, nxt: Callable[[Any], Any]) -> Any:
             return str(value) if isinstance(value, Ref) else nxt(value)
 
-        return core_schema.no_info_wrap_validator_function(
+        return core_schema.with_info_wrap_validator_function(
             validate,
             inner,
             serialization=core_schema.wrap_serializer_function_ser_schema(serialize, schema=inner),

@@ -17,6 +17,7 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedInput
 
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label
+from dmlc.parse.dml_errors import syntax_error
 from dmlc.parse.document import MAX_DEPTH, Document, Path, first_deep_opener
 from dmlc.source import Source, Span
 
@@ -196,13 +197,15 @@ def _is_float(text: str) -> bool:
     return FLOAT_RE.match(text) is not None
 
 
-def parse_dml(source: Source) -> Document:
-    from dmlc.parse.dml_errors import syntax_error
+def _lex(text: str) -> Any:
+    return parser().lex(text, dont_ignore=False)
 
+
+def parse_dml(source: Source) -> Document:
     try:
         root = _parse(source)
     except UnexpectedInput as exc:
-        raise DmlError([syntax_error(exc, source)]) from None
+        raise DmlError([syntax_error(exc, source, _lex)]) from None
     except DmlError as exc:
         raise _relocate_depth(exc, source) from None
     return _DocBuilder(source).build(root)

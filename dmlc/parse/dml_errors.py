@@ -1,6 +1,12 @@
-"""Syntax errors of the `.dml` front end: lark's exceptions -> DML001/002/003/021 diagnostics."""
+"""Syntax errors of the `.dml` front end: lark's exceptions -> DML001/002/003/021 diagnostics.
+
+Takes lark's exception, the source and the front end's lexer (to look at the tokens around the
+error); gives one located diagnostic. Never imports the front end itself (no import cycle).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
@@ -24,11 +30,14 @@ READABLE = {
 OPENERS = {"LBRACE": "RBRACE", "LSQB": "RSQB"}
 
 
-def syntax_error(exc: UnexpectedInput, source: Source) -> Diagnostic:
+Lexer = Callable[[str], Iterable[Token]]
+
+
+def syntax_error(exc: UnexpectedInput, source: Source, lex: Lexer) -> Diagnostic:
     if isinstance(exc, UnexpectedCharacters):
         return _bad_character(exc, source)
     assert isinstance(exc, UnexpectedToken)
-    tokens = _tokens(source)
+    tokens = _tokens(source, lex)
     unit = _detached_unit(tokens, source)
     if unit is not None:
         return unit
@@ -41,11 +50,9 @@ def _tok_span(source: Source, tok: Token) -> Span:
     return Span(source.path, tok.line or 1, tok.column or 1, tok.end_line or 1, tok.end_column or 1)
 
 
-def _tokens(source: Source) -> list[Token]:
-    from dmlc.parse.dml import parser
-
+def _tokens(source: Source, lex: Lexer) -> list[Token]:
     try:
-        return list(parser().lex(source.text, dont_ignore=False))
+        return list(lex(source.text))
     except UnexpectedInput:
         return []
 

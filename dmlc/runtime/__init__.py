@@ -4,4 +4,4 @@ Kinds: ingest, train, evaluate, select, serve, task (see DESIGN §4 and README.m
 package is cheap: TensorFlow is imported lazily, only inside the step functions that need it.
 """
 
-KINDS = ("ingest", "train", "evaluate", "select", "serve", "task", "launch")
+KINDS = ("ingest", "train", "evaluate", "select", "serve", "task")

@@ -13,10 +13,9 @@ import sys
 import traceback
 
 from dmlc.runtime import KINDS
-from dmlc.runtime.spec import EXIT_FAILED, EXIT_OK, EXIT_TRANSIENT, EXIT_USER, TransientError, UserError, load_spec
+from dmlc.runtime.step_io import EXIT_FAILED, EXIT_OK, EXIT_TRANSIENT, EXIT_USER, TransientError, UserError, load_spec
 
 MODULES = {kind: f"dmlc.runtime.{'select_step' if kind == 'select' else kind}" for kind in KINDS}
-MODULES["launch"] = "dmlc.runtime.launch"  # KFP launcher task: apply a TFJob / InferenceService and wait
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = load_spec(args.spec, args.spec_json, args.kind, args.outputs)
         if args.foreground:
-            spec.extra["foreground"] = True
+            spec = spec.model_copy(update={"foreground": True})
         module = importlib.import_module(MODULES[args.kind])
         module.run(spec)
     except UserError as exc:

@@ -14,26 +14,39 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dmlc.ir.model import Train
 from dmlc.runtime.tfenv import import_tf
+from dmlc.semantics.spec import StepSpec, instance_key
 
 LOG_NAME = "train_log.jsonl"
 KILL_ENV = "DMLC_TEST_KILL_WORKER_AT_EPOCH"  # test hook: worker 1 dies at this epoch on the first attempt
 KILL_EXIT_CODE = 17
 
 
-def make_callbacks(spec: Any, role: Any, root: Path, steps: int, strategy_name: str) -> list[Any]:
+def checkpoint_root(spec: StepSpec) -> Path:
+    """Checkpoints live on a volume when the step mounts one (pods are ephemeral), else in work_dir;
+    each instance of a fanned-out train step gets its own folder, named alike on every target."""
+    if spec.volumes:
+        base = Path(next(iter(spec.volumes.values())))
+        key = instance_key(spec)
+        return base / ".dmlc-checkpoints" / spec.pipeline / (spec.step if key is None else f"{spec.step}-{key}")
+    return spec.work_dir / "checkpoints"
+
+
+def make_callbacks(spec: StepSpec, role: Any, root: Path, steps: int, strategy_name: str) -> list[Any]:
     _, keras = import_tf()
-    checkpoint = spec.attrs.get("checkpoint") or None
-    every = int((checkpoint or {}).get("every") or 1)
+    cfg: Train = spec.config(Train)
+    checkpoint = cfg.checkpoint
+    every = checkpoint.every if checkpoint is not None else 1
     freq: str | int = "epoch" if every == 1 else every * steps
     out: list[Any] = []
-    if checkpoint or spec.attrs.get("restarts") or spec.attrs.get("elastic"):
+    if checkpoint or cfg.restarts or cfg.elastic:
         out.append(keras.callbacks.BackupAndRestore(backup_dir=str(root / "backup"), save_freq=freq))
     if checkpoint:
         path = str(root / "ckpt-{epoch:03d}")
         out.append(keras.callbacks.ModelCheckpoint(path, save_weights_only=True, save_freq=freq))
         if role.is_chief:
-            out.append(_pruner(keras, root, int(checkpoint.get("keep") or 1)))
+            out.append(_pruner(keras, root, checkpoint.keep))
     if role.is_chief:
         if "DMLC_TRAIN_ATTEMPT" not in os.environ:  # not launched: nobody else resets the log
             reset_log_if_fresh(spec.work_dir, root)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from dmlc.runtime.spec import UserError, read_json_file
+from dmlc.runtime.step_io import UserError, read_json_file
 
 
 def load_info(dataset_dir: str | Path) -> dict[str, Any]:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from dmlc.ir.model import Evaluate
 from dmlc.runtime.data import load_arrays
-from dmlc.runtime.spec import Spec, UserError, write_param
+from dmlc.runtime.step_io import UserError, write_param
+from dmlc.semantics.spec import StepSpec
 
 SUPPORTED = ("accuracy", "loss", "error", "precision", "recall", "f1")
 
 
-def run(spec: Spec) -> None:
+def run(spec: StepSpec) -> None:
     from dmlc.runtime.predictor import Predictor
 
-    model, data = spec.attrs.get("model"), spec.attrs.get("data")
-    if not model or not data:
-        raise UserError("evaluate needs `model` and `data`")
-    wanted = list(spec.attr("metrics", ["accuracy"]))
+    cfg: Evaluate = spec.config(Evaluate)
+    model, data = str(cfg.model), str(cfg.data)
+    wanted = list(cfg.metrics)
     unknown = [m for m in wanted if m not in SUPPORTED]
     if unknown:
         raise UserError(f"unknown metric(s) {', '.join(unknown)}: use {', '.join(SUPPORTED)}")

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dmlc.runtime.serving import AVAILABLE, TokenBucket, _health_routes
+from dmlc.runtime.server_apps import AVAILABLE, TokenBucket, _health_routes
 from dmlc.units import parse_duration
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dmlc.runtime.spec import UserError
+from dmlc.runtime.step_io import UserError
 
 FORMATS = ("idx", "npz", "csv", "tfrecord")
 IDX_FILES = {

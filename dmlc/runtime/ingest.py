@@ -13,19 +13,19 @@ from typing import Any
 
 import numpy as np
 
+from dmlc.ir.model import Ingest
 from dmlc.runtime import formats
 from dmlc.runtime.formats import Splits
-from dmlc.runtime.spec import Spec, TransientError, UserError, artifact_dir, write_json_file
+from dmlc.runtime.step_io import TransientError, UserError, artifact_dir, write_json_file
+from dmlc.semantics.spec import StepSpec, instance_seed
 
-DATASETS = ("digits", "fashion_mnist", "mnist")
-SHARD_POLICIES = ("off", "auto", "data", "file")
-CACHE_MODES = ("none", "memory", "disk")
 DEFAULT_FILE_SHARDS = 4
 
 
-def run(spec: Spec) -> None:
-    settings = settings_from(spec.attrs)
-    name, splits = load_source(spec.attrs, spec.seed)
+def run(spec: StepSpec) -> None:
+    cfg: Ingest = spec.config(Ingest)
+    settings = settings_from(cfg)
+    name, splits = load_source(cfg, instance_seed(spec))
     x_train, x_test = prepare_images(splits.x_train, splits.x_test, name, settings["normalize"])
     y_train, y_test = splits.y_train.astype(np.int64), splits.y_test.astype(np.int64)
     info = {
@@ -41,32 +41,15 @@ def run(spec: Spec) -> None:
     print(f"ingest: {name}: {info['n_train']} train / {info['n_test']} test, shape {info['input_shape']}")
 
 
-def settings_from(attrs: dict[str, Any]) -> dict[str, Any]:
-    """The pipeline settings that travel with the data, validated."""
-    shard, cache = attrs.get("shard") or "auto", attrs.get("cache") or "none"
-    if shard not in SHARD_POLICIES:
-        raise UserError(f"shard must be one of {', '.join(SHARD_POLICIES)}, got {shard!r}")
-    if cache not in CACHE_MODES:
-        raise UserError(f"cache must be one of {', '.join(CACHE_MODES)}, got {cache!r}")
-    batch = attrs.get("batch") or 32
-    if not isinstance(batch, int) or batch < 1:
-        raise UserError(f"batch must be a positive integer, got {batch!r}")
-    shuffle = attrs.get("shuffle", True)
-    return {
-        "batch": batch,
-        "shard": shard,
-        "num_shards": attrs.get("num_shards"),
-        "cache": cache,
-        "shuffle": True if shuffle is None else shuffle,
-        "normalize": attrs.get("normalize") is not False,
-    }
+def settings_from(cfg: Ingest) -> dict[str, Any]:
+    """The pipeline settings that travel with the data (the consumer's tf.data pipeline applies them)."""
+    keys = ("batch", "shard", "num_shards", "cache", "shuffle", "normalize")
+    return {key: getattr(cfg, key) for key in keys}
 
 
-def load_source(attrs: dict[str, Any], seed: int) -> tuple[str, Splits]:
+def load_source(cfg: Ingest, seed: int) -> tuple[str, Splits]:
     """(dataset name, splits) from `dataset` or `path` + `format`; splits off a test set when missing."""
-    dataset, path, fmt = attrs.get("dataset"), attrs.get("path"), attrs.get("format")
-    if dataset is not None and dataset not in DATASETS:
-        raise UserError(f"unknown dataset {dataset!r}: use one of {', '.join(DATASETS)} or path + format")
+    dataset, path, fmt = cfg.dataset, cfg.path, cfg.format
     if path:
         splits = formats.read(path, fmt or ("idx" if dataset in ("fashion_mnist", "mnist") else "npz"))
         name = dataset or Path(path).stem
@@ -77,7 +60,7 @@ def load_source(attrs: dict[str, Any], seed: int) -> tuple[str, Splits]:
     else:
         raise UserError("ingest needs `dataset` or `path` (+ `format`)")
     if splits.x_test is None:
-        splits = split_off_test(splits, float(attrs.get("split") or 0.2), seed)
+        splits = split_off_test(splits, cfg.split, seed)
     return name, splits
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dmlc.runtime.spec import UserError
+from dmlc.runtime.step_io import UserError
 
 
 def load_function(ref: str) -> Callable[..., Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from dmlc.runtime.loader import load_function
-from dmlc.runtime.spec import UserError
+from dmlc.runtime.step_io import UserError
 from dmlc.runtime.tfenv import import_tf
 
 BUILTIN = ("cnn", "dropout", "batch_norm", "mlp")

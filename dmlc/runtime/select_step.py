@@ -11,17 +11,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from dmlc.runtime.spec import Spec, UserError, artifact_dir, read_json_file, write_param
+from dmlc.ir.model import Select
+from dmlc.runtime.step_io import UserError, artifact_dir, read_json_file, write_param
+from dmlc.semantics.spec import StepSpec
 
 
-def run(spec: Spec) -> None:
-    models = spec.attrs.get("models")
+def run(spec: StepSpec) -> None:
+    cfg: Select = spec.config(Select)
+    models = cfg.models
     if not isinstance(models, list) or not models:
         raise UserError("select needs `models`: a non-empty list of model folders (e.g. model[*].model)")
-    metric, goal = str(spec.attr("metric", "accuracy")), str(spec.attr("goal", "max"))
-    if goal not in ("max", "min"):
-        raise UserError(f"goal must be 'max' or 'min', got {goal!r}")
-    top, threshold = int(spec.attr("top", 1)), spec.attrs.get("threshold")
+    metric, goal, top, threshold = cfg.metric, cfg.goal, cfg.top, cfg.threshold
     candidates = [candidate(i, p, metric) for i, p in enumerate(models)]
     chosen = choose(candidates, goal, top, threshold)
     write_outputs(spec, chosen, top)
@@ -70,7 +70,7 @@ def choose(candidates: list[dict[str, Any]], goal: str, top: int, threshold: flo
     return sorted(kept, key=lambda c: sign * c["value"])[:top]
 
 
-def write_outputs(spec: Spec, chosen: list[dict[str, Any]], top: int) -> None:
+def write_outputs(spec: StepSpec, chosen: list[dict[str, Any]], top: int) -> None:
     if top == 1:
         with artifact_dir(spec.outputs_dir, "model") as out:
             _copy_into(Path(chosen[0]["path"]), out)

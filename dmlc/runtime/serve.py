@@ -25,8 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dmlc.runtime.launcher import free_ports
-from dmlc.runtime.spec import Spec, TransientError, UserError, read_json_file, write_json_file, write_param
+from dmlc.ir.model import Serve
+from dmlc.runtime.local_cluster import free_ports
+from dmlc.runtime.step_io import TransientError, UserError, read_json_file, write_json_file, write_param
+from dmlc.semantics.spec import StepSpec
 
 READY_TIMEOUT_S = 240.0
 
@@ -48,7 +50,7 @@ def run_server(
 
     host = host or os.environ.get("DMLC_SERVE_HOST", "127.0.0.1")
     if shard_urls:  # a router in front of shard servers that run elsewhere (KServe)
-        from dmlc.runtime.serving import router_app
+        from dmlc.runtime.server_apps import router_app
 
         uvicorn.run(router_app(shard_urls, name, shard_key), host=host, port=port, log_level="warning")
         return
@@ -70,7 +72,7 @@ def _run_model(model_dir: str, name: str, host: str, port: int, replicas: int) -
     os.environ["DMLC_SERVE_NAME"] = name
     # replicas share the cores: one TF thread pool per replica sized to its share avoids oversubscription
     os.environ.setdefault("DMLC_SERVE_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, replicas))))
-    app = "dmlc.runtime.serving:app_from_env"
+    app = "dmlc.runtime.server_apps:app_from_env"
     uvicorn.run(app, factory=True, host=host, port=port, workers=max(1, replicas), log_level="warning")
 
 
@@ -90,7 +92,7 @@ def server_argv(model_dir: str, name: str, port: int, replicas: int = 1, **extra
 def _run_sharded(model_dir: str, name: str, host: str, port: int, replicas: int, shards: int, key: str | None) -> None:
     import uvicorn
 
-    from dmlc.runtime.serving import router_app
+    from dmlc.runtime.server_apps import router_app
 
     ports = free_ports(shards)
     procs = [subprocess.Popen(server_argv(model_dir, name, p, replicas)) for p in ports]
@@ -160,33 +162,30 @@ def _terminate(procs: list[subprocess.Popen]) -> None:
 # ---- the pipeline step -------------------------------------------------------------------------
 
 
-def run(spec: Spec) -> None:
-    model_dir = spec.attrs.get("model")
-    if not model_dir:
-        raise UserError("serve needs `model` (a SavedModel folder, e.g. best.model)")
-    opts = {k: spec.attrs.get(k) for k in ("shards", "shard_key", "events")}
-    replicas = int(spec.attr("replicas", 1))
+def run(spec: StepSpec) -> None:
+    cfg: Serve = spec.config(Serve)
+    model_dir = cfg.model
+    events = cfg.events.model_dump(mode="json") if cfg.events is not None else None
+    opts = {"shards": cfg.shards, "shard_key": cfg.shard_key, "events": events}
     if _foreground(spec):
-        port = int(spec.attrs.get("port") or os.environ.get("PORT") or 8080)
-        urls = spec.extra.get("shard_urls") if spec.extra.get("role") == "router" else None
-        if spec.extra.get("shard") is not None:
-            opts = {"shards": None, "shard_key": None, "events": opts["events"]}  # one shard = one plain server
-        run_server(
-            str(model_dir), name=spec.step, port=port, replicas=replicas, host="0.0.0.0", shard_urls=urls, **opts
-        )
+        port = int(cfg.port or os.environ.get("PORT") or 8080)
+        urls = spec.shard_urls if spec.role == "router" else None
+        if spec.shard is not None:
+            opts = {"shards": None, "shard_key": None, "events": events}  # one shard = one plain server
+        run_server(model_dir, name=spec.step, port=port, replicas=cfg.replicas, host="0.0.0.0", shard_urls=urls, **opts)
         return
-    start_detached(spec, str(model_dir), replicas, opts)
+    start_detached(spec, model_dir, cfg.replicas, cfg.port, opts)
 
 
-def _foreground(spec: Spec) -> bool:
-    flags = (spec.extra.get("foreground"), spec.extra.get("role"), spec.extra.get("shard") is not None)
+def _foreground(spec: StepSpec) -> bool:
+    flags = (spec.foreground, spec.role, spec.shard is not None)
     return any(flags) or bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 
 
-def start_detached(spec: Spec, model_dir: str, replicas: int, opts: dict[str, Any]) -> None:
+def start_detached(spec: StepSpec, model_dir: str, replicas: int, port: int | None, opts: dict[str, Any]) -> None:
     if not (Path(model_dir) / "saved_model.pb").exists():
         raise UserError(f"{model_dir} is not a SavedModel folder (no saved_model.pb)")
-    port = int(spec.attrs.get("port") or free_ports(1)[0])
+    port = port or free_ports(1)[0]
     spec.work_dir.mkdir(parents=True, exist_ok=True)
     log_path = spec.work_dir / "serve.log"
     with log_path.open("ab") as log:

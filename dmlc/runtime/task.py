@@ -14,26 +14,23 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from dmlc.ir.model import Task
 from dmlc.runtime.loader import load_function
-from dmlc.runtime.spec import Spec, UserError, artifact_dir, write_param
+from dmlc.runtime.step_io import UserError, artifact_dir, write_param
+from dmlc.semantics.spec import StepSpec
 
-OUTPUT_KINDS = ("artifact", "param")
 
-
-def run(spec: Spec) -> None:
-    ref = spec.attrs.get("run")
-    if not ref:
-        if spec.attrs.get("command"):
+def run(spec: StepSpec) -> None:
+    cfg: Task = spec.config(Task)
+    if not cfg.run:
+        if cfg.command:
             raise UserError("a `command` task is run by the executor, not by `python -m dmlc.runtime task`")
         raise UserError('task needs `run = "pkg.module:function"` or `command`')
-    declared: dict[str, str] = dict(spec.attrs.get("outputs") or {})
-    bad = {n: k for n, k in declared.items() if k not in OUTPUT_KINDS}
-    if bad:
-        raise UserError(f"output kinds must be artifact or param: {bad}")
-    func = load_function(str(ref))
+    declared: dict[str, str] = dict(cfg.outputs())
+    func = load_function(cfg.run)
     spec.outputs_dir.mkdir(parents=True, exist_ok=True)
     os.environ["DMLC_OUTPUTS"] = str(spec.outputs_dir)
-    result = func(**dict(spec.attrs.get("inputs") or {}))
+    result = func(**dict(cfg.inputs))
     for name, value in output_values(declared, result).items():
         store(spec.outputs_dir, name, declared[name], value)
 

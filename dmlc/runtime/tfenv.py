@@ -19,7 +19,7 @@ def import_tf() -> tuple[Any, Any]:
         import tensorflow as tf
         import tf_keras
     except ImportError as exc:  # the ml extra is optional
-        from dmlc.runtime.spec import UserError
+        from dmlc.runtime.step_io import UserError
 
         raise UserError(f"this step needs the ml extra (pip install 'dmlc[ml]'): {exc}") from exc
     tf.get_logger().setLevel("ERROR")

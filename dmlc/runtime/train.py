@@ -15,17 +15,16 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from dmlc.ir.model import Train
 from dmlc.runtime import callbacks as cb
 from dmlc.runtime.data import load_info, make_dataset
+from dmlc.runtime.local_cluster import launch, watch_launcher
 from dmlc.runtime.models import build_model, compile_model
-from dmlc.runtime.spec import Spec, UserError, artifact_dir, write_json_file, write_param
+from dmlc.runtime.step_io import artifact_dir, write_json_file, write_param
 from dmlc.runtime.tfenv import import_tf, set_seed
-
-STRATEGIES = ("single", "mirrored", "allreduce", "parameter_server")
-DISTRIBUTED = ("allreduce", "parameter_server")
+from dmlc.semantics.spec import StepSpec, instance_seed
 
 
 @dataclass
@@ -41,31 +40,18 @@ class Role:
         return self.task_type == "chief" or (self.task_type == "worker" and self.index == 0)
 
 
-def run(spec: Spec) -> None:
-    strategy_name = spec.attr("strategy", "single")
-    if strategy_name not in STRATEGIES:
-        raise UserError(f"unknown strategy {strategy_name!r}: use one of {', '.join(STRATEGIES)}")
-    load_info(_data_dir(spec))  # fail fast on a bad data path, before any process starts
-    if strategy_name in DISTRIBUTED and not os.environ.get("TF_CONFIG"):
-        from dmlc.runtime.launcher import launch
-
+def run(spec: StepSpec) -> None:
+    cfg: Train = spec.config(Train)
+    load_info(cfg.data)  # fail fast on a bad data path, before any process starts
+    if cfg.distributed and not os.environ.get("TF_CONFIG"):
         launch(spec)
         return
-    from dmlc.runtime.launcher import watch_launcher
-
     watch_launcher()
     role = role_from_env()
-    if strategy_name == "parameter_server" and role.task_type in ("worker", "ps"):
+    if cfg.strategy == "parameter_server" and role.task_type in ("worker", "ps"):
         serve_ps_role(role)
         return
-    train(spec, strategy_name, role)
-
-
-def _data_dir(spec: Spec) -> str:
-    data = spec.attrs.get("data")
-    if not data:
-        raise UserError("train needs `data` (the dataset artifact of an ingest step)")
-    return str(data)
+    train(spec, cfg, role)
 
 
 def role_from_env() -> Role:
@@ -105,32 +91,24 @@ def make_strategy(name: str) -> Any:
     return tf.distribute.get_strategy()
 
 
-def checkpoint_root(spec: Spec) -> Path:
-    """Checkpoints live on a volume when the step mounts one (pods are ephemeral), else in work_dir."""
-    if spec.volumes:
-        base = Path(next(iter(spec.volumes.values())))
-        suffix = "" if spec.index is None else f"-{spec.index}"
-        return base / ".dmlc-checkpoints" / spec.pipeline / f"{spec.step}{suffix}"
-    return spec.work_dir / "checkpoints"
-
-
-def train(spec: Spec, strategy_name: str, role: Role) -> None:
+def train(spec: StepSpec, cfg: Train, role: Role) -> None:
     """Fit the model in this process (one worker of the cluster, or the only process)."""
     started = time.monotonic()
-    set_seed(spec.attrs.get("seed") or spec.seed)
+    set_seed(instance_seed(spec))
+    strategy_name = cfg.strategy
     strategy = make_strategy(strategy_name)
-    data = _data_dir(spec)
+    data = cfg.data
     info = load_info(data)
-    name = str(spec.attr("model", "cnn"))
+    name = cfg.model
     with strategy.scope():
         model = build_model(name, info["input_shape"], info["num_classes"])
-        compile_model(model, spec.attr("optimizer", "adam"), spec.attrs.get("learning_rate"))
+        compile_model(model, cfg.optimizer, cfg.learning_rate)
     workers = role.num_workers
     replicas = strategy.num_replicas_in_sync if strategy_name != "parameter_server" else workers
-    steps = int(spec.attr("steps_per_epoch", 0)) or max(1, math.ceil(info["n_train"] / (info["batch"] * replicas)))
-    epochs = int(spec.attr("epochs", 1))
+    steps = cfg.steps_per_epoch or max(1, math.ceil(info["n_train"] / (info["batch"] * replicas)))
+    epochs = cfg.epochs
     dataset = _train_input(spec, strategy_name, strategy, role, data)
-    callbacks = cb.make_callbacks(spec, role, checkpoint_root(spec), steps, strategy_name)
+    callbacks = cb.make_callbacks(spec, role, cb.checkpoint_root(spec), steps, strategy_name)
     print(f"train: {name} with {strategy_name} ({workers} worker(s)), {epochs} epoch(s) x {steps} step(s)", flush=True)
     model.fit(dataset, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=2)
     # Every worker reads the weights: batch-norm statistics are sync-on-read variables, so reading
@@ -140,8 +118,8 @@ def train(spec: Spec, strategy_name: str, role: Role) -> None:
         export(spec, weights, name, info, data, workers, time.monotonic() - started)
 
 
-def _train_input(spec: Spec, strategy_name: str, strategy: Any, role: Role, data: str) -> Any:
-    cache_dir = checkpoint_root(spec).parent / "data-cache"
+def _train_input(spec: StepSpec, strategy_name: str, strategy: Any, role: Role, data: str) -> Any:
+    cache_dir = cb.checkpoint_root(spec).parent / "data-cache"
     if strategy_name == "parameter_server":
         _, keras = import_tf()
 
@@ -154,25 +132,26 @@ def _train_input(spec: Spec, strategy_name: str, strategy: Any, role: Role, data
         "train",
         replicas=strategy.num_replicas_in_sync,
         cache_dir=cache_dir / f"{role.task_type}{role.index}",
-        seed=spec.seed,
+        seed=instance_seed(spec),
     )
 
 
-def export(spec: Spec, weights: list[Any], name: str, info: dict, data: str, workers: int, seconds: float) -> None:
+def export(spec: StepSpec, weights: list[Any], name: str, info: dict, data: str, workers: int, seconds: float) -> None:
     """Chief only: evaluate a plain copy of the model, save it as a SavedModel, write the metrics."""
+    cfg: Train = spec.config(Train)
     plain = build_model(name, info["input_shape"], info["num_classes"])
     plain.set_weights(weights)
-    compile_model(plain, spec.attr("optimizer", "adam"), spec.attrs.get("learning_rate"))
+    compile_model(plain, cfg.optimizer, cfg.learning_rate)
     loss, accuracy = plain.evaluate(make_dataset(data, "test", repeat=False), verbose=0)
     log = cb.read_log(spec.work_dir)
     metrics = {
         "accuracy": float(accuracy),
         "loss": float(loss),
         **cb.summarize_log(log),
-        "epochs": int(spec.attr("epochs", 1)),
+        "epochs": cfg.epochs,
         "workers": workers,
         "restarts_used": int(os.environ.get("DMLC_TRAIN_ATTEMPT", "0")),
-        "strategy": spec.attr("strategy", "single"),
+        "strategy": cfg.strategy,
         "model": name,
         "seconds": round(seconds, 3),
     }

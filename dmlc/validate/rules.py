@@ -68,7 +68,7 @@ def _check_output(ctx: Ctx, step: Step, path: Path, ref: Ref, up: Step) -> list[
     if ref.output is None and not in_when:
         help_ = f"name an output: {', '.join(f'{ref.root}.{o}' for o in outputs) or '(it has none)'}"
         out.append(ctx.diag("DML015", f"`{ref.root}` is a step, not a value", path, "which output?", help_))
-    elif ref.output is not None and ref.output not in outputs and not (in_when and "metrics" in outputs):
+    elif ref.output is not None and ref.output not in outputs:
         help_ = did_you_mean(ref.output, list(outputs), "output") or f"outputs of `{ref.root}`: {', '.join(outputs)}"
         note = f"`{ref.root}` has no output `{ref.output}`"
         out.append(ctx.diag("DML015", f"unknown output `{ref.output}` of step `{ref.root}`", path, note, help_))
@@ -151,19 +151,6 @@ def _check_min_success(ctx: Ctx, name: str, step: Step) -> list[Diagnostic]:
     return []
 
 
-def check_when(ctx: Ctx) -> list[Diagnostic]:
-    out = []
-    for name, step in ctx.steps():
-        if step.when is None:
-            continue
-        try:
-            graph.when_refs(step.when)
-        except (SyntaxError, ValueError) as exc:
-            help_ = 'write e.g. "best.accuracy >= 0.8" or "params.deploy == true"'
-            out.append(ctx.diag("DML025", f"invalid `when` expression: {exc}", ("steps", name, "when"), "here", help_))
-    return out
-
-
 def check_strings(ctx: Ctx) -> list[Diagnostic]:
     """`${...}` inside strings must be well-formed references."""
     out = []
@@ -244,7 +231,6 @@ RULES: list[Callable[[Ctx], list[Diagnostic]]] = [
     check_after,
     check_cycles,
     check_fan_rules,
-    check_when,
     check_strings,
     check_kinds,
     check_resources,

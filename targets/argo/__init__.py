@@ -12,11 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
-from dmlc.diagnostics.model import Diagnostic
-from dmlc.ir.model import Pipeline
-from dmlc.targets import CompileContext
+from dmlc_targets.argo.options import ArgoOptions
 
-from .options import ArgoOptions
+from dmlc.ir.model import Pipeline
+from dmlc.targets import Checked, CompileContext
 
 CAPABILITIES = {
     "ingest / evaluate / select / task": "container template running the runtime (or the task's command)",
@@ -50,21 +49,22 @@ class ArgoTarget:
     capabilities: ClassVar[dict[str, str]] = CAPABILITIES
     options_model: ClassVar[type[ArgoOptions]] = ArgoOptions
 
-    def check(self, pipeline: Pipeline, ctx: CompileContext) -> list[Diagnostic]:
-        from .check import check
+    def check(self, pipeline: Pipeline, ctx: CompileContext) -> Checked:
+        from dmlc_targets.argo.check import check
+        from dmlc_targets.argo.plan import make_plan
 
         with _gc_paused():
-            return check(_plan(pipeline, ctx), ctx)
+            plan = make_plan(pipeline, _options(ctx))
+            return Checked(check(plan, ctx), plan)
 
-    def emit(self, pipeline: Pipeline, ctx: CompileContext) -> str:
-        from .workflow import build, dump_all, setup_docs, to_plain
+    def emit(self, plan: Any, ctx: CompileContext) -> str:
+        from dmlc_targets.argo.workflow import build, dump_all, setup_docs, to_plain
 
         with _gc_paused():
-            plan = _plan(pipeline, ctx)
             docs = [to_plain(build(plan))]
             if ctx.flags.get("with_setup"):
                 docs = setup_docs(plan) + docs
-            return dump_all(docs, header(ctx, pipeline))
+            return dump_all(docs, header(ctx, plan.pipeline))
 
 
 @contextmanager
@@ -78,20 +78,6 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-_LAST: list[Any] = []  # (pipeline, options, plan) of the last compile: check and emit share one plan
-
-
-def _plan(pipeline: Pipeline, ctx: CompileContext) -> Any:
-    from .plan import make_plan
-
-    options = _options(ctx)
-    if _LAST and _LAST[0] is pipeline and _LAST[1] is options:
-        return _LAST[2]
-    plan = make_plan(pipeline, options)
-    _LAST[:] = [pipeline, options, plan]
-    return plan
 
 
 def _options(ctx: CompileContext) -> Any:

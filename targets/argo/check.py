@@ -11,20 +11,18 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from dmlc_targets.argo import placeholders
+from dmlc_targets.argo.plan import Plan
+
 from dmlc.diagnostics.model import Diagnostic
 from dmlc.ir.model import Serve, Train
 from dmlc.k8s import is_k8s_name, k8s_name
 from dmlc.targets import CompileContext
 
-from . import values
-from .plan import Plan, make_plan
-from .templates import is_distributed
-
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
-def check(plan_or_pipeline: Any, ctx: CompileContext) -> list[Diagnostic]:
-    plan = plan_or_pipeline if isinstance(plan_or_pipeline, Plan) else make_plan(plan_or_pipeline, ctx.options)
+def check(plan: Plan, ctx: CompileContext) -> list[Diagnostic]:
     found = list(_names(plan, ctx))
     if found:
         return found  # the remaining checks build Argo names from these
@@ -120,8 +118,8 @@ def _step(plan: Plan, ctx: CompileContext, step: str) -> list[Diagnostic]:
     eff = plan.steps[step]
     if eff.when:
         try:
-            values.when_expr(plan, step)
-        except values.Unsupported as exc:
+            placeholders.when_expr(plan, step)
+        except placeholders.Unsupported as exc:
             out.append(_unsupported(ctx, (*base, "when"), f"this `when`: {exc}", "compare outputs and params only"))
     items = eff.for_each
     if isinstance(items, list) and len({isinstance(i, str) for i in items}) > 1:
@@ -151,8 +149,7 @@ def _ref_scope(plan: Plan, ctx: CompileContext, step: str, path: tuple, ref: Any
         help_ = f'set `wait = "each"` on `{step}` too, or read `{up_scope}[*]` instead'
         yield _unsupported(ctx, path, f"an output of the per-instance step `{ref.root}` outside its loop", help_)
     up = plan.steps[ref.root]
-    output = ref.output if ref.output in up.outputs() else "metrics"  # `when`: `model.accuracy` reads metrics
-    if is_distributed(up) and ref.output and up.outputs().get(output) == "param":
+    if isinstance(up, Train) and up.distributed and ref.output and up.outputs().get(ref.output) == "param":
         help_ = "read the metrics inside the model (dmlc_metrics.json) with an `evaluate` or `select` step"
         message = f"`{ref}`: a TFJob (distributed train) returns its model, not a parameter"
         yield _unsupported(ctx, path, message, help_)
@@ -171,7 +168,7 @@ def _kind_checks(plan: Plan, ctx: CompileContext, step: str) -> list[Diagnostic]
     eff = plan.steps[step]
     base = ("steps", step)
     out = []
-    if isinstance(eff, Train) and eff.strategy in ("single", "mirrored") and eff.workers > 1:
+    if isinstance(eff, Train) and not eff.distributed and eff.workers > 1:
         help_ = 'set strategy = "allreduce" or "parameter_server" to use several workers'
         out.append(_unsupported(ctx, (*base, "workers"), f"{eff.workers} workers with `{eff.strategy}`", help_))
     if isinstance(eff, Serve) and eff.autoscale is not None and not float(eff.autoscale.target).is_integer():

@@ -12,11 +12,10 @@ from __future__ import annotations
 import heapq
 
 import hera.workflows.models as m
+from dmlc_targets.argo import fast, placeholders
+from dmlc_targets.argo.plan import Input, Plan
 
 from dmlc.ir.types import Ref
-
-from . import fast, values
-from .plan import Input, Plan
 
 
 def body_template_name(plan: Plan, root: str) -> str:
@@ -103,7 +102,7 @@ def _loop(plan: Plan, step: str, scope: str | None) -> dict:
     if isinstance(eff.for_each, Ref):
         ref = eff.for_each
         inp = Input(ref.root, ref.output or "", plan.star(step, ref))
-        return {"with_param": "{{" + values.feed_var(plan, scope, inp, dotted=True) + "}}"}
+        return {"with_param": "{{" + placeholders.feed_var(plan, scope, inp, dotted=True) + "}}"}
     return {"with_items": [fast.Item(v) for v in eff.for_each]}
 
 
@@ -112,7 +111,7 @@ def _args(plan: Plan, step: str, scope: str | None, params: list[Input], looped:
     if plan.fanned(step):
         out.append(fast.Parameter(name="item", value="{{item}}" if looped else "{{inputs.parameters.item}}"))
     for inp in params:
-        value = "{{" + values.feed_var(plan, scope, inp, dotted=True) + "}}"
+        value = "{{" + placeholders.feed_var(plan, scope, inp, dotted=True) + "}}"
         out.append(fast.Parameter(name=inp.param, value=value))
     return fast.Arguments(parameters=out) if out else None
 
@@ -122,7 +121,7 @@ def _task(plan: Plan, step: str, scope: str | None) -> m.DAGTask:
     loop = _loop(plan, step, scope)
     params = body_inputs(plan, step) if is_loop_task else plan.inputs(step)
     eff = plan.steps[step]
-    when = values.when_expr(plan, step) if eff.when and not is_loop_task else None
+    when = placeholders.when_expr(plan, step) if eff.when and not is_loop_task else None
     tolerant = eff.min_success is not None and scope is None
     return fast.DAGTask(
         name=plan.name(step),
@@ -139,7 +138,7 @@ def body_inputs(plan: Plan, root: str) -> list[Input]:
     """What a loop body receives from the main DAG: outputs of steps outside it, read inside."""
     found: dict[Input, None] = {}
     for member in plan.bodies[root]:
-        for inp in [*plan.inputs(member), *values.when_inputs(plan, member)]:
+        for inp in [*plan.inputs(member), *placeholders.when_inputs(plan, member)]:
             if plan.scope(inp.root) != root:
                 found[inp] = None
     return list(found)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dmlc.ir.effective import effective
-from dmlc.ir.graph import refs
+from dmlc.ir.graph import dependencies, refs
 from dmlc.ir.model import Pipeline, Serve, Step
 from dmlc.ir.types import Ref
 from dmlc.k8s import k8s_name
@@ -150,7 +150,7 @@ def make_plan(pipeline: Pipeline, options: Any) -> Plan:
     plan.steps = {name: effective(pipeline, name) for name in pipeline.steps}
     plan.names = {name: k8s_name(name) for name in pipeline.steps}
     plan.refs_of = {name: refs(step) for name, step in pipeline.steps.items()}
-    plan.deps = _dependencies(plan)
+    plan.deps = dependencies(pipeline)
     plan.body_of = _bodies(pipeline, plan.deps)
     for step, root in plan.body_of.items():
         plan.bodies.setdefault(root, [])
@@ -159,16 +159,6 @@ def make_plan(pipeline: Pipeline, options: Any) -> Plan:
     plan.bodies = {root: [root, *members] for root, members in plan.bodies.items()}
     _volumes(plan)
     return plan
-
-
-def _dependencies(plan: Plan) -> dict[str, list[str]]:
-    """Same edges as `dmlc.ir.graph.dependencies`, from the refs walked once."""
-    deps: dict[str, list[str]] = {}
-    for name, step in plan.pipeline.steps.items():
-        ups = [ref.root for _, ref in plan.refs_of[name] if ref.is_step and ref.root in plan.pipeline.steps]
-        ups += [a for a in step.after if a in plan.pipeline.steps]
-        deps[name] = list(dict.fromkeys(ups))
-    return deps
 
 
 def needs_store(pipeline: Pipeline) -> bool:

@@ -8,14 +8,15 @@ when the service is sharded). Memoize, retry, timeout, resources, env, labels an
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import hera.workflows.models as m
+from dmlc_targets.argo import fast, fastyaml, placeholders
+from dmlc_targets.argo.plan import REFS_DIR, Plan
 
 from dmlc import k8s
 from dmlc.ir.model import Serve, Task, Train
 from dmlc.units import format_duration
-
-from . import fast, fastyaml, values
-from .plan import REFS_DIR, Plan
 
 RETRY_POLICY = {"any": "Always", "failure": "OnFailure", "transient": "OnTransientError"}
 ISVC_READY = "status.modelStatus.states.activeModelState == Loaded"
@@ -31,10 +32,6 @@ def go_duration(seconds: float) -> str:
 
 def manifest_text(obj: dict) -> str:
     return fastyaml.dump(obj)
-
-
-def is_distributed(step: object) -> bool:
-    return isinstance(step, Train) and step.strategy in ("allreduce", "parameter_server")
 
 
 # -- shared pieces ---------------------------------------------------------------------------------
@@ -68,7 +65,7 @@ def _memoize(plan: Plan, step: str) -> m.Memoize | None:
         return None
     config_map = plan.options.memo_config_map or k8s.k8s_name(f"{plan.pipeline.pipeline}-memo")
     return m.Memoize(
-        key=values.memo_key(plan, step),
+        key=placeholders.memo_key(plan, step),
         max_age=go_duration(memo.max_age) if memo.max_age is not None else "",
         cache=m.Cache(config_map={"name": config_map}),
     )
@@ -122,11 +119,22 @@ def _refs_volume(plan: Plan, step: str) -> tuple[dict[str, str], list[dict], lis
 
 # -- container steps -------------------------------------------------------------------------------
 def _command(plan: Plan, step: str) -> tuple[list[str], list[str] | None, dict[str, str]]:
+    """argv, args and the contract variables of `dmlc.semantics.spec.environment` for this step."""
     eff = plan.steps[step]
+    env = {"DMLC_OUTPUTS": plan.outputs_dir(step), "DMLC_STEP": step}
+    if plan.fanned(step):
+        env["DMLC_ITEM"] = "{{inputs.parameters.item}}"
     if isinstance(eff, Task) and eff.command:
-        args = [values.arg_text(plan, step, a) for a in eff.args]
-        return list(eff.command), args or None, {"DMLC_OUTPUTS": plan.outputs_dir(step)}
-    return k8s.runtime_command(eff.kind, values.runtime_spec(plan, step)), None, {}
+        command = [placeholders.arg_text(plan, step, a) for a in eff.command]
+        args = [placeholders.arg_text(plan, step, a) for a in eff.args]
+        return command, args or None, env
+    env["DMLC_WORK_DIR"] = plan.work_dir(step)
+    return k8s.runtime_command(eff.kind, placeholders.runtime_spec(plan, step)), None, env
+
+
+def env_text(plan: Plan, step: str) -> Callable[[str], str]:
+    """How a user's `env` value reads on Argo: its references as Argo placeholders."""
+    return lambda value: placeholders.arg_text(plan, step, value)
 
 
 def container_template(plan: Plan, step: str) -> m.Template:
@@ -139,7 +147,7 @@ def container_template(plan: Plan, step: str) -> m.Template:
         image_pull_policy=plan.options.image_pull_policy,
         command=command,
         args=args,
-        env=k8s.env(eff, extra_env) or None,
+        env=k8s.env(eff, extra_env, env_text(plan, step)) or None,
         resources=k8s.resources(eff),
         volume_mounts=volume_mounts(plan) + ref_mounts or None,
     )
@@ -147,7 +155,7 @@ def container_template(plan: Plan, step: str) -> m.Template:
     return m.Template(
         **_common(plan, step),
         metadata=_metadata(plan, step, annotations),
-        init_containers=_make_outputs_dir(plan, step) if extra_env else None,
+        init_containers=_make_outputs_dir(plan, step) if "DMLC_WORK_DIR" not in extra_env else None,
         container=container,
         volumes=ref_volumes or None,
         outputs=fast.Outputs(parameters=outputs) if outputs else None,
@@ -170,9 +178,10 @@ def tfjob_template(plan: Plan, step: str) -> m.Template:
         step,
         eff,
         job_name=f"{{{{workflow.name}}}}-{plan.name(step)}-",
-        spec_json=values.runtime_spec(plan, step),
+        spec_json=placeholders.runtime_spec(plan, step),
         volumes=pod_volumes(plan),
         volume_mounts=volume_mounts(plan),
+        env_text=env_text(plan, step),
         namespace=None,
         annotations={"dmlc.io/output.model": model_path},
     )
@@ -225,9 +234,10 @@ def serve_templates(plan: Plan, step: str) -> list[m.Template]:
         step,
         eff,
         isvc_name=isvc_name(plan, step),
-        spec_json=values.runtime_spec(plan, step, {"port": 8080}),
+        spec_json=placeholders.runtime_spec(plan, step),
         volumes=pod_volumes(plan),
         volume_mounts=volume_mounts(plan),
+        env_text=env_text(plan, step),
         namespace=plan.pipeline.namespace,
     )
     if len(objs) == 1:
@@ -274,6 +284,6 @@ def step_templates(plan: Plan, step: str) -> list[m.Template]:
     eff = plan.steps[step]
     if isinstance(eff, Serve):
         return serve_templates(plan, step)
-    if is_distributed(eff):
+    if isinstance(eff, Train) and eff.distributed:
         return [tfjob_template(plan, step)]
     return [container_template(plan, step)]

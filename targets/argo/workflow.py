@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import hera.workflows.models as m
+from dmlc_targets.argo import dag, fastyaml, placeholders, templates
+from dmlc_targets.argo.plan import Plan
 
-from dmlc.ir.model import Serve
+from dmlc import k8s
+from dmlc.ir.model import Serve, Train
 from dmlc.k8s import QUEUE_LABEL, k8s_name
 from dmlc.units import format_cpu, format_memory
-
-from . import dag, fastyaml, templates, values
-from .plan import Plan
 
 ARGO_API = "argoproj.io/v1alpha1"
 CONCURRENCY = {"allow": "Allow", "forbid": "Forbid", "replace": "Replace"}
@@ -85,7 +85,7 @@ def _scheduling(plan: Plan) -> dict[str, Any]:
 
 def workflow_spec(plan: Plan) -> m.WorkflowSpec:
     opts = plan.options
-    params = [m.Parameter(name=k, value=values.param_text(v)) for k, v in plan.pipeline.params.items()]
+    params = [m.Parameter(name=k, value=placeholders.param_text(v)) for k, v in plan.pipeline.params.items()]
     repo = opts.artifact_repository
     return m.WorkflowSpec(
         entrypoint=entrypoint_name(plan),
@@ -285,10 +285,8 @@ def _quota(plan: Plan) -> dict[str, Any]:
 
 def _pods(step: Any) -> int:
     instances = len(step.for_each) if isinstance(step.for_each, list) else 1
-    if templates.is_distributed(step):
-        from dmlc.k8s import tfjob_roles
-
-        return instances * sum(n for _, n in tfjob_roles(step))
+    if isinstance(step, Train) and step.distributed:
+        return instances * sum(n for _, n in k8s.tfjob_roles(step))
     if isinstance(step, Serve):
         return instances * (step.shards or 1) * step.replicas
     return instances

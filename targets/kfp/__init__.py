@@ -8,13 +8,12 @@ only by `emit`, so `dmlc check` and `dmlc targets` do not pay for it. See README
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from dmlc_targets.kfp.options import KfpOptions
 
-from dmlc.diagnostics.model import Diagnostic
 from dmlc.ir.model import Pipeline
-from dmlc.targets import CompileContext, TargetOptions
+from dmlc.targets import Checked, CompileContext, TargetOptions
 
 
 class KfpTarget:
@@ -47,16 +46,15 @@ class KfpTarget:
         "schedule.concurrency = replace": "",
     }
 
-    def check(self, pipeline: Pipeline, ctx: CompileContext) -> list[Diagnostic]:
+    def check(self, pipeline: Pipeline, ctx: CompileContext) -> Checked:
         from dmlc_targets.kfp.check import check
 
         return check(pipeline, ctx)
 
-    def emit(self, pipeline: Pipeline, ctx: CompileContext) -> str:
-        from dmlc_targets.kfp.check import check, warnings
+    def emit(self, plan: Any, ctx: CompileContext) -> str:
         from dmlc_targets.kfp.emit import emit
 
-        return emit(pipeline, ctx, warnings(check(pipeline, ctx)))
+        return emit(plan, ctx)
 
 
 target = KfpTarget

@@ -12,14 +12,16 @@ import inspect
 import json
 from typing import Any
 
-from dmlc_targets.kfp import components, launch
-from dmlc_targets.kfp.plan import Group, StepPlan, is_distributed, list_outputs, output_kinds, plan, tree
+from dmlc_targets.kfp import components, manifests
+from dmlc_targets.kfp.plan import Group, KfpPlan, StepPlan, is_distributed, list_outputs, output_kinds, tree
 from kfp import dsl
 from kfp import kubernetes as k8s_kfp
 
 from dmlc import k8s
+from dmlc.ir import when
 from dmlc.ir.model import Pipeline
 from dmlc.ir.types import Ref
+from dmlc.semantics import spec as contract
 from dmlc.units import format_cpu, format_memory
 
 PY_TYPES = {"bool": bool, "int": int, "float": float, "str": str, "list": list, "dict": dict}
@@ -28,10 +30,10 @@ PY_TYPES = {"bool": bool, "int": int, "float": float, "str": str, "list": list, 
 class Builder:
     """Creates the tasks of one pipeline inside kfp's pipeline context."""
 
-    def __init__(self, pipeline: Pipeline, options: Any) -> None:
-        self.pipeline, self.options = pipeline, options
-        self.plans = plan(pipeline)
-        self.lists = list_outputs(pipeline)
+    def __init__(self, plan: KfpPlan) -> None:
+        self.pipeline, self.options = plan.pipeline, plan.options
+        self.plans = plan.steps
+        self.lists = list_outputs(self.pipeline)
         self.tasks: dict[str, Any] = {}
         self.items: dict[str, Any] = {}  # loop owner -> kfp loop argument
         self.loops: list[str] = []  # loop owners around the code being emitted, outermost first
@@ -103,7 +105,8 @@ class Builder:
         iface = components.Interface(components.function_name(owner, "when_"))
         iface.inputs = {b.input: b.kind for b in p.when_bindings.values()} | self._item_input()
         comp = components.component(iface, p.step.image or self.pipeline.image, when=True)
-        spec = self._base_spec(p, p.when_bindings) | {"when": p.step.when}
+        assert p.step.when is not None
+        spec = self._base_spec(p, p.when_bindings) | {"when": when.render(p.step.when.tree)}
         task = comp(**self._arguments(p, p.when_bindings, spec))
         task.set_caching_options(False)
         task.set_display_name(f"when {owner}")
@@ -118,9 +121,9 @@ class Builder:
         iface = components.Interface(components.function_name(p.name), outputs=outputs)
         iface.inputs = {b.input: b.kind for b in p.bindings.values()} | self._item_input()
         iface.optional = {b.input for b in p.bindings.values() if b.collected and self._tolerant(b)}
-        spec = self._base_spec(p, p.bindings) | {"outputs": {o: k.replace("list", "param") for o, k in outputs.items()}}
+        spec = self._base_spec(p, p.bindings) | {"spec": contract.dump(contract.template(self.pipeline, p.name))}
         if p.launched:
-            spec["launch"] = launch.launch_spec(self.pipeline, p)
+            spec["launch"] = manifests.launch_spec(self.pipeline, p)
             iface.inputs.update({f"dmlc_pvc_{v}": "str" for v in self.pipeline.volumes})
         comp = components.component(iface, p.step.image or self.pipeline.image)
         arguments = self._arguments(p, p.bindings, spec)
@@ -140,19 +143,11 @@ class Builder:
         return self.pipeline.steps[binding.source.root].min_success is not None
 
     def _base_spec(self, p: StepPlan, bindings: dict[str, Any]) -> dict[str, Any]:
-        attrs = p.step.model_dump(mode="json", by_alias=True, exclude_none=True)  # the runtime reads absent as null
-        spec: dict[str, Any] = {
-            "pipeline": self.pipeline.pipeline,
-            "step": p.name,
-            "kind": p.step.kind,
-            "attrs": attrs,
+        """How the shim resolves the references of a step: which component input each one reads."""
+        return {
             "bindings": {key: b.to_json() for key, b in bindings.items()},
-            "volumes": {name: v.mount for name, v in self.pipeline.volumes.items()},
             "item_wrapped": bool(self.loops) and isinstance(self.pipeline.steps[self.loops[-1]].for_each, list),
         }
-        tolerant = {key: self.pipeline.steps[b.source.root].min_success for key, b in bindings.items() if b.collected}
-        spec["min_success"] = {k: v for k, v in tolerant.items() if v is not None}
-        return spec
 
     def _arguments(self, p: StepPlan, bindings: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
         # kfp.local rewrites every "python3" in a task's arguments into its interpreter path; a JSON
@@ -189,7 +184,8 @@ class Builder:
         if not p.launched:  # a launched step asks for its resources inside the TFJob / predictor
             self._resources(task, step)
         for key, value in step.env.items():
-            task.set_env_variable(key, value)
+            if "${" not in value:  # values with references are resolved by the shim for the step's process
+                task.set_env_variable(key, value)
         self._kubernetes(task, p)
 
     def _resources(self, task: Any, step: Any) -> None:
@@ -249,6 +245,6 @@ def _py_type(value: Any) -> type:
     return PY_TYPES.get(type(value).__name__, str)
 
 
-def build(pipeline: Pipeline, options: Any) -> Any:
-    """The kfp GraphComponent of a pipeline (raises plan.PlacementError for layouts KFP cannot hold)."""
-    return Builder(pipeline, options).graph_component()
+def build(plan: KfpPlan) -> Any:
+    """The kfp GraphComponent of a checked pipeline."""
+    return Builder(plan).graph_component()

@@ -9,14 +9,13 @@ Never imports kfp, so `dmlc check` stays fast.
 from __future__ import annotations
 
 from itertools import islice
-from typing import Any
 
-from dmlc_targets.kfp.plan import PlacementError, StepPlan, is_distributed, plan
+from dmlc_targets.kfp.plan import KfpPlan, PlacementError, StepPlan, is_distributed, plan
 
 from dmlc.diagnostics.model import Diagnostic, Severity
 from dmlc.ir.model import Pipeline, Train
 from dmlc.k8s import k8s_name
-from dmlc.targets import CompileContext
+from dmlc.targets import Checked, CompileContext
 
 ANTICHAIN_LIMIT = 5000  # sets of independent steps examined for `parallelism` before giving up
 
@@ -125,16 +124,14 @@ def _too_wide(pipeline: Pipeline, plans: dict[str, StepPlan], limit: int) -> boo
     return any(sum(weight[n] for n in chain) > limit for chain in islice(nx.antichains(closure), ANTICHAIN_LIMIT))
 
 
-def check(pipeline: Pipeline, ctx: CompileContext) -> list[Diagnostic]:
+def check(pipeline: Pipeline, ctx: CompileContext) -> Checked:
     try:
         plans = plan(pipeline)
     except PlacementError as exc:
-        return [ctx.error("DML100", f"KFP cannot place this step: {exc}", ("steps", exc.step, *exc.path), "", exc.help)]
+        path = ("steps", exc.step, *exc.path)
+        return Checked([ctx.error("DML100", f"KFP cannot place this step: {exc}", path, "", exc.help)])
     out = _pipeline_checks(pipeline, ctx, plans)
     for p in plans.values():
         out += _step_checks(pipeline, ctx, p)
-    return out
-
-
-def warnings(diagnostics: list[Any]) -> list[Any]:
-    return [d for d in diagnostics if d.severity == Severity.WARNING]
+    warnings = sorted((d for d in out if d.severity == Severity.WARNING), key=Diagnostic.sort_key)
+    return Checked(out, KfpPlan(pipeline, plans, ctx.options, warnings))

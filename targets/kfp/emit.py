@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 import yaml
+from dmlc_targets.kfp.plan import KfpPlan
 
 from dmlc.ir.model import Pipeline
 from dmlc.k8s import k8s_name
@@ -100,11 +101,12 @@ def memoized_task_names() -> Iterator[None]:
         utils.sanitize_task_name = original
 
 
-def emit(pipeline: Pipeline, ctx: CompileContext, warnings: list[Any]) -> str:
+def emit(plan: KfpPlan, ctx: CompileContext) -> str:
     from dmlc_targets.kfp.build import build
 
+    pipeline = plan.pipeline
     with memoized_task_names():
-        text = header(pipeline, ctx, warnings) + compile_text(build(pipeline, ctx.options))
+        text = header(pipeline, ctx, plan.warnings) + compile_text(build(plan))
     run = recurring_run(pipeline, ctx)
     if run is not None and ctx.flags.get("with_setup"):
         text += "---\n" + yaml.safe_dump({"kind": "RecurringRun", "apiVersion": "v2beta1", **run}, sort_keys=True)

@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dmlc.ir.effective import effective
-from dmlc.ir.graph import refs, topological_order
+from dmlc.ir.graph import dependencies, refs, topological_order
 from dmlc.ir.model import Pipeline, Serve, Step, Train
 from dmlc.ir.types import Ref
 
 Frame = tuple[str, str]  # ("loop", step) | ("if", step)
 Scope = tuple[Frame, ...]
-_CACHE: dict[int, tuple[Pipeline, dict[str, StepPlan]]] = {}
 PARAM_TYPES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
 
 
@@ -39,10 +38,9 @@ class Binding:
     kind: str  # components.INPUT_TYPES key
     source: Ref | None = None  # producer reference (None for pipeline params)
     collected: bool = False
-    dig: list[str] = field(default_factory=list)  # fields inside the output (`best.accuracy` -> metrics.accuracy)
 
     def to_json(self) -> dict[str, Any]:
-        return {"input": self.input, "kind": self.kind, "dig": self.dig}
+        return {"input": self.input, "kind": self.kind}
 
 
 @dataclass
@@ -57,14 +55,11 @@ class StepPlan:
     @property
     def launched(self) -> bool:
         """Runs as a Kubernetes object the task creates and waits for (TFJob / InferenceService)."""
-        step = self.step
-        return isinstance(step, Serve) or (
-            isinstance(step, Train) and step.strategy in ("allreduce", "parameter_server")
-        )
+        return isinstance(self.step, Serve) or is_distributed(self.step)
 
 
 def is_distributed(step: Step) -> bool:
-    return isinstance(step, Train) and step.strategy in ("allreduce", "parameter_server")
+    return isinstance(step, Train) and step.distributed
 
 
 def list_outputs(pipeline: Pipeline) -> set[tuple[str, str]]:
@@ -84,20 +79,12 @@ def output_kinds(pipeline: Pipeline, name: str, lists: set[tuple[str, str]]) -> 
     return kinds
 
 
-def _producer_output(pipeline: Pipeline, ref: Ref) -> tuple[str, list[str]]:
-    """The producer's output a reference reads, and the fields left to dig (`best.accuracy` -> metrics)."""
-    outputs = pipeline.steps[ref.root].outputs()
-    if ref.output in outputs:
-        return ref.output, []
-    return "metrics", [ref.output or ""]  # `when` may name a metric directly
-
-
 def _binding(pipeline: Pipeline, ref: Ref, lists: set[tuple[str, str]]) -> tuple[str, Binding]:
     if ref.root == "params":
         value = pipeline.params.get(ref.fields[0])
         kind = PARAM_TYPES.get(type(value), "str")
         return f"params.{ref.fields[0]}", Binding(f"params__{ref.fields[0]}", kind)
-    output, dig = _producer_output(pipeline, ref)
+    output = ref.output or ""
     kind = pipeline.steps[ref.root].outputs()[output]
     collected = ref.index is not None
     if (ref.root, output) in lists:
@@ -109,7 +96,7 @@ def _binding(pipeline: Pipeline, ref: Ref, lists: set[tuple[str, str]]) -> tuple
     infix = "__all__" if collected else "__"
     key = f"{ref.root}{'[*]' if collected else ''}.{ref.output}"
     source = Ref(ref.root, "*" if collected else None, (output,))
-    return key, Binding(f"{ref.root}{infix}{output}", kind, source, collected, dig)
+    return key, Binding(f"{ref.root}{infix}{output}", kind, source, collected)
 
 
 def bindings_of(pipeline: Pipeline, name: str, when: bool, lists: set[tuple[str, str]]) -> dict[str, Binding]:
@@ -160,11 +147,6 @@ def _show(scope: Scope) -> str:
 
 def plan(pipeline: Pipeline) -> dict[str, StepPlan]:
     """Every step's plan, in topological order; raises PlacementError."""
-    from dmlc.ir.graph import dependencies
-
-    cached = _CACHE.get(id(pipeline))
-    if cached is not None and cached[0] is pipeline:
-        return cached[1]
     deps, lists = dependencies(pipeline), list_outputs(pipeline)
     plans: dict[str, StepPlan] = {}
     for name in topological_order(pipeline):
@@ -173,9 +155,17 @@ def plan(pipeline: Pipeline) -> dict[str, StepPlan]:
         plans[name].scope = _scope(pipeline, name, plans)
         plans[name].bindings = bindings_of(pipeline, name, False, lists)
         plans[name].when_bindings = bindings_of(pipeline, name, True, lists)
-    _CACHE.clear()  # check and emit of one compile share it; the IR is never mutated
-    _CACHE[id(pipeline)] = (pipeline, plans)
     return plans
+
+
+@dataclass
+class KfpPlan:
+    """What the KFP check gives its emit: the pipeline, every step's plan, and the warnings to print."""
+
+    pipeline: Pipeline
+    steps: dict[str, StepPlan]
+    options: Any
+    warnings: list[Any] = field(default_factory=list)
 
 
 @dataclass

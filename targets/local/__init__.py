@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
+from dmlc_targets.local.plan import LocalPlan, build, plan_json
+
 from dmlc.diagnostics.model import Diagnostic
 from dmlc.ir.model import Pipeline
-from dmlc.targets import CompileContext, TargetOptions
+from dmlc.targets import Checked, CompileContext, TargetOptions
 
 
 class LocalOptions(TargetOptions):
@@ -47,7 +49,10 @@ class LocalTarget:
     }
     options_model: ClassVar[type[TargetOptions]] = LocalOptions
 
-    def check(self, pipeline: Pipeline, ctx: CompileContext) -> list[Diagnostic]:
+    def check(self, pipeline: Pipeline, ctx: CompileContext) -> Checked:
+        return Checked(self._diagnostics(pipeline, ctx), LocalPlan(pipeline, build(pipeline), ctx.source_name))
+
+    def _diagnostics(self, pipeline: Pipeline, ctx: CompileContext) -> list[Diagnostic]:
         out = []
         for name, step in pipeline.steps.items():
             if step.secret_env:
@@ -60,10 +65,8 @@ class LocalTarget:
             out.append(ctx.error("DML100", message, ("schedule", "concurrency"), "not expressible in cron", help_))
         return out
 
-    def emit(self, pipeline: Pipeline, ctx: CompileContext) -> str:
-        from dmlc_targets.local.plan import plan_json
-
-        doc: dict[str, Any] = plan_json(pipeline, ctx.source_name)
+    def emit(self, plan: LocalPlan, ctx: CompileContext) -> str:
+        doc: dict[str, Any] = plan_json(plan)
         return json.dumps(doc, indent=2, default=str) + "\n"
 
 

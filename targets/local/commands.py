@@ -1,6 +1,7 @@
 """CLI commands of the local target (stage 5, CLI): `dmlc run`, `dmlc runs`, `dmlc cache`.
 
-Takes the lead's argparse sub-parsers (`register(subparsers)`); gives the sub-commands, each with
+Registered under the entry-point group `dmlc.commands`, so the core CLI never imports a target.
+Takes the CLI's argparse sub-parsers (`register(subparsers)`); gives the sub-commands, each with
 `func(args) -> exit code`. Import-light on purpose: the executor, rich, sqlite and networkx load
 only inside the functions, so `dmlc check` and `dmlc compile` stay fast.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import Any
+
+from dmlc.params import parse_params
 
 
 def register(subparsers: Any) -> None:
@@ -50,19 +53,13 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_cache, cache_command=None)
 
 
-def _params(pairs: list[str] | None) -> dict[str, Any]:
-    from dmlc.cli import _params as parse
-
-    return parse(pairs)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from dmlc_targets.local.runner import RunRequest, UsageError, execute
 
     file, resume = args.file, args.resume
     if file is None and isinstance(resume, str) and resume.endswith((".dml", ".yaml", ".yml", ".json")):
         file, resume = resume, True  # `dmlc run --resume p.dml`: argparse took the file for the run id
-    req = RunRequest(file, _params(args.param), resume, args.no_cache, args.keep_serving)
+    req = RunRequest(file, parse_params(args.param), resume, args.no_cache, args.keep_serving)
     try:
         return execute(req)
     except UsageError as exc:
@@ -84,7 +81,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from dmlc_targets.local import inspect
 
     if args.cache_command == "explain":
-        return inspect.cache_explain(args.file, args.step, _params(args.param))
+        return inspect.cache_explain(args.file, args.step, parse_params(args.param))
     if args.cache_command == "prune":
         return inspect.cache_prune(args.older_than)
     print("usage: dmlc cache explain FILE STEP | dmlc cache prune --older-than 7d", file=sys.stderr)

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dmlc_targets.local import launch, proc, records
+from dmlc_targets.local import attempt, proc, records
 from dmlc_targets.local.cache import Cache, digest_path, digest_value
-from dmlc_targets.local.plan import parallelism
+from dmlc_targets.local.plan import LocalPlan, parallelism
 from dmlc_targets.local.rundir import RunDir
 from dmlc_targets.local.scheduler import Scheduler
 from dmlc_targets.local.state import (
@@ -35,10 +35,11 @@ from dmlc_targets.local.state import (
     StepRun,
 )
 from dmlc_targets.local.store import Store
-from dmlc_targets.local.values import ResolveError, resolve
 
 from dmlc import memo
-from dmlc.ir.model import Pipeline
+from dmlc.semantics.outputs import read_outputs
+from dmlc.semantics.spec import command, instantiate
+from dmlc.semantics.values import ResolveError
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 3, 130
 
@@ -53,15 +54,15 @@ class Options:
 class Executor(Scheduler):
     """Runs the processes of a `Scheduler`'s ready instances and feeds their results back."""
 
-    def __init__(self, pipeline: Pipeline, rundir: RunDir, cache: Cache, store: Store, view: Any, opts: Options):
-        super().__init__(pipeline, rundir, view, opts.resume)
+    def __init__(self, plan: LocalPlan, rundir: RunDir, cache: Cache, store: Store, view: Any, opts: Options):
+        super().__init__(plan, rundir, view, opts.resume)
         self.cache, self.store, self.opts = cache, store, opts
         self.run_id = rundir.run_id
         self.backoff: list[Instance] = []
         self.reaper = proc.Reaper()
         self.running: dict[int, Instance] = {}
         self.interrupted = False
-        self.parallelism = parallelism(pipeline)
+        self.parallelism = parallelism(plan.pipeline)
         self.cpu_cap = (os.cpu_count() or 1) * 1000
         self.mem_cap = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         self.serving: list[tuple[Instance, Path]] = []
@@ -167,22 +168,14 @@ class Executor(Scheduler):
     def _start(self, inst: Instance) -> None:
         sr = self.steps[inst.step]
         try:
-            attrs = self._attrs(inst)
+            spec = instantiate(sr.plan.spec, self.values.lookup(inst), item=inst.item, index=inst.index)
             inst.inputs = self.values.input_digests(inst)
         except ResolveError as exc:
             self._settle_instance(inst, FAILED, str(exc))
             return
         if inst.tries == 0 and self._memo_hit(sr, inst):
             return
-        self._launch(sr, inst, attrs)
-
-    def _attrs(self, inst: Instance) -> dict[str, Any]:
-        """The step's attributes with references resolved; `for_each` stays as written (the item is
-        passed on its own, and resolving a long list for each of its instances would cost O(n^2))."""
-        dump = self.dumps[inst.step]
-        attrs = resolve({k: v for k, v in dump.items() if k != "for_each"}, self.values.lookup(inst))
-        attrs["for_each"] = dump["for_each"]
-        return attrs
+        self._launch(sr, inst, spec)
 
     def _memo_hit(self, sr: StepRun, inst: Instance) -> bool:
         step = sr.plan.step
@@ -211,33 +204,28 @@ class Executor(Scheduler):
         self._settle_instance(inst, CACHED, found.reason.removeprefix("hit: "))
         return True
 
-    def _launch(self, sr: StepRun, inst: Instance, attrs: dict[str, Any]) -> None:
+    def _launch(self, sr: StepRun, inst: Instance, spec: dict[str, Any]) -> None:
         inst.tries += 1
         fresh = not self.resume and inst.attempt == 0
         inst.attempt = inst.attempt + 1 if inst.attempt else self.rundir.next_attempt(inst.step, inst.key, fresh)
         folder = self.rundir.attempt(inst.step, inst.key, inst.attempt)
         work = self.rundir.instance(inst.step, inst.key) / "work"  # kept across attempts: checkpoints
-        if not launch.is_command(attrs):
-            work.mkdir(exist_ok=True)
-        ctx = {
-            "pipeline": self.pipeline.pipeline,
-            "step": inst.step,
-            "item": inst.item,
-            "index": inst.index,
-            "key": inst.key,
-            "attempt": inst.attempt,
-            "run_id": self.run_id,
-            "work_dir": work,
+        spec = spec | {
+            "outputs_dir": str(folder / "outputs"),
+            "work_dir": str(work),
             "volumes": {n: str(self.rundir.volume(n)) for n in self.pipeline.volumes},
         }
-        spec = launch.prepare(ctx, sr.plan.step, attrs, folder)
+        if command(spec) is None:
+            work.mkdir(exist_ok=True)
+        run = {"run_id": self.run_id, "key": inst.key, "attempt": str(inst.attempt)}
+        launch = attempt.prepare(spec, run, folder)
         inst.log = str(folder / "log.txt")
         inst.started = time.time()
         try:
-            p = proc.spawn(spec.argv, spec.env, Path(inst.log), self.reaper)
+            p = proc.spawn(launch.argv, launch.env, Path(inst.log), self.reaper)
         except OSError as exc:
             inst.state = RUNNING
-            self._fail_attempt(inst, f"cannot start `{spec.argv[0]}`: {exc}", set())
+            self._fail_attempt(inst, f"cannot start `{launch.argv[0]}`: {exc}", set())
             return
         timeout = sr.plan.step.timeout
         p.deadline = p.started + timeout if timeout else None
@@ -264,7 +252,7 @@ class Executor(Scheduler):
             self._settle_instance(inst, FAILED, "interrupted")
             return
         if ex.code == 0 and not inst.proc.timed_out:
-            values, missing = launch.read_outputs(plan.step.outputs(), folder / "outputs")
+            values, missing = read_outputs(plan.step.outputs(), folder / "outputs")
             if not missing:
                 self._record_attempt(inst, "succeeded", ex)
                 self._succeed(inst, values, folder)

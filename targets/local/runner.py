@@ -1,6 +1,7 @@
 """`dmlc run --local` (local executor, stage 4): a pipeline file -> a run (new or resumed) -> an exit code.
 
-Takes FILE, `--param`s and the run flags; loads and validates the pipeline, opens the metadata
+Takes FILE, `--param`s and the run flags; loads and checks the pipeline through the driver exactly as
+`dmlc compile --target local` does (so the same DML1xx errors stop a run), opens the metadata
 store, cache and run folder, picks the run to resume (`--resume` alone = the latest unfinished run
 of this pipeline), runs the executor and prints the summary and what to do next. Exit codes:
 0 ok, 1 user error, 3 a step failed (named, with its log), 130 interrupted (resumable).
@@ -18,12 +19,13 @@ from typing import Any, TextIO
 from dmlc_targets.local import proc
 from dmlc_targets.local.cache import Cache
 from dmlc_targets.local.executor import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Executor, Options
+from dmlc_targets.local.plan import LocalPlan
 from dmlc_targets.local.progress import make_view, summary
 from dmlc_targets.local.rundir import RunDir, new_run_id
 from dmlc_targets.local.state import FAILED
 from dmlc_targets.local.store import Store
 
-from dmlc.driver import load
+from dmlc.driver import prepare
 from dmlc.ir.model import Pipeline
 
 STATE_DIR = Path(".dmlc")
@@ -75,20 +77,26 @@ def execute(req: RunRequest, out: TextIO | None = None) -> int:
         finally:
             probe.close()
         file = previous["file"]
-    loaded = load(file, req.params or None)
-    store = Store(store_path(loaded.pipeline, req.root))
+    plan = _plan(file, req.params)
+    store = Store(store_path(plan.pipeline, req.root))
     try:
         if req.resume:
-            previous = _pick_run(req, store, loaded.pipeline) if previous is None else previous
+            previous = _pick_run(req, store, plan.pipeline) if previous is None else previous
             params = {**json.loads(previous["params"]), **req.params}
-            if params != loaded.pipeline.params:
-                loaded = load(file, params)
-        return _execute(req, file, loaded.pipeline, store, previous, out)
+            if params != plan.pipeline.params:
+                plan = _plan(file, params)
+        return _execute(req, file, plan, store, previous, out)
     finally:
         store.close()
 
 
-def _execute(req: RunRequest, file: str, pipeline: Pipeline, store: Store, previous: Any, out: TextIO) -> int:
+def _plan(file: str, params: dict[str, Any]) -> LocalPlan:
+    """The local target's plan: load -> target.check, the path `dmlc compile --target local` takes."""
+    return prepare(file, "local", {"params": params or None}).plan
+
+
+def _execute(req: RunRequest, file: str, plan: LocalPlan, store: Store, previous: Any, out: TextIO) -> int:
+    pipeline = plan.pipeline
     run_id = previous["id"] if previous is not None else new_run_id(pipeline.pipeline)
     rundir = RunDir(req.root, run_id)
     if previous is None:
@@ -99,7 +107,7 @@ def _execute(req: RunRequest, file: str, pipeline: Pipeline, store: Store, previ
         store.resume_run(run_id)
     view = make_view(out)
     opts = Options(no_cache=req.no_cache, keep_serving=req.keep_serving, resume=previous is not None)
-    executor = Executor(pipeline, rundir, Cache(req.root / "cache"), store, view, opts)
+    executor = Executor(plan, rundir, Cache(req.root / "cache"), store, view, opts)
     verb = "resuming" if previous is not None else "run"
     view.begin(executor, f"{verb} {run_id}: pipeline {pipeline.pipeline} ({file})")
     try:

@@ -13,7 +13,7 @@ import heapq
 import itertools
 from typing import Any
 
-from dmlc_targets.local.plan import build
+from dmlc_targets.local.plan import LocalPlan
 from dmlc_targets.local.rundir import RunDir
 from dmlc_targets.local.state import (
     CACHED,
@@ -29,17 +29,16 @@ from dmlc_targets.local.state import (
     StepRun,
     Values,
 )
-from dmlc_targets.local.values import ResolveError, eval_when, resolve
 
-from dmlc.ir.model import Pipeline
+from dmlc.semantics import when
+from dmlc.semantics.values import ResolveError, resolve
 
 
 class Scheduler:
-    def __init__(self, pipeline: Pipeline, rundir: RunDir, view: Any, resume: bool) -> None:
-        self.pipeline, self.rundir, self.view, self.resume = pipeline, rundir, view, resume
-        self.steps = {name: StepRun(plan) for name, plan in build(pipeline).items()}
-        self.values = Values(self.steps, pipeline.params)
-        self.dumps = {n: s.plan.step.model_dump(mode="json", by_alias=True) for n, s in self.steps.items()}
+    def __init__(self, plan: LocalPlan, rundir: RunDir, view: Any, resume: bool) -> None:
+        self.pipeline, self.rundir, self.view, self.resume = plan.pipeline, rundir, view, resume
+        self.steps = {name: StepRun(step_plan) for name, step_plan in plan.steps.items()}
+        self.values = Values(self.steps, plan.pipeline.params)
         self.ready: list[tuple[tuple[int, int, int], int, Instance]] = []  # heap: priority, pipeline order, index
         self._seq = itertools.count()
 
@@ -107,7 +106,8 @@ class Scheduler:
     def _items(self, sr: StepRun) -> list[tuple[int | None, Any]]:
         plan = sr.plan
         if plan.step.for_each is not None:
-            items = resolve(self.dumps[plan.name]["for_each"], self.values.lookup(Instance(plan.name, None)))
+            for_each = plan.step.model_dump(mode="json", include={"for_each"})["for_each"]
+            items = resolve(for_each, self.values.lookup(Instance(plan.name, None)))
             if not isinstance(items, list):
                 raise ResolveError(f"`for_each` must be a list, got {type(items).__name__}: {items!r}")
             return list(enumerate(items))
@@ -134,14 +134,14 @@ class Scheduler:
             if paired.state not in OK:
                 state = SKIPPED if paired.state == SKIPPED else UPSTREAM
                 return self._settle_instance(inst, state, f"`{paired.label}` {paired.state}")
-        when = sr.plan.step.when
-        if when:
+        condition = sr.plan.step.when
+        if condition is not None:
             try:
-                holds = eval_when(when, self.values.lookup(inst, in_when=True))
+                holds = when.holds(condition, self.values.lookup(inst))
             except ResolveError as exc:
                 return self._settle_instance(inst, FAILED, str(exc))
             if not holds:
-                return self._settle_instance(inst, SKIPPED, f"when `{when}` is false")
+                return self._settle_instance(inst, SKIPPED, f"when `{condition}` is false")
         self._enqueue(inst)
         return True
 

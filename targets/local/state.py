@@ -13,10 +13,10 @@ from typing import Any
 from dmlc_targets.local.cache import digest_value
 from dmlc_targets.local.plan import StepPlan
 from dmlc_targets.local.proc import Proc
-from dmlc_targets.local.values import ResolveError, dig
 
 from dmlc.ir.graph import refs
 from dmlc.ir.types import Ref
+from dmlc.semantics.values import ResolveError, dig
 
 WAITING, READY, RUNNING, BACKOFF = "waiting", "ready", "running", "backoff"
 SUCCEEDED, CACHED, FAILED, SKIPPED, UPSTREAM = "succeeded", "cached", "failed", "skipped", "upstream failed"
@@ -85,10 +85,10 @@ class Values:
         self.steps = steps
         self.params = params
 
-    def lookup(self, inst: Instance, in_when: bool = False) -> Any:
-        return lambda ref: self.value(inst, ref, in_when)
+    def lookup(self, inst: Instance) -> Any:
+        return lambda ref: self.value(inst, ref)
 
-    def value(self, inst: Instance, ref: Ref, in_when: bool = False) -> Any:
+    def value(self, inst: Instance, ref: Ref) -> Any:
         if ref.root == "params":
             if not ref.fields:
                 return dict(self.params)
@@ -99,8 +99,8 @@ class Values:
             return dig(inst.item, ref.fields, ref.text)
         chosen = self._select(inst, ref)
         if isinstance(chosen, list):
-            return [self._out(i, ref, in_when) for i in chosen]
-        return self._out(chosen, ref, in_when)
+            return [self._out(i, ref) for i in chosen]
+        return self._out(chosen, ref)
 
     def digest(self, inst: Instance, ref: Ref) -> str:
         if not ref.is_step:
@@ -109,7 +109,7 @@ class Values:
         name = ref.output or ""
         if isinstance(chosen, list):
             return digest_value([i.digests.get(name) for i in chosen])
-        return chosen.digests.get(name) or digest_value(self._out(chosen, ref, False))
+        return chosen.digests.get(name) or digest_value(self._out(chosen, ref))
 
     def input_digests(self, inst: Instance) -> dict[str, str]:
         """Digest of every value the instance reads (its `when` aside), keyed by reference text."""
@@ -141,13 +141,10 @@ class Values:
             raise ResolveError(f"`{ref.text}`: `{chosen.label}` did not succeed ({chosen.state})")
         return chosen
 
-    def _out(self, inst: Instance, ref: Ref, in_when: bool) -> Any:
+    def _out(self, inst: Instance, ref: Ref) -> Any:
         fields = ref.fields
         if not fields:
             return dict(inst.outputs)
         if fields[0] in inst.outputs:
             return dig(inst.outputs[fields[0]], fields[1:], ref.text)
-        metrics = inst.outputs.get("metrics")
-        if in_when and isinstance(metrics, dict):  # `best.accuracy` reads best.metrics.accuracy
-            return dig(metrics, fields, ref.text)
         raise ResolveError(f"`{ref.text}`: `{inst.label}` has no output `{fields[0]}`")

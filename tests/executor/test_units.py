@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from dmlc.driver import load
+from dmlc.driver import prepare
 from dmlc.ir.types import parse_ref
 from tests.executor.executor_support import Project
 
@@ -16,31 +16,55 @@ def lookup(ref):  # type: ignore[no-untyped-def]
     return values[ref.text]
 
 
-def test_when_expressions() -> None:
-    from dmlc_targets.local.values import eval_when
+def eval_when(text: str, look) -> bool:  # type: ignore[no-untyped-def]
+    from dmlc.ir.when import parse
+    from dmlc.semantics.when import holds
 
+    return holds(parse(text), look)
+
+
+def test_when_expressions() -> None:
     assert eval_when("best.accuracy >= 0.8 and params.flag == true", lookup)
     assert not eval_when("params.n > 5 or each != 'cnn'", lookup)
     assert eval_when("len(x.list) == 2 and 1 in x.list and not null", lookup)
     assert eval_when("0 < params.n * 2 - 1 <= 5", lookup)
+    assert not eval_when("0 < params.n < 2", lookup)  # a chain holds only when every link does
 
 
 @pytest.mark.parametrize(
     "expr",
-    ["__import__('os').system('true')", "open('x')", "params.n.__class__", "(lambda: 1)()", "[i for i in x.list]"],
-)
-def test_when_refuses_code(expr: str) -> None:
-    from dmlc_targets.local.values import ResolveError, eval_when
+    ["__import__('os').system('true')", "open('x')", "(lambda: 1)()", "[i for i in x.list]",
+     "len(*x.list)", "x.list[0:1]", "b'x' == 1", "len(x=1)"],
+)  # fmt: skip
+def test_when_refuses_code_when_parsed(expr: str) -> None:
+    """Nothing but whitelisted nodes can be in a `when` tree, so nothing else can ever be evaluated."""
+    from dmlc.ir.when import WhenError, parse
 
-    with pytest.raises(ResolveError):
-        eval_when(expr, lookup)
+    with pytest.raises(WhenError):
+        parse(expr)
+
+
+def test_when_type_errors_are_resolve_errors() -> None:
+    from dmlc.semantics.values import ResolveError
+
+    with pytest.raises(ResolveError, match="TypeError"):
+        eval_when("params.n + each > 1", lookup)
+
+
+def test_a_dunder_in_when_is_a_field_name_not_an_attribute() -> None:
+    """`x.__class__` reads a field of a JSON value (there is none), never a Python attribute."""
+    from dmlc.semantics.values import ResolveError, dig
+
+    with pytest.raises(ResolveError, match="no field `__class__`"):
+        eval_when("params.n.__class__ == 1", lambda ref: dig({"params": {"n": 3}}, (ref.root, *ref.fields), ref.text))
 
 
 def test_interpolation_and_args() -> None:
-    from dmlc_targets.local.values import resolve, resolve_arg
+    from dmlc.semantics.values import resolve, to_text
 
-    assert resolve_arg("${x.list}", lookup) == "[1, 2]"
-    assert resolve_arg("n=${params.n}, $${literal}", lookup) == "n=3, ${literal}"
+    assert to_text(resolve("${x.list}", lookup)) == "[1,2]"
+    assert resolve("n=${params.n}, $${literal}", lookup) == "n=3, ${literal}"
+    assert resolve("$${literal}", lookup) == "${literal}"
     assert resolve({"a": ["${params.n}", "${each}"]}, lookup) == {"a": [3, "cnn"]}
     assert parse_ref("x.list").text == "x.list"
 
@@ -83,7 +107,7 @@ pipeline g {
 }""")
     root = project.path / ".dmlc"
     ex = Executor(
-        load(str(file)).pipeline,
+        prepare(str(file), "local").plan,
         RunDir(root, "r"),
         Cache(root / "cache"),
         Store(root / "m.db"),

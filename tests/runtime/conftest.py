@@ -32,25 +32,34 @@ def step_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def spec_data(kind: str, attrs: dict[str, Any], root: Path, **spec: Any) -> dict[str, Any]:
+    """The JSON spec of one instance, built through the contract's own model (defaults applied)."""
+    from dmlc import __version__
+    from dmlc.ir.model import STEP_KINDS
+    from dmlc.semantics.spec import SPEC_VERSION, StepSpec, dump
+
+    step = STEP_KINDS[kind].model_validate({"kind": kind, **attrs}, context={"resolved": True})
+    fields: dict[str, Any] = {
+        "spec_version": SPEC_VERSION,
+        "dmlc": __version__,
+        "pipeline": "test",
+        "step": spec.pop("step", kind),
+        "attrs": step,
+        "outputs": step.outputs(),
+        "seed": 0,
+        "volumes": {},
+        "outputs_dir": root / "outputs",
+        "work_dir": root / "work",
+    }
+    return dump(StepSpec(**(fields | spec)))
+
+
 def run_step(
     kind: str, attrs: dict[str, Any], root: Path, env: dict[str, str] | None = None, timeout: float = 240, **spec: Any
 ) -> subprocess.CompletedProcess:
     """Write a SPEC under `root` and run the step; outputs land in root/outputs."""
     root.mkdir(parents=True, exist_ok=True)
-    data = {
-        "pipeline": "test",
-        "step": spec.pop("step", kind),
-        "kind": kind,
-        "item": None,
-        "index": None,
-        "attrs": attrs,
-        "outputs_dir": str(root / "outputs"),
-        "work_dir": str(root / "work"),
-        "volumes": {},
-        "seed": 0,
-        **spec,
-    }
-    (root / "spec.json").write_text(json.dumps(data))
+    (root / "spec.json").write_text(json.dumps(spec_data(kind, attrs, root, **spec)))
     argv = [sys.executable, "-m", "dmlc.runtime", kind, "--spec", str(root / "spec.json")]
     return subprocess.run(argv, env=step_env(env), capture_output=True, text=True, timeout=timeout, cwd=root)
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
-from dmlc.runtime.launcher import cluster_spec, free_ports, initial_workers, next_workers
-from dmlc.runtime.spec import UserError
+from dmlc.ir.model import Train
+from dmlc.runtime.local_cluster import cluster_spec, free_ports, initial_workers, next_workers
 
 
 def test_cluster_layouts() -> None:
@@ -22,11 +20,14 @@ def test_free_ports_differ() -> None:
     assert len(set(ports)) == 5
 
 
+def _train(**attrs: object) -> Train:
+    return Train.model_validate({"kind": "train", "data": "/d", "strategy": "allreduce", **attrs})
+
+
 def test_elastic_worker_counts() -> None:
-    assert initial_workers({"workers": 2}) == (2, None)
-    assert initial_workers({"workers": 5, "elastic": {"min_workers": 1, "max_workers": 3}}) == (3, (1, 3))
+    assert initial_workers(_train(workers=2)) == (2, None)
+    assert initial_workers(_train(workers=5, elastic={"min_workers": 1, "max_workers": 3})) == (3, (1, 3))
+    assert initial_workers(_train(workers=1, elastic={"min_workers": 2, "max_workers": 3})) == (2, (2, 3))
     assert next_workers(2, 1, None) == 2  # not elastic: same size again
     assert next_workers(3, 1, (1, 3)) == 2  # survivors
     assert next_workers(2, 2, (1, 3)) == 1  # never below min_workers
-    with pytest.raises(UserError):
-        initial_workers({"workers": 2, "elastic": {"min_workers": 3, "max_workers": 2}})

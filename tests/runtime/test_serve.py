@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dmlc.runtime.serving import TokenBucket, shard_of
-from tests.runtime.conftest import check, run_step, step_env
+from dmlc.runtime.server_apps import TokenBucket, shard_of
+from tests.runtime.conftest import check, run_step, spec_data, step_env
 
 
 def test_shard_hash_is_stable_and_spreads() -> None:
@@ -64,7 +64,7 @@ def pgid_members(pgid: int) -> int:
 @contextmanager
 def server(model: Path, *args: str) -> Iterator[str]:
     """A detached `python -m dmlc.runtime.serve` on a free port; its process group is killed after."""
-    from dmlc.runtime.launcher import free_ports
+    from dmlc.runtime.local_cluster import free_ports
     from dmlc.runtime.serve import server_argv, wait_ready
 
     port = free_ports(1)[0]
@@ -142,15 +142,15 @@ def test_events_front_429_and_scale_to_zero(trained_model: Path, sample) -> None
 
 
 @pytest.mark.tf
-def test_foreground_shard_server_as_in_a_pod(trained_model: Path, sample) -> None:
+def test_foreground_shard_server_as_in_a_pod(trained_model: Path, sample, tmp_path: Path) -> None:
     """A KServe shard spec (`"shard": 0`) serves in the foreground on its port instead of detaching."""
     import sys
 
-    from dmlc.runtime.launcher import free_ports
+    from dmlc.runtime.local_cluster import free_ports
     from dmlc.runtime.serve import wait_ready
 
     port = free_ports(1)[0]
-    spec = {"step": "classifier", "attrs": {"model": str(trained_model), "port": port}, "shard": 0}
+    spec = spec_data("serve", {"model": str(trained_model), "port": port}, tmp_path, step="classifier", shard=0)
     argv = [sys.executable, "-m", "dmlc.runtime", "serve", "--spec-json", json.dumps(spec)]
     proc = subprocess.Popen(argv, env=step_env(), start_new_session=True, stdout=subprocess.DEVNULL)
     try:

@@ -204,7 +204,7 @@ def test_min_success_lets_the_fan_in_run_after_failed_instances() -> None:
     best = spec["root"]["dag"]["tasks"]["best"]
     assert best["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
     assert spec["components"]["comp-best"]["inputDefinitions"]["artifacts"]["model__all__model"]["isOptional"]
-    assert _spec_of(best)["min_success"] == {"model[*].model": 2}  # the shim counts the instances delivered
+    assert _spec_of(best)["spec"]["min_success"] == {"models": 2}  # the runtime counts the instances delivered
 
 
 def test_when_retry_timeout_resources_env_and_secrets(tmp_path: Path) -> None:
@@ -313,7 +313,7 @@ def test_max_age_is_an_error_unless_explicitly_ignored(tmp_path: Path) -> None:
     path = write(tmp_path, "memo_ok.dml", body % 'target kfp { cache_max_age = "ignore" }')
     loaded = load(str(path))
     target = get_target("kfp")
-    diags = target.check(loaded.pipeline, target_context(target, loaded))
+    diags = target.check(loaded.pipeline, target_context(target, loaded)).diagnostics
     assert [(d.code, d.severity, d.span.line) for d in diags] == [("DML100", Severity.WARNING, 4)]
     warnings: list[Any] = []
     out = compile_file(str(path), "kfp", None, warnings)
@@ -380,7 +380,7 @@ def _tfjob_launch(retry: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def test_launcher_waits_and_retries_only_what_the_policy_allows() -> None:
-    from dmlc.runtime import launch
+    from dmlc_targets.kfp import apply as launch
 
     def no_sleep(_: float) -> None:
         return None
@@ -397,7 +397,7 @@ def test_launcher_waits_and_retries_only_what_the_policy_allows() -> None:
 
 
 def test_launcher_conditions_and_endpoint() -> None:
-    from dmlc.runtime.launch import endpoint, holds
+    from dmlc_targets.kfp.apply import endpoint, holds
 
     obj = {
         "status": {"replicaStatuses": {"Chief": {"succeeded": 1}}, "conditions": [{"type": "Ready", "status": "True"}]}
@@ -412,16 +412,15 @@ def test_launcher_conditions_and_endpoint() -> None:
 def test_shim_fills_the_spec_and_claims_into_manifests() -> None:
     from dmlc_targets.kfp import shim
 
-    manifests = [{"command": ["python", '{"dmlc_kfp_spec":true,"shard":1}'], "claim": "__DMLC_PVC_v__"}]
-    launch = {
-        "manifests": manifests,
-        "marker": "dmlc_kfp_spec",
-        "claims": {"v": "__DMLC_PVC_v__"},
-        "outputs_dir": "s3://b/o",
-    }
-    filled = shim._launch_spec(launch, {"step": "serve"}, {"dmlc_pvc_v": "run-123-v"})["manifests"][0]
+    manifests = [{"command": ["python", '{"dmlc_kfp_spec":true,"shard":1}'], "claim": "__DMLC_PVC_v__",
+                  "env": [{"name": "TAG", "value": "v-${params.tag}"}, {"name": "RAW", "value": "$${HOME}"}]}]  # fmt: skip
+    spec = {"step": "serve", "outputs_dir": "s3://b/o"}
+    task = {"bindings": {"params.tag": {"input": "params__tag", "kind": "str"}}}
+    lookup = shim._Lookup(task, {"params__tag": "7"})
+    (filled,) = shim._fill(manifests, spec, "dmlc_kfp_spec", {"__DMLC_PVC_v__": "run-123-v"}, lookup)
     assert json.loads(filled["command"][1]) == {"outputs_dir": "s3://b/o", "shard": 1, "step": "serve"}
     assert filled["claim"] == "run-123-v"
+    assert filled["env"] == [{"name": "TAG", "value": "v-7"}, {"name": "RAW", "value": "${HOME}"}]
 
 
 # --- kfp.local executes the compiled YAML --------------------------------------------------

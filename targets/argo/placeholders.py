@@ -1,7 +1,8 @@
 """Argo target, stage 4 (emit): references -> Argo placeholders and expressions.
 
-Takes a `Plan` and a step; gives the runtime SPEC as JSON text with `{{...}}` placeholders where values
-are only known at run time, command-line arguments of `task` steps, the expression of a `when`, the
+Takes a `Plan` and a step; gives the step spec (`dmlc.semantics.spec.template`, the same every target
+serializes) as JSON text with `{{...}}` placeholders where values are only known at run time, the text
+of `command` / `args` / `env` values with references in them, the expression of a parsed `when`, the
 memoization key, and the DAG-level value that feeds each template input.
 
 Value formats: a param output file holds JSON text (inserted raw into the spec), an artifact is a path
@@ -11,17 +12,16 @@ string params and JSON otherwise, a `for_each` item arrives as `{{item}}`.
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from typing import Any
 
-from dmlc.ir.graph import when_refs
-from dmlc.ir.model import Train
+from dmlc_targets.argo.plan import Input, Plan
+
+from dmlc.ir import when as w
 from dmlc.ir.types import INTERP, Ref, as_ref, parse_ref
 from dmlc.memo import spec_digest
-
-from .plan import Input, Plan
+from dmlc.semantics import spec as contract
 
 _MARK = "\x00{}\x00"
 _MARK_RE = re.compile(r'"\\u0000(\d+)\\u0000"')
@@ -117,7 +117,7 @@ def _mark(value: Any, plan: Plan, step: str, raws: list[str]) -> Any:
         elif INTERP.search(value):
             raws.append(interpolate_json(plan, step, value.replace("$${", "\x01")).replace("\x01", "${"))
         else:
-            return value
+            return value.replace("$${", "${")  # an escaped `$${` is a literal `${`, as the core resolves it
         return _MARK.format(len(raws) - 1)
     return value
 
@@ -129,42 +129,17 @@ def to_json(value: Any, plan: Plan, step: str) -> str:
     return _MARK_RE.sub(lambda m: raws[int(m.group(1))], text)
 
 
-def runtime_spec(plan: Plan, step: str, extra: dict[str, Any] | None = None) -> str:
-    """The SPEC of DESIGN §4 for one instance of `step`, as JSON text with Argo placeholders."""
-    eff = plan.steps[step]
-    attrs = eff.model_dump(mode="json", by_alias=True)
-    spec: dict[str, Any] = {
-        "pipeline": plan.pipeline.pipeline,
-        "step": step,
-        "kind": eff.kind,
-        "item": "${each}" if eff.for_each is not None else None,
-        "index": None,
-        "attrs": attrs,
-        "outputs_dir": plan.outputs_dir(step),
-        "work_dir": plan.work_dir(step),
-        "volumes": dict(sorted(plan.mounts.items())),
-        "seed": eff.seed if isinstance(eff, Train) else None,
-    }
-    gates = min_success(plan, step)
-    if gates:
-        spec["min_success"] = gates
-    spec.update(extra or {})
+def runtime_spec(plan: Plan, step: str) -> str:
+    """The step spec of one instance of `step`, as JSON text with Argo placeholders."""
+    spec = contract.dump(contract.template(plan.pipeline, step))
+    spec.update(outputs_dir=plan.outputs_dir(step), work_dir=plan.work_dir(step))
     return to_json(spec, plan, step)
-
-
-def min_success(plan: Plan, step: str) -> dict[str, int]:
-    """attr -> N for fan-ins over a step with `min_success` (the runtime fails below N values)."""
-    gates: dict[str, int] = {}
-    for path, ref in plan.refs_of[step]:
-        up = plan.steps.get(ref.root)
-        if up is not None and up.min_success and plan.star(step, ref) and path[:1] != ("when",):
-            gates[str(path[0])] = up.min_success
-    return gates
 
 
 # -- task command lines ----------------------------------------------------------------------------
 def arg_text(plan: Plan, step: str, value: Any) -> str:
-    """A `task` argument as text: `${x.out}` -> the value's text (paths, JSON for params and lists)."""
+    """A `command` / `args` / `env` value as text: `${x.out}` -> the value's text, as the core's `to_text`
+    gives it (strings as they are, paths, compact JSON for everything else)."""
     if not isinstance(value, str):
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
@@ -202,33 +177,23 @@ def feed_var(plan: Plan, scope: str | None, inp: Input, dotted: bool = False) ->
 
 
 # -- when ------------------------------------------------------------------------------------------
-_OPS = {ast.And: "&&", ast.Or: "||"}
+_OPS = {"and": "&&", "or": "||"}
 
 
 def when_expr(plan: Plan, step: str) -> str:
-    """`best.accuracy >= 0.8` -> `{{=jsonpath(tasks['best'].outputs.parameters['metrics'], '$.accuracy') >= 0.8}}`."""
-    expr = plan.pipeline.steps[step].when or ""
-    tree = ast.parse(expr.strip(), mode="eval")
-    return "{{=" + _when_node(plan, step, tree.body) + "}}"
+    """`best.metrics.accuracy >= 0.8` ->
+    `{{=jsonpath(tasks['best'].outputs.parameters['metrics'], '$.accuracy') >= 0.8}}`."""
+    condition = plan.pipeline.steps[step].when
+    assert condition is not None
+    return "{{=" + _when_node(plan, step, condition.tree) + "}}"
 
 
 def when_inputs(plan: Plan, step: str) -> list[Input]:
     """Step outputs a `when` reads (a loop body must receive those from outside as inputs)."""
-    out: list[Input] = []
-    if not plan.pipeline.steps[step].when:
-        return out
-    for ref in when_refs(plan.pipeline.steps[step].when or ""):
-        if ref.is_step:
-            output = _when_output(plan, ref)[0]
-            out.append(Input(ref.root, output, plan.star(step, ref)))
-    return out
-
-
-def _when_output(plan: Plan, ref: Ref) -> tuple[str, tuple[str, ...]]:
-    outputs = plan.steps[ref.root].outputs()
-    if ref.output in outputs:
-        return ref.output, ref.fields[1:]
-    return "metrics", ref.fields  # `best.accuracy` reads the metrics of `best`
+    condition = plan.pipeline.steps[step].when
+    if condition is None:
+        return []
+    return [Input(r.root, r.output or "", plan.star(step, r)) for r in condition.refs() if r.is_step]
 
 
 def _when_ref(plan: Plan, step: str, ref: Ref) -> str:
@@ -243,7 +208,7 @@ def _when_ref(plan: Plan, step: str, ref: Ref) -> str:
         raise Unsupported("`each` inside `when`")
     if ref.index not in (None, "*"):
         raise Unsupported(f"`{ref}` picks one instance")
-    output, fields = _when_output(plan, ref)
+    output, fields = ref.output or "", ref.fields[1:]
     inp = Input(ref.root, output, plan.star(step, ref))
     var = feed_var(plan, plan.scope(step), inp)
     if plan.output_kind(ref.root, output) != "json" and not inp.star:
@@ -257,32 +222,28 @@ def _jpath(fields: tuple[str, ...]) -> str:
     return "$" + "".join(f".{f}" for f in fields)
 
 
-def _when_node(plan: Plan, step: str, node: ast.AST) -> str:
-    if isinstance(node, ast.BoolOp):
-        return "(" + f" {_OPS[type(node.op)]} ".join(_when_node(plan, step, v) for v in node.values) + ")"
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+def _when_node(plan: Plan, step: str, node: w.Node) -> str:
+    if isinstance(node, w.Bool):
+        return "(" + f" {_OPS[node.op]} ".join(_when_node(plan, step, v) for v in node.values) + ")"
+    if isinstance(node, w.Not):
         return f"!({_when_node(plan, step, node.operand)})"
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+    if isinstance(node, w.Neg):
         return f"-{_when_node(plan, step, node.operand)}"
-    if isinstance(node, ast.Compare):
-        parts = [_when_node(plan, step, node.left)]
-        for op, right in zip(node.ops, node.comparators, strict=True):
-            parts += [_cmp(op), _when_node(plan, step, right)]
+    if isinstance(node, w.Compare):
         if len(node.ops) > 1:
             raise Unsupported("chained comparisons")
-        return "(" + " ".join(parts) + ")"
-    if isinstance(node, ast.Constant):
+        return f"({_when_node(plan, step, node.left)} {_cmp(node.ops[0])} {_when_node(plan, step, node.rights[0])})"
+    if isinstance(node, w.Lit):
         return _constant(node.value)
-    if isinstance(node, (ast.Attribute, ast.Name)):
-        return _when_ref(plan, step, parse_ref(ast.unparse(node)))
-    raise Unsupported(f"`{ast.unparse(node)}` in `when`")
+    if isinstance(node, w.Var):
+        return _when_ref(plan, step, node.ref)
+    raise Unsupported(f"`{w.render(node)}` in `when`")
 
 
-def _cmp(op: ast.cmpop) -> str:
-    table = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.In: "in"}
-    if type(op) not in table:
-        raise Unsupported(f"operator `{type(op).__name__}` in `when`")
-    return table[type(op)]
+def _cmp(op: str) -> str:
+    if op == "not in":
+        raise Unsupported("operator `not in` in `when`")
+    return op
 
 
 def _constant(value: Any) -> str:

@@ -1,12 +1,12 @@
-"""The `launch` step runner (stage 5, run time): apply Kubernetes objects, wait for them, hand back outputs.
+"""The KFP launcher (stage 5, run time, inside a KFP task): apply Kubernetes objects, wait, hand back outputs.
 
-`python -m dmlc.runtime launch --spec SPEC.json` is what a KFP launcher task runs for a distributed
-`train` (a TFJob) or a `serve` step (InferenceService(s), plus a router Deployment and Service when
-sharded). Takes the SPEC whose `launch` field holds the manifests (built by `dmlc.k8s`, the runtime
-SPEC already filled in), the conditions to wait for (Argo-style `status.a.b == value` strings, the
-same the Argo target puts on its resource templates) and the retry policy; gives the step's outputs:
-a TFJob's outputs copied from the job's output location, a service's `endpoint`. The `kubernetes`
-client is imported only when a step runs, so this module imports without a cluster.
+What the component shim runs for a distributed `train` (a TFJob) or a `serve` step (InferenceService(s),
+plus a router Deployment and Service when sharded). Takes the launch description (`manifests.py`: the
+objects built by `dmlc.k8s` with the step spec already filled in, the conditions to wait for, in the
+Argo-style `status.a.b == value` form the Argo target puts on its resource templates, and the retry
+policy); gives the step's outputs: a TFJob's outputs copied from the job's output location, a
+service's `endpoint`. The `kubernetes` client is imported only when a step runs, so this module
+imports without a cluster.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dmlc.runtime.spec import Spec, UserError, write_param
+from dmlc.runtime.step_io import UserError, write_param
 
 POLL_S = 5.0
 TRANSIENT_REASONS = ("OOMKilled", "Evicted", "DeadlineExceeded", "Preempted")
@@ -217,14 +217,14 @@ def endpoint(objects: list[dict[str, Any]]) -> str:
     return str(_field(objects[0], "status.url") or "")
 
 
-def run(spec: Spec, cluster: Any = None) -> None:
-    launch = spec.extra.get("launch")
-    if not isinstance(launch, dict) or not launch.get("manifests"):
-        raise UserError("the spec has no `launch` manifests")
+def run(launch: dict[str, Any], kind: str, outputs_dir: Path, cluster: Any = None) -> None:
+    """Launch the objects of a `kind` step (train | serve) and write its outputs into `outputs_dir`."""
+    if not launch.get("manifests"):
+        raise UserError("the launch description has no manifests")
     objects = launch_with_retries(cluster or Cluster(), launch)
-    spec.outputs_dir.mkdir(parents=True, exist_ok=True)
-    if spec.attrs.get("kind") == "serve":
-        write_param(spec.outputs_dir, "endpoint", endpoint(objects))
+    outputs_dir.mkdir(parents=True, exist_ok=True)
+    if kind == "serve":
+        write_param(outputs_dir, "endpoint", endpoint(objects))
         return
     for name in launch.get("outputs") or {}:
-        fetch(f"{launch['outputs_dir'].rstrip('/')}/{name}", spec.outputs_dir / name)
+        fetch(f"{launch['outputs_dir'].rstrip('/')}/{name}", outputs_dir / name)

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dmlc.ir.model import Train
 from dmlc.runtime import callbacks as cb
-from dmlc.runtime.spec import Spec, TransientError, UserError, spec_to_dict, write_json_file
+from dmlc.runtime.step_io import TransientError, UserError, spec_json
+from dmlc.semantics.spec import StepSpec
 
 POLL_S = 0.2
 EXIT_ORPHANED = 3
@@ -42,17 +44,17 @@ class Task:
         return f"{self.task_type} {self.index}"
 
 
-def launch(spec: Spec) -> None:
+def launch(spec: StepSpec) -> None:
     """Run the whole job locally; returns when the chief has written the outputs."""
-    from dmlc.runtime.train import checkpoint_root
-
-    strategy = spec.attr("strategy")
-    workers, elastic = initial_workers(spec.attrs)
-    ps = max(1, int(spec.attr("ps", 1))) if strategy == "parameter_server" else 0
-    restarts = int(spec.attr("restarts", 0))
+    cfg: Train = spec.config(Train)
+    strategy = cfg.strategy
+    workers, elastic = initial_workers(cfg)
+    ps = cfg.ps if strategy == "parameter_server" else 0
+    restarts = cfg.restarts
     spec_path = spec.work_dir / "launcher" / "spec.json"
-    write_json_file(spec_path, spec_to_dict(spec))
-    cb.reset_log_if_fresh(spec.work_dir, checkpoint_root(spec))
+    spec_path.parent.mkdir(parents=True, exist_ok=True)
+    spec_path.write_text(spec_json(spec))
+    cb.reset_log_if_fresh(spec.work_dir, cb.checkpoint_root(spec))
     for attempt in range(restarts + 1):
         print(f"launcher: attempt {attempt}: {strategy} with {workers} worker(s)" + (f" + {ps} ps" if ps else ""))
         failed = run_cluster(spec_path, strategy, workers, ps, attempt)
@@ -68,15 +70,12 @@ def launch(spec: Spec) -> None:
     raise TransientError(f"distributed training failed after {restarts} restart(s)")
 
 
-def initial_workers(attrs: dict[str, Any]) -> tuple[int, tuple[int, int] | None]:
-    workers = max(1, int(attrs.get("workers") or 1))
-    elastic = attrs.get("elastic")
-    if not elastic:
-        return workers, None
-    low, high = int(elastic.get("min_workers") or 1), int(elastic.get("max_workers") or workers)
-    if low > high:
-        raise UserError(f"elastic: min_workers {low} > max_workers {high}")
-    return min(max(workers, low), high), (low, high)
+def initial_workers(cfg: Train) -> tuple[int, tuple[int, int] | None]:
+    """Workers of the first attempt, and the elastic bounds (validated by the IR: min <= max)."""
+    if cfg.elastic is None:
+        return cfg.workers, None
+    low, high = cfg.elastic.min_workers, cfg.elastic.max_workers
+    return min(max(cfg.workers, low), high), (low, high)
 
 
 def next_workers(workers: int, lost: int, elastic: tuple[int, int] | None) -> int:
