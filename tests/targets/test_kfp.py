@@ -412,8 +412,8 @@ def test_launcher_conditions_and_endpoint() -> None:
 def test_shim_fills_the_spec_and_claims_into_manifests() -> None:
     from dmlc_targets.kfp import shim
 
-    manifests = [{"command": ["python", '{"dmlc_kfp_spec":true,"shard":1}'], "claim": "__DMLC_PVC_v__",
-                  "env": [{"name": "TAG", "value": "v-${params.tag}"}, {"name": "RAW", "value": "$${HOME}"}]}]  # fmt: skip
+    env = [{"name": "TAG", "value": "v-${params.tag}"}, {"name": "RAW", "value": "$${HOME}"}]
+    manifests = [{"command": ["python", '{"dmlc_kfp_spec":true,"shard":1}'], "claim": "__DMLC_PVC_v__", "env": env}]
     spec = {"step": "serve", "outputs_dir": "s3://b/o"}
     task = {"bindings": {"params.tag": {"input": "params__tag", "kind": "str"}}}
     lookup = shim._Lookup(task, {"params__tag": "7"})
