@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dmlc import targets
+from dmlc.diagnostics.catalogue import DML900
 from dmlc.diagnostics.model import Diagnostic, DmlError
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
@@ -105,7 +106,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from dmlc.diagnostics.catalogue import CATALOGUE, explain_page
+    from dmlc.diagnostics.catalogue import CATALOGUE, explain_page, ranges_text
 
     page = explain_page(args.code)
     if page is None:
@@ -113,9 +114,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
         near = suggest(args.code.upper(), list(CATALOGUE))
         hint = f" (did you mean {near}?)" if near else ""
-        print(
-            f"error: unknown code `{args.code}`{hint}; codes: DML001..DML043, DML100..DML103, DML900", file=sys.stderr
-        )
+        print(f"error: unknown code `{args.code}`{hint}; codes: {ranges_text()}", file=sys.stderr)
         return EXIT_USAGE
     print(page, end="" if page.endswith("\n") else "\n")
     return EXIT_OK
@@ -214,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:  # an internal error: say so plainly, show details only on request
-        print(f"error[DML900]: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error[{DML900}]: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         print("  = note: this is a dmlc bug; please report it with the input file", file=sys.stderr)
         if args.debug:
             traceback.print_exc()

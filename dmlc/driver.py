@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dmlc import targets
+from dmlc.diagnostics.catalogue import DML101, DML103
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label
 from dmlc.ir.lower import lower
 from dmlc.ir.model import Pipeline
@@ -67,7 +68,7 @@ def target_context(target: Target, loaded: Loaded, flags: dict[str, Any] | None 
             help_ = f"options of target {target.name}: {', '.join(target.options_model.model_fields)}"
             diags.append(
                 Diagnostic(
-                    "DML101",
+                    DML101,
                     f"invalid option `{'.'.join(map(str, err['loc']))}`: {err['msg']}",
                     Label(span),
                     help=help_,
@@ -81,7 +82,7 @@ def get_target(name: str) -> Target:
     target = targets.get(name)
     if target is None:
         help_ = f"installed targets: {', '.join(targets.names())}"
-        raise DmlError([Diagnostic("DML103", f"unknown target `{name}`", Label(None), help=help_)])
+        raise DmlError([Diagnostic(DML103, f"unknown target `{name}`", Label(None), help=help_)])
     return target
 
 

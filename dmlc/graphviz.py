@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+from dmlc.diagnostics.catalogue import DML205
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label
 from dmlc.ir.graph import graph
 from dmlc.ir.model import Pipeline, Step
@@ -53,6 +54,6 @@ def render_graph(pipeline: Pipeline, fmt: str) -> str | bytes:
     exe = shutil.which("dot")
     if exe is None:
         help_ = "install Graphviz (e.g. `apt-get install graphviz`), or use --format mermaid|dot"
-        raise DmlError([Diagnostic("DML100", f"`--format {fmt}` needs Graphviz's `dot`", Label(None), help=help_)])
+        raise DmlError([Diagnostic(DML205, f"`--format {fmt}` needs Graphviz's `dot`", Label(None), help=help_)])
     result = subprocess.run([exe, f"-T{fmt}"], input=dot(pipeline).encode(), capture_output=True, check=True)
     return result.stdout

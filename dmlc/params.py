@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from dmlc.diagnostics.catalogue import DML027
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label
 
 
@@ -37,4 +38,4 @@ def _value(pair: str, text: str) -> Any:
 
 def _bad(pair: str, why: str) -> Diagnostic:
     help_ = "write --param name=value, e.g. --param epochs=3 or --param 'sizes=[1, 2]'; quote text with spaces"
-    return Diagnostic("DML027", f"`--param {pair}` {why}", Label(None), help=help_)
+    return Diagnostic(DML027, f"`--param {pair}` {why}", Label(None), help=help_)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from dmlc.diagnostics.catalogue import Code
 from dmlc.diagnostics.model import Diagnostic, Label
 from dmlc.ir.model import Pipeline
 from dmlc.parse.document import Document, Path
@@ -54,7 +55,7 @@ class CompileContext:
     def span(self, *path: str | int, key: bool = False) -> Span | None:
         return self.document.span(tuple(path), key=key)
 
-    def error(self, code: str, message: str, path: Path, note: str = "", help: str | None = None) -> Diagnostic:
+    def error(self, code: Code, message: str, path: Path, note: str = "", help: str | None = None) -> Diagnostic:
         """A diagnostic pointing at the attribute at `path` (e.g. ("steps", "best", "when"))."""
         return Diagnostic(code, message, Label(self.document.span(path, key=True), note), help=help)
 

@@ -6,6 +6,7 @@ import difflib
 from dataclasses import dataclass
 from enum import Enum
 
+from dmlc.diagnostics.catalogue import Code
 from dmlc.source import Span
 
 
@@ -24,12 +25,16 @@ class Label:
 
 @dataclass(frozen=True)
 class Diagnostic:
-    code: str
+    code: Code
     message: str
     primary: Label
     secondary: tuple[Label, ...] = ()
     help: str | None = None
     severity: Severity = Severity.ERROR
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.code, Code):  # a bare string could be a code that is not in the catalogue
+            raise TypeError(f"diagnostic code {self.code!r} is not a catalogue `Code`")
 
     @property
     def span(self) -> Span | None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from dmlc.diagnostics.catalogue import DML010, DML011, DML019, DML020, DML021, DML022, DML023, DML024, DML025
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label, did_you_mean
 from dmlc.ir import when
 from dmlc.ir.model import STEP_KINDS, Pipeline
@@ -102,14 +103,14 @@ def _unknown_attr(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> 
     if help_ is None and fields:
         help_ = f"allowed here: {', '.join(f for f in fields if f != 'kind')}"
     message = f"unknown attribute `{name}`{_where(loc)}"
-    return Diagnostic("DML011", message, Label(doc.span(path, key=True), "not allowed here"), help=help_)
+    return Diagnostic(DML011, message, Label(doc.span(path, key=True), "not allowed here"), help=help_)
 
 
 def _unknown_kind(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagnostic:
     tag = err.get("ctx", {}).get("tag", "?")
     help_ = did_you_mean(str(tag), list(STEP_KINDS), "step kind") or f"step kinds are: {', '.join(STEP_KINDS)}"
     span = doc.span(path + ("kind",))
-    return Diagnostic("DML010", f"unknown step kind `{tag}`", Label(span, "not a step kind"), help=help_)
+    return Diagnostic(DML010, f"unknown step kind `{tag}`", Label(span, "not a step kind"), help=help_)
 
 
 def _missing(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagnostic:
@@ -118,7 +119,7 @@ def _missing(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagn
     where = _where(loc[:-1] if err["type"] == "missing" else loc + ("", ""))
     message = f"missing attribute `{name}`{where}"
     help_ = f"add `{name} = ...`" if name != "kind" else f"add `kind: ...` (one of {', '.join(STEP_KINDS)})"
-    return Diagnostic("DML024", message, Label(doc.span(parent, key=True), "needs it"), help=help_)
+    return Diagnostic(DML024, message, Label(doc.span(parent, key=True), "needs it"), help=help_)
 
 
 def _literal(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagnostic:
@@ -127,36 +128,36 @@ def _literal(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagn
     help_ = did_you_mean(str(value), choices, "value") if isinstance(value, str) else None
     help_ = help_ or f"use one of: {', '.join(choices)}"
     message = f"`{path[-1]}` cannot be {_show(value)}"
-    return Diagnostic("DML023", message, Label(doc.span(path), "not an allowed value"), help=help_)
+    return Diagnostic(DML023, message, Label(doc.span(path), "not an allowed value"), help=help_)
 
 
 def _unit(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagnostic:
     ctx = err.get("ctx", {})
-    return Diagnostic("DML021", ctx.get("msg", err["msg"]), Label(doc.span(path), "bad unit"), help=ctx.get("hint"))
+    return Diagnostic(DML021, ctx.get("msg", err["msg"]), Label(doc.span(path), "bad unit"), help=ctx.get("hint"))
 
 
 def _range(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagnostic:
     msg = err["msg"].replace("Input should be", "must be")
     message = f"`{path[-1]}` {msg}" if err["type"] != "dml_range" else msg
-    return Diagnostic("DML022", message, Label(doc.span(path), f"found {_show(err.get('input'))}"))
+    return Diagnostic(DML022, message, Label(doc.span(path), f"found {_show(err.get('input'))}"))
 
 
 def _bad_ref(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagnostic:
     help_ = "a reference is step.output, step[*].output, step[0].output, params.name, each or each.field"
-    return Diagnostic("DML020", err["msg"], Label(doc.span(path), "bad reference"), help=help_)
+    return Diagnostic(DML020, err["msg"], Label(doc.span(path), "bad reference"), help=help_)
 
 
 def _bad_when(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagnostic:
     help_ = 'write e.g. "best.accuracy >= 0.8" or "params.deploy == true"'
     message = f"invalid `when` expression: {err.get('ctx', {}).get('msg', err['msg'])}"
-    return Diagnostic("DML025", message, Label(doc.span(path), "here"), help=help_)
+    return Diagnostic(DML025, message, Label(doc.span(path), "here"), help=help_)
 
 
 def _bad_name(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagnostic:
     name = str(path[-1]) if path else "?"
     help_ = "names start with a letter or `_` and hold only letters, digits and `_`"
     span = doc.span(path, key=True)
-    return Diagnostic("DML019", f"invalid name `{name}`", Label(span, "not a valid name"), help=help_)
+    return Diagnostic(DML019, f"invalid name `{name}`", Label(span, "not a valid name"), help=help_)
 
 
 def _type_error(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagnostic:
@@ -168,7 +169,7 @@ def _type_error(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Di
     message = f"{what} expects {expected}, found {_show(err.get('input'))}"
     if err["type"] == "string_pattern_mismatch":
         message = f"{what} has an invalid value {_show(err.get('input'))}"
-    return Diagnostic("DML020", message, Label(doc.span(path), "wrong type"))
+    return Diagnostic(DML020, message, Label(doc.span(path), "wrong type"))
 
 
 def _show(value: Any) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dmlc.diagnostics.catalogue import DML004, DML006, DML200
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label
 from dmlc.parse.document import Document
 from dmlc.source import Source, Span
@@ -23,7 +24,7 @@ def decode(path: str, raw: bytes) -> Source:
         src = Source(path, good)
         span = src.span(len(good))
         note = f"byte 0x{raw[exc.start]:02x} is not UTF-8"
-        diag = Diagnostic("DML004", "file is not valid UTF-8", Label(span, note), help="save the file as UTF-8")
+        diag = Diagnostic(DML004, "file is not valid UTF-8", Label(span, note), help="save the file as UTF-8")
         raise DmlError([diag]) from None
     return Source(path, text.removeprefix("\ufeff"))
 
@@ -41,7 +42,7 @@ def parse_source(source: Source) -> Document:
     if _blank(source.text):
         span = Span(source.path, 1, 1, 1, 1)
         help_ = "a pipeline starts with `pipeline NAME {` (or `pipeline: NAME` in YAML)"
-        raise DmlError([Diagnostic("DML006", "the file is empty", Label(span), help=help_)])
+        raise DmlError([Diagnostic(DML006, "the file is empty", Label(span), help=help_)])
     if source.path.endswith(YAML_SUFFIXES):
         from dmlc.parse.yaml_front import parse_yaml
 
@@ -58,9 +59,7 @@ def parse_file(path: str | Path) -> Document:
     except OSError as exc:
         span = None
         help_ = "check the path; `dmlc run` without a file reads ./pipeline.dml"
-        raise DmlError(
-            [Diagnostic("DML001", f"cannot read `{path}`: {exc.strerror}", Label(span), help=help_)]
-        ) from None
+        raise DmlError([Diagnostic(DML200, f"cannot read `{path}`: {exc.strerror}", Label(span), help=help_)]) from None
     return parse_source(decode(path, raw))
 
 

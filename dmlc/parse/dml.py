@@ -16,6 +16,7 @@ from typing import Any
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedInput
 
+from dmlc.diagnostics.catalogue import DML001, DML005, DML013, DML014, Code
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label
 from dmlc.parse.dml_errors import syntax_error
 from dmlc.parse.document import MAX_DEPTH, Document, Path, first_deep_opener
@@ -107,7 +108,7 @@ def unescape(body: str, span: Span) -> str:
     return "".join(out)
 
 
-def _syntax(span: Span, message: str, help_: str | None = None, code: str = "DML001") -> DmlError:
+def _syntax(span: Span, message: str, help_: str | None = None, code: Code = DML001) -> DmlError:
     return DmlError([Diagnostic(code, message, Label(span), help=help_)])
 
 
@@ -127,7 +128,7 @@ class _Builder(Transformer):
     def _depth(self, span: Span, children: list[Any]) -> int:
         depth = 1 + max([c.depth for c in children], default=0)
         if depth > MAX_DEPTH:
-            raise _syntax(span, f"nesting is deeper than {MAX_DEPTH} levels", "flatten the structure", "DML005")
+            raise _syntax(span, f"nesting is deeper than {MAX_DEPTH} levels", "flatten the structure", DML005)
         return depth
 
     def start(self, children: list[Block]) -> Block:
@@ -213,7 +214,7 @@ def parse_dml(source: Source) -> Document:
 
 def _relocate_depth(exc: DmlError, source: Source) -> DmlError:
     """The bottom-up builder notices deep nesting from the inside; point at the outside instead."""
-    offset = first_deep_opener(source.text) if exc.diagnostics[0].code == "DML005" else None
+    offset = first_deep_opener(source.text) if exc.diagnostics[0].code == DML005 else None
     if offset is None:
         return exc
     diag = exc.diagnostics[0]
@@ -262,7 +263,7 @@ class _DocBuilder:
     def _named(self, target: dict[str, Any], block: Block, path: Path, top: bool) -> None:
         if not top:
             note = f"`{block.keyword} {block.name} {{ }}` can only appear at pipeline level"
-            self.errors.append(Diagnostic("DML001", "named block inside a block", Label(block.keyword_span, note)))
+            self.errors.append(Diagnostic(DML001, "named block inside a block", Label(block.keyword_span, note)))
             return
         group = NAMED_GROUPS.get(block.keyword, "steps")
         assert block.name is not None and block.name_span is not None
@@ -271,7 +272,7 @@ class _DocBuilder:
         here = (group, block.name)
         if block.name in members:
             what = "step" if group == "steps" else block.keyword
-            code = "DML013" if group == "steps" else "DML014"
+            code = DML013 if group == "steps" else DML014
             self._duplicate(code, f"duplicate {what} `{block.name}`", block.name_span, here)
             return
         members[block.name] = {"kind": block.keyword} if group == "steps" else {}
@@ -285,7 +286,7 @@ class _DocBuilder:
         """Store `key`; a duplicate is reported (both places) and not stored."""
         here = path + (key,)
         if key in target:
-            self._duplicate("DML014", f"duplicate attribute `{key}`", span, here)
+            self._duplicate(DML014, f"duplicate attribute `{key}`", span, here)
             return False
         target[key] = value
         self.doc.key_spans[here] = span

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
+from dmlc.diagnostics.catalogue import DML001, DML002, DML003, DML021
 from dmlc.diagnostics.model import Diagnostic, Label
 from dmlc.source import Source, Span
 
@@ -63,10 +64,10 @@ def _bad_character(exc: UnexpectedCharacters, source: Source) -> Diagnostic:
         end = len(source.line_text(line)) + 1
         span = Span(source.path, line, col, line, end)
         help_ = 'close the string with `"` on the same line, or use `"""` for a multi-line string'
-        return Diagnostic("DML002", "unterminated string", Label(span, "this string is never closed"), help=help_)
+        return Diagnostic(DML002, "unterminated string", Label(span, "this string is never closed"), help=help_)
     span = Span(source.path, line, col, line, col + 1)
     note = f"`{exc.char}` cannot appear here"
-    return Diagnostic("DML001", f"unexpected character `{exc.char}`", Label(span, note), help=_hint(exc.char))
+    return Diagnostic(DML001, f"unexpected character `{exc.char}`", Label(span, note), help=_hint(exc.char))
 
 
 def _hint(char: str) -> str | None:
@@ -94,7 +95,7 @@ def _detached_unit(tokens: list[Token], source: Source) -> Diagnostic | None:
 def _unit_diag(number: Token, word: Token, span: Span) -> Diagnostic:
     message = f"`{word}` is not a unit: `{number} {word}` is a number followed by a stray word"
     help_ = "write the unit right after the number, e.g. `10s`, `30m`, `500m`, `2Gi`"
-    return Diagnostic("DML021", message, Label(span, "not a unit"), help=help_)
+    return Diagnostic(DML021, message, Label(span, "not a unit"), help=help_)
 
 
 def _unclosed(tokens: list[Token], source: Source) -> Diagnostic:
@@ -106,12 +107,12 @@ def _unclosed(tokens: list[Token], source: Source) -> Diagnostic:
             stack.pop()
     end = source.span(max(0, len(source.text.rstrip()) - 1))
     if not stack:
-        return Diagnostic("DML003", "unexpected end of file", Label(end, "the file ends here"))
+        return Diagnostic(DML003, "unexpected end of file", Label(end, "the file ends here"))
     opener = stack[-1]
     closer = "}" if opener.type == "LBRACE" else "]"
     label = Label(_tok_span(source, opener), f"this `{opener}` is never closed")
     help_ = f"add `{closer}` where the block or list ends"
-    return Diagnostic("DML003", f"missing `{closer}`", label, (Label(end, "the file ends here"),), help_)
+    return Diagnostic(DML003, f"missing `{closer}`", label, (Label(end, "the file ends here"),), help_)
 
 
 def _unexpected(exc: UnexpectedToken, source: Source) -> Diagnostic:
@@ -121,4 +122,4 @@ def _unexpected(exc: UnexpectedToken, source: Source) -> Diagnostic:
     help_ = f"expected {', '.join(expected)}" if expected else None
     if tok.type == "EQUAL":
         help_ = "a block header is `KIND NAME {`; an attribute is `name = value`"
-    return Diagnostic("DML001", f"unexpected `{tok}`", Label(span, "not expected here"), help=help_)
+    return Diagnostic(DML001, f"unexpected `{tok}`", Label(span, "not expected here"), help=help_)

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from dmlc.diagnostics.catalogue import DML005, DML007, DML008, DML009
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label
 from dmlc.parse.document import MAX_DEPTH, Document, Path, first_deep_opener
 from dmlc.source import Source, Span
@@ -36,11 +37,11 @@ def _prescan(source: Source) -> None:
         for tok in yaml.scan(source.text, Loader=Loader):
             if isinstance(tok, (yaml.AliasToken, yaml.AnchorToken)):
                 help_ = "write the value out in full; anchors, aliases and merge keys are not supported"
-                raise _error(source, "DML009", "YAML anchors and aliases are not allowed", tok, help_=help_)
+                raise _error(source, DML009, "YAML anchors and aliases are not allowed", tok, help_=help_)
             if isinstance(tok, OPEN + OPEN_FLOW):
                 depth += 1
                 if depth > MAX_DEPTH:
-                    raise _error(source, "DML005", f"nesting is deeper than {MAX_DEPTH} levels", tok)
+                    raise _error(source, DML005, f"nesting is deeper than {MAX_DEPTH} levels", tok)
             elif isinstance(tok, CLOSE):
                 depth -= 1
     except yaml.MarkedYAMLError as exc:
@@ -54,7 +55,7 @@ def _reader_error(source: Source, exc: yaml.reader.ReaderError) -> DmlError:
     char = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or "?")
     message = f"invalid YAML: the control character U+{char:04X} is not allowed"
     return DmlError(
-        [Diagnostic("DML007", message, Label(span), help="remove it, or write it as an escape in a quoted string")]
+        [Diagnostic(DML007, message, Label(span), help="remove it, or write it as an escape in a quoted string")]
     )
 
 
@@ -70,8 +71,8 @@ def _yaml_error(source: Source, exc: yaml.MarkedYAMLError) -> DmlError:
     if "nesting depth" in problem:
         offset = first_deep_opener(source.text)
         span = source.span(offset) if offset is not None else span
-        return DmlError([Diagnostic("DML005", f"nesting is deeper than {MAX_DEPTH} levels", Label(span))])
-    return DmlError([Diagnostic("DML007", f"invalid YAML: {problem}", Label(span), help=help_)])
+        return DmlError([Diagnostic(DML005, f"nesting is deeper than {MAX_DEPTH} levels", Label(span))])
+    return DmlError([Diagnostic(DML007, f"invalid YAML: {problem}", Label(span), help=help_)])
 
 
 def parse_yaml(source: Source) -> Document:
@@ -85,7 +86,7 @@ def parse_yaml(source: Source) -> Document:
         at = docs[1] if len(docs) > 1 else (docs[0] if docs else None)
         span = _span(source, at) if at is not None else Span(source.path, 1, 1)
         message = "a pipeline file holds exactly one YAML mapping (`pipeline: NAME`, `steps: ...`)"
-        raise DmlError([Diagnostic("DML007", message, Label(span))])
+        raise DmlError([Diagnostic(DML007, message, Label(span))])
     builder = _Builder(source)
     data = builder.convert(docs[0], ())
     if builder.errors:
@@ -120,12 +121,12 @@ class _Builder:
             key_span = _span(self.source, key_node)
             if not isinstance(key, str) or key == "<<":
                 note = "keys must be plain names" if key != "<<" else "merge keys are not supported"
-                self.errors.append(Diagnostic("DML007", f"invalid key `{key}`", Label(key_span, note)))
+                self.errors.append(Diagnostic(DML007, f"invalid key `{key}`", Label(key_span, note)))
                 continue
             if key in out:
                 first = self.doc.key_spans[here]
                 labels = (Label(first, "first defined here"),)
-                diag = Diagnostic("DML008", f"duplicate key `{key}`", Label(key_span, "defined again here"), labels)
+                diag = Diagnostic(DML008, f"duplicate key `{key}`", Label(key_span, "defined again here"), labels)
                 self.errors.append(diag)
                 continue
             self.doc.key_spans[here] = key_span
@@ -139,7 +140,7 @@ class _Builder:
             tag = getattr(node, "tag", "?")
             help_ = "remove the tag; dmlc reads plain YAML values (strings, numbers, booleans, lists, maps)"
             note = type(exc).__name__ if not isinstance(exc, yaml.YAMLError) else "unknown tag"
-            raise _error(self.source, "DML007", f"invalid YAML value with tag `{tag}`", node, note, help_) from None
+            raise _error(self.source, DML007, f"invalid YAML value with tag `{tag}`", node, note, help_) from None
         if isinstance(value, (dt.date, dt.datetime)):
             return value.isoformat()
         if isinstance(value, bytes):

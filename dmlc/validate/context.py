@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dmlc.diagnostics.catalogue import Code
 from dmlc.diagnostics.model import Diagnostic, Label
 from dmlc.ir.model import Pipeline, Step
 from dmlc.parse.document import Document, Path
@@ -16,7 +17,7 @@ class Ctx:
 
     def diag(
         self,
-        code: str,
+        code: Code,
         message: str,
         path: Path,
         note: str = "",

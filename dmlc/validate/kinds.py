@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from dmlc.diagnostics.catalogue import DML022, DML023, DML024, DML026, DML040, DML041, DML042
 from dmlc.diagnostics.model import Diagnostic, did_you_mean
 from dmlc.ir.model import BUILTIN_MODELS, Ingest, Select, Serve, Task, Train
 from dmlc.ir.types import Ref
@@ -24,7 +25,7 @@ def _ingest(ctx: Ctx, name: str, step: Ingest) -> list[Diagnostic]:
     if (step.dataset is None) == (step.path is None):
         return [
             ctx.diag(
-                "DML026",
+                DML026,
                 "an ingest step needs exactly one of `dataset` and `path`",
                 base,
                 "here",
@@ -35,7 +36,7 @@ def _ingest(ctx: Ctx, name: str, step: Ingest) -> list[Diagnostic]:
     if step.path is not None and step.format is None:
         return [
             ctx.diag(
-                "DML024",
+                DML024,
                 "`path` needs a `format`",
                 base + ("path",),
                 "here",
@@ -52,7 +53,7 @@ def _train(ctx: Ctx, name: str, step: Train) -> list[Diagnostic]:
     if step.strategy == "parameter_server" and step.ps < 1:
         out.append(
             ctx.diag(
-                "DML040",
+                DML040,
                 "the parameter_server strategy needs `ps >= 1`",
                 base + ("strategy",),
                 "here",
@@ -63,7 +64,7 @@ def _train(ctx: Ctx, name: str, step: Train) -> list[Diagnostic]:
     if step.ps > 0 and step.strategy != "parameter_server":
         out.append(
             ctx.diag(
-                "DML026",
+                DML026,
                 f"`ps = {step.ps}` only applies to the parameter_server strategy",
                 base + ("ps",),
                 "here",
@@ -74,7 +75,7 @@ def _train(ctx: Ctx, name: str, step: Train) -> list[Diagnostic]:
     if step.workers > 1 and step.strategy in ("single", "mirrored"):
         out.append(
             ctx.diag(
-                "DML040",
+                DML040,
                 f"`workers = {step.workers}` needs a multi-worker strategy",
                 base + ("workers",),
                 "here",
@@ -85,7 +86,7 @@ def _train(ctx: Ctx, name: str, step: Train) -> list[Diagnostic]:
     if step.elastic and step.elastic.min_workers > step.elastic.max_workers:
         out.append(
             ctx.diag(
-                "DML042",
+                DML042,
                 "`elastic.min_workers` is larger than `max_workers`",
                 base + ("elastic",),
                 "here",
@@ -98,7 +99,7 @@ def _train(ctx: Ctx, name: str, step: Train) -> list[Diagnostic]:
             did_you_mean(step.model, BUILTIN_MODELS, "model")
             or 'built-in models: cnn, dropout, batch_norm, mlp, or "pkg.module:build"'
         )
-        out.append(ctx.diag("DML023", f"unknown model `{step.model}`", base + ("model",), "here", help_))
+        out.append(ctx.diag(DML023, f"unknown model `{step.model}`", base + ("model",), "here", help_))
     out += _each_models(ctx, name, step)
     return out
 
@@ -109,7 +110,7 @@ def _each_models(ctx: Ctx, name: str, step: Train) -> list[Diagnostic]:
     bad = [m for m in step.for_each if isinstance(m, str) and m not in BUILTIN_MODELS and ":" not in m]
     return [
         ctx.diag(
-            "DML023",
+            DML023,
             f"unknown model `{m}` in `for_each`",
             ("steps", name, "for_each", step.for_each.index(m)),
             "used as `model = each`",
@@ -129,7 +130,7 @@ def _serve(ctx: Ctx, name: str, step: Serve) -> list[Diagnostic]:
     if step.shards is not None and not step.shard_key:
         out.append(
             ctx.diag(
-                "DML041",
+                DML041,
                 "`shards` needs a `shard_key`",
                 base + ("shards",),
                 "here",
@@ -141,7 +142,7 @@ def _serve(ctx: Ctx, name: str, step: Serve) -> list[Diagnostic]:
     if scale and scale.min is not None and scale.max is not None and scale.min > scale.max:
         out.append(
             ctx.diag(
-                "DML022",
+                DML022,
                 "`autoscale.min` is larger than `autoscale.max`",
                 base + ("autoscale",),
                 "here",
@@ -156,7 +157,7 @@ def _task(ctx: Ctx, name: str, step: Task) -> list[Diagnostic]:
     if (step.run is None) == (step.command is None):
         return [
             ctx.diag(
-                "DML026",
+                DML026,
                 "a task needs exactly one of `run` and `command`",
                 ("steps", name),
                 "here",

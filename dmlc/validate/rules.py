@@ -4,6 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from dmlc.diagnostics.catalogue import (
+    DML012,
+    DML015,
+    DML016,
+    DML017,
+    DML018,
+    DML019,
+    DML020,
+    DML030,
+    DML031,
+    DML032,
+    DML043,
+    DML103,
+)
 from dmlc.diagnostics.model import Diagnostic, Label, did_you_mean
 from dmlc.ir import graph
 from dmlc.ir.model import Step
@@ -18,7 +32,7 @@ RESERVED = ("params", "each", "pipeline", "steps", "inputs", "outputs", "workflo
 def check_reserved_names(ctx: Ctx) -> list[Diagnostic]:
     return [
         ctx.diag(
-            "DML019",
+            DML019,
             f"`{name}` is a reserved word and cannot name a step",
             ("steps", name),
             key=True,
@@ -43,13 +57,13 @@ def _check_ref(ctx: Ctx, name: str, step: Step, path: Path, ref: Ref) -> list[Di
     if ref.root == "each":
         if step.for_each is None:
             help_ = "add `for_each = [...]` to this step, or use a concrete value"
-            return [ctx.diag("DML017", "`each` is only defined in a step with `for_each`", path, "used here", help_)]
+            return [ctx.diag(DML017, "`each` is only defined in a step with `for_each`", path, "used here", help_)]
         return []
     steps = ctx.pipeline.steps
     if ref.root not in steps:
         help_ = did_you_mean(ref.root, list(steps), "step")
         note = f"no step named `{ref.root}` in pipeline `{ctx.pipeline.pipeline}`"
-        return [ctx.diag("DML012", f"unknown step `{ref.root}`", path, note, help_)]
+        return [ctx.diag(DML012, f"unknown step `{ref.root}`", path, note, help_)]
     return _check_output(ctx, step, path, ref, steps[ref.root])
 
 
@@ -58,7 +72,7 @@ def _check_param(ctx: Ctx, path: Path, ref: Ref) -> list[Diagnostic]:
     if param is None or param in ctx.pipeline.params:
         return []
     help_ = did_you_mean(param, list(ctx.pipeline.params), "parameter") or "declare it in `params { }`"
-    return [ctx.diag("DML016", f"unknown parameter `{param}`", path, "not in `params`", help_)]
+    return [ctx.diag(DML016, f"unknown parameter `{param}`", path, "not in `params`", help_)]
 
 
 def _check_output(ctx: Ctx, step: Step, path: Path, ref: Ref, up: Step) -> list[Diagnostic]:
@@ -67,11 +81,11 @@ def _check_output(ctx: Ctx, step: Step, path: Path, ref: Ref, up: Step) -> list[
     in_when = path[-1] == "when"
     if ref.output is None and not in_when:
         help_ = f"name an output: {', '.join(f'{ref.root}.{o}' for o in outputs) or '(it has none)'}"
-        out.append(ctx.diag("DML015", f"`{ref.root}` is a step, not a value", path, "which output?", help_))
+        out.append(ctx.diag(DML015, f"`{ref.root}` is a step, not a value", path, "which output?", help_))
     elif ref.output is not None and ref.output not in outputs:
         help_ = did_you_mean(ref.output, list(outputs), "output") or f"outputs of `{ref.root}`: {', '.join(outputs)}"
         note = f"`{ref.root}` has no output `{ref.output}`"
-        out.append(ctx.diag("DML015", f"unknown output `{ref.output}` of step `{ref.root}`", path, note, help_))
+        out.append(ctx.diag(DML015, f"unknown output `{ref.output}` of step `{ref.root}`", path, note, help_))
     out += _check_index(ctx, step, path, ref, up)
     return out
 
@@ -80,11 +94,11 @@ def _check_index(ctx: Ctx, step: Step, path: Path, ref: Ref, up: Step) -> list[D
     if ref.index is not None and up.for_each is None:
         help_ = f"`{ref.root}` has one instance: write `{ref.root}.{ref.output or '...'}`"
         return [
-            ctx.diag("DML018", f"`{ref.root}` is not fanned out, so it cannot be indexed", path, "indexed here", help_)
+            ctx.diag(DML018, f"`{ref.root}` is not fanned out, so it cannot be indexed", path, "indexed here", help_)
         ]
     if ref.index is None and up.for_each is not None and step.wait != "each" and path[-1] != "when":
         help_ = f'collect every instance with `{ref.root}[*].{ref.output}`, or set `wait = "each"` on this step'
-        return [ctx.diag("DML018", f"`{ref.root}` is fanned out: say which instances", path, "which instance?", help_)]
+        return [ctx.diag(DML018, f"`{ref.root}` is fanned out: say which instances", path, "which instance?", help_)]
     return []
 
 
@@ -95,7 +109,7 @@ def check_after(ctx: Ctx) -> list[Diagnostic]:
             if up not in ctx.pipeline.steps:
                 help_ = did_you_mean(up, list(ctx.pipeline.steps), "step")
                 note = f"no step named `{up}` in pipeline `{ctx.pipeline.pipeline}`"
-                out.append(ctx.diag("DML012", f"unknown step `{up}`", ("steps", name, "after", i), note, help_))
+                out.append(ctx.diag(DML012, f"unknown step `{up}`", ("steps", name, "after", i), note, help_))
     return out
 
 
@@ -111,7 +125,7 @@ def check_cycles(ctx: Ctx) -> list[Diagnostic]:
         help_ = "remove one of these references or `after` entries"
         return [
             ctx.diag(
-                "DML030",
+                DML030,
                 f"dependency cycle: {path_text}",
                 ("steps", cycle[-1]),
                 "starts here",
@@ -132,7 +146,7 @@ def check_fan_rules(ctx: Ctx) -> list[Diagnostic]:
             help_ = "`wait` only applies to a step that consumes a fanned-out (`for_each`) step"
             out.append(
                 ctx.diag(
-                    "DML031", "`wait` without a fanned-out upstream", ("steps", name, "wait"), "here", help_, key=True
+                    DML031, "`wait` without a fanned-out upstream", ("steps", name, "wait"), "here", help_, key=True
                 )
             )
         if step.min_success is not None:
@@ -144,10 +158,10 @@ def _check_min_success(ctx: Ctx, name: str, step: Step) -> list[Diagnostic]:
     path = ("steps", name, "min_success")
     if step.for_each is None:
         help_ = "put `min_success` on the step that has `for_each`"
-        return [ctx.diag("DML031", "`min_success` on a step that is not fanned out", path, "here", help_, key=True)]
+        return [ctx.diag(DML031, "`min_success` on a step that is not fanned out", path, "here", help_, key=True)]
     if isinstance(step.for_each, list) and step.min_success is not None and step.min_success > len(step.for_each):
         message = f"`min_success = {step.min_success}` but `for_each` has {len(step.for_each)} items"
-        return [ctx.diag("DML032", message, path, "too many", "lower it to at most the number of items")]
+        return [ctx.diag(DML032, message, path, "too many", "lower it to at most the number of items")]
     return []
 
 
@@ -159,7 +173,7 @@ def check_strings(ctx: Ctx) -> list[Diagnostic]:
             try:
                 interpolated(text)
             except ValueError as exc:
-                out.append(ctx.diag("DML020", str(exc), path, "bad reference"))
+                out.append(ctx.diag(DML020, str(exc), path, "bad reference"))
     return out
 
 
@@ -185,7 +199,7 @@ def check_resources(ctx: Ctx) -> list[Diagnostic]:
         if res.cpu == 0:
             out.append(
                 ctx.diag(
-                    "DML043",
+                    DML043,
                     "a cpu request of 0",
                     (*base, "resources", "cpu"),
                     "here",
@@ -196,7 +210,7 @@ def check_resources(ctx: Ctx) -> list[Diagnostic]:
             help_ = f"did you mean `{res.memory}Mi`? plain numbers are bytes"
             out.append(
                 ctx.diag(
-                    "DML043",
+                    DML043,
                     f"`memory = {res.memory}` is less than 1Mi",
                     (*base, "resources", "memory"),
                     "too small to run a container",
@@ -213,7 +227,7 @@ def check_target_blocks(ctx: Ctx) -> list[Diagnostic]:
     known = targets.names()
     return [
         ctx.diag(
-            "DML103",
+            DML103,
             f"unknown target `{name}`",
             ("targets", name),
             "no such target",

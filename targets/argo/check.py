@@ -14,6 +14,7 @@ from typing import Any
 from dmlc_targets.argo import placeholders
 from dmlc_targets.argo.plan import Plan
 
+from dmlc.diagnostics.catalogue import DML100, DML102
 from dmlc.diagnostics.model import Diagnostic
 from dmlc.ir.model import Serve, Train
 from dmlc.k8s import is_k8s_name, k8s_name
@@ -37,7 +38,7 @@ def _name_error(ctx: CompileContext, path: tuple, text: str, what: str) -> Diagn
     fixed = k8s_name(text)
     help_ = f"after sanitising it is `{fixed}`" if fixed else "use letters and digits"
     help_ += "; Kubernetes names are lower-case letters, digits and `-`, start with a letter, at most 63 characters"
-    return ctx.error("DML102", f"{what} `{text}` is not a valid Kubernetes name", path, "here", help_)
+    return ctx.error(DML102, f"{what} `{text}` is not a valid Kubernetes name", path, "here", help_)
 
 
 def _names(plan: Plan, ctx: CompileContext) -> Iterator[Diagnostic]:
@@ -52,7 +53,7 @@ def _names(plan: Plan, ctx: CompileContext) -> Iterator[Diagnostic]:
             yield _name_error(ctx, ("steps", step), step, "step name")
         elif name in seen:
             yield ctx.error(
-                "DML102",
+                DML102,
                 f"steps `{seen[name]}` and `{step}` both become `{name}` on Kubernetes",
                 ("steps", step),
                 "same Kubernetes name",
@@ -73,7 +74,7 @@ def _generated_collisions(plan: Plan, ctx: CompileContext, steps: dict[str, str]
         for name in extra:
             if name in steps:
                 message = f"step `{steps[name]}` takes the name dmlc gives to a template of `{step}`"
-                yield ctx.error("DML102", message, ("steps", steps[name]), "here", f"rename `{steps[name]}`")
+                yield ctx.error(DML102, message, ("steps", steps[name]), "here", f"rename `{steps[name]}`")
 
 
 def _other_names(plan: Plan, ctx: CompileContext) -> Iterator[Diagnostic]:
@@ -104,12 +105,12 @@ def _labels(ctx: CompileContext, labels: dict[str, str], path: tuple) -> Iterato
     for key, value in labels.items():
         if len(value) > 63 or not _LABEL_VALUE.match(value):
             help_ = "label values are at most 63 letters, digits, `-`, `_` or `.`, starting and ending alphanumeric"
-            yield ctx.error("DML102", f"label value `{value}` is not valid on Kubernetes", (*path, key), "here", help_)
+            yield ctx.error(DML102, f"label value `{value}` is not valid on Kubernetes", (*path, key), "here", help_)
 
 
 # -- constructs (DML100) ---------------------------------------------------------------------------
 def _unsupported(ctx: CompileContext, path: tuple, message: str, help_: str) -> Diagnostic:
-    return ctx.error("DML100", f"Argo cannot express {message}", path, "not expressible on Argo", help_)
+    return ctx.error(DML100, f"Argo cannot express {message}", path, "not expressible on Argo", help_)
 
 
 def _step(plan: Plan, ctx: CompileContext, step: str) -> list[Diagnostic]:

@@ -12,6 +12,7 @@ from itertools import islice
 
 from dmlc_targets.kfp.plan import KfpPlan, PlacementError, StepPlan, is_distributed, plan
 
+from dmlc.diagnostics.catalogue import DML100, DML102
 from dmlc.diagnostics.model import Diagnostic, Severity
 from dmlc.ir.model import Pipeline, Train
 from dmlc.k8s import k8s_name
@@ -30,11 +31,11 @@ def _step_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[D
     step, name = p.step, p.name
     if step.priority is not None:
         help_ = "KFP starts every ready task at once; remove `priority` or use the argo or local target"
-        out.append(ctx.error("DML100", "KFP cannot order ready steps by `priority`", ("steps", name, "priority"),
+        out.append(ctx.error(DML100, "KFP cannot order ready steps by `priority`", ("steps", name, "priority"),
                              "not expressible on kfp", help_))  # fmt: skip
     if isinstance(step, Train) and step.gang and not is_distributed(step):
         help_ = 'gang scheduling applies to TFJobs: use strategy = "allreduce" or "parameter_server", or drop `gang`'
-        out.append(ctx.error("DML100", "KFP can gang-schedule only a TFJob", ("steps", name, "gang"), "one pod", help_))
+        out.append(ctx.error(DML100, "KFP can gang-schedule only a TFJob", ("steps", name, "gang"), "one pod", help_))
     out += _retry_checks(pipeline, ctx, p)
     memo = step.memoize
     if memo is not None and memo.max_age is not None:
@@ -44,7 +45,7 @@ def _step_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[D
             "KFP v2 reuses a cached result however old it is: remove `max_age`, or opt in to that with "
             '`target kfp { cache_max_age = "ignore" }`'
         )
-        diag = ctx.error("DML100", "KFP v2 cannot bound the age of a cached result", where, "not enforced", help_)
+        diag = ctx.error(DML100, "KFP v2 cannot bound the age of a cached result", where, "not enforced", help_)
         severity = Severity.WARNING if ignore else Severity.ERROR
         out.append(Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=severity))
     return out
@@ -58,28 +59,26 @@ def _retry_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[
     base = _source_path(pipeline, p.name, "retry")
     if retry.on != "any" and not p.launched:
         help_ = 'KFP retries every failed attempt: use on = "any" (TFJob and serve launchers apply `on` themselves)'
-        out.append(ctx.error("DML100", f'KFP cannot retry only on "{retry.on}" failures', (*base, "on"), "here", help_))
+        out.append(ctx.error(DML100, f'KFP cannot retry only on "{retry.on}" failures', (*base, "on"), "here", help_))
     if retry.max_backoff is not None:
         help_ = "KFP's backoff_max_duration bounds the whole retry period, not one wait: remove `max_backoff`"
-        out.append(ctx.error("DML100", "KFP cannot cap a single retry wait", (*base, "max_backoff"), "here", help_))
+        out.append(ctx.error(DML100, "KFP cannot cap a single retry wait", (*base, "max_backoff"), "here", help_))
     return out
 
 
 def _pipeline_checks(pipeline: Pipeline, ctx: CompileContext, plans: dict[str, StepPlan]) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     if not k8s_name(pipeline.pipeline):
-        out.append(ctx.error("DML102", f"`{pipeline.pipeline}` gives no valid KFP pipeline name", ("pipeline",),
+        out.append(ctx.error(DML102, f"`{pipeline.pipeline}` gives no valid KFP pipeline name", ("pipeline",),
                              "no letter or digit left", "use letters or digits in the pipeline name"))  # fmt: skip
     sched = pipeline.scheduling
     if sched is not None and isinstance(sched.priority, int):
         help_ = 'name a priority class (priority = "high"): KFP pods take it as a Kueue workload priority class'
-        out.append(
-            ctx.error("DML100", "KFP cannot give pods a numeric priority", ("scheduling", "priority"), "", help_)
-        )
+        out.append(ctx.error(DML100, "KFP cannot give pods a numeric priority", ("scheduling", "priority"), "", help_))
     if sched is not None and sched.parallelism and _too_wide(pipeline, plans, sched.parallelism):
         help_ = "KFP limits only the instances of one loop (ParallelFor parallelism); raise the limit or drop it"
         message = f"KFP cannot hold the whole pipeline to {sched.parallelism} steps at once"
-        out.append(ctx.error("DML100", message, ("scheduling", "parallelism"), "independent steps exceed it", help_))
+        out.append(ctx.error(DML100, message, ("scheduling", "parallelism"), "independent steps exceed it", help_))
     out += _schedule_checks(pipeline, ctx)
     return out
 
@@ -93,15 +92,13 @@ def _schedule_checks(pipeline: Pipeline, ctx: CompileContext) -> list[Diagnostic
     if schedule.timezone and schedule.timezone != zone:
         help_ = f'KFP reads cron in its controller\'s zone; if yours runs in {schedule.timezone}, set target kfp {{ scheduler_timezone = "{schedule.timezone}" }}'  # noqa: E501
         message = f"KFP recurring runs use the cluster's zone ({zone}), not `{schedule.timezone}`"
-        out.append(
-            ctx.error("DML100", message, ("schedule", "timezone"), "per-schedule zones are not supported", help_)
-        )
+        out.append(ctx.error(DML100, message, ("schedule", "timezone"), "per-schedule zones are not supported", help_))
     if schedule.concurrency == "forbid":
         help_ = (
             "KFP (max_concurrency 1, no_catchup) starts the latest missed run when the running one ends; "
             'accept that with `target kfp { schedule_forbid = "delay" }`'
         )
-        diag = ctx.error("DML100", "KFP delays, rather than skips, a run that falls while one is active",
+        diag = ctx.error(DML100, "KFP delays, rather than skips, a run that falls while one is active",
                          ("schedule", "concurrency"), "not exactly forbid", help_)  # fmt: skip
         delay = getattr(ctx.options, "schedule_forbid", "error") == "delay"
         severity = Severity.WARNING if delay else Severity.ERROR
@@ -109,7 +106,7 @@ def _schedule_checks(pipeline: Pipeline, ctx: CompileContext) -> list[Diagnostic
     if schedule.concurrency == "replace":
         help_ = 'use concurrency = "forbid" or "allow"'
         message = "KFP recurring runs cannot stop the previous run"
-        out.append(ctx.error("DML100", message, ("schedule", "concurrency"), "", help_))
+        out.append(ctx.error(DML100, message, ("schedule", "concurrency"), "", help_))
     return out
 
 
@@ -129,7 +126,7 @@ def check(pipeline: Pipeline, ctx: CompileContext) -> Checked:
         plans = plan(pipeline)
     except PlacementError as exc:
         path = ("steps", exc.step, *exc.path)
-        return Checked([ctx.error("DML100", f"KFP cannot place this step: {exc}", path, "", exc.help)])
+        return Checked([ctx.error(DML100, f"KFP cannot place this step: {exc}", path, "", exc.help)])
     out = _pipeline_checks(pipeline, ctx, plans)
     for p in plans.values():
         out += _step_checks(pipeline, ctx, p)

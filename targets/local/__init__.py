@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from dmlc_targets.local.plan import LocalPlan, build, plan_json
 
+from dmlc.diagnostics.catalogue import DML100
 from dmlc.diagnostics.model import Diagnostic
 from dmlc.ir.model import Pipeline
 from dmlc.targets import Checked, CompileContext, TargetOptions
@@ -58,11 +59,11 @@ class LocalTarget:
             if step.secret_env:
                 help_ = "pass the value with `env { }` for a local run, or run on argo/kfp where secrets exist"
                 message = "the local target has no secret store for `secret_env`"
-                out.append(ctx.error("DML100", message, ("steps", name, "secret_env"), "not available locally", help_))
+                out.append(ctx.error(DML100, message, ("steps", name, "secret_env"), "not available locally", help_))
         if pipeline.schedule is not None and pipeline.schedule.concurrency == "replace":
             help_ = 'use concurrency = "forbid" (skip a tick while a run is going) or "allow"'
             message = 'a crontab line cannot replace a running run (`concurrency = "replace"`)'
-            out.append(ctx.error("DML100", message, ("schedule", "concurrency"), "not expressible in cron", help_))
+            out.append(ctx.error(DML100, message, ("schedule", "concurrency"), "not expressible in cron", help_))
         return out
 
     def emit(self, plan: LocalPlan, ctx: CompileContext) -> str:
