@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -66,7 +66,10 @@ def _grammar_text() -> str:
 
 @lru_cache(maxsize=2)
 def parser(strict: bool = False) -> Lark:
-    """The LALR parser with `_BUILDER` as its inline callbacks; `strict` also proves terminals never collide."""
+    """The LALR parser with `_BUILDER` as its inline callbacks; `strict` also proves terminals never collide.
+
+    Transforming the tree afterwards would recurse once per nesting level; running the builder as the
+    parser's callbacks is bottom-up and iterative, so 20,000 levels fail cleanly with DML005."""
     try:  # the Cython build of lark's LALR parser: same grammar and trees, about 3x faster
         import lark_cython
 
@@ -113,17 +116,17 @@ def _syntax(span: Span, message: str, help_: str | None = None, code: Code = DML
 
 
 class _Builder(Transformer):
-    """Runs inside the LALR parse (bottom-up, no recursion), so deep input cannot blow the stack."""
+    """Runs inside the LALR parse (bottom-up, no recursion), so deep input cannot blow the stack.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.file = "<input>"
+    One builder serves every parse (lark binds it when the parser is built), so it keeps no state:
+    its spans name no file; the `Document` and `parse_dml` give them the file being parsed.
+    """
 
     def _between(self, first: Token, last: Token) -> Span:
-        return Span(self.file, first.line, first.column, last.end_line, last.end_column)
+        return Span("", first.line, first.column, last.end_line, last.end_column)
 
     def _tok(self, tok: Token) -> Span:
-        return Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column)
+        return Span("", tok.line, tok.column, tok.end_line, tok.end_column)
 
     def _depth(self, span: Span, children: list[Any]) -> int:
         depth = 1 + max([c.depth for c in children], default=0)
@@ -204,12 +207,22 @@ def _lex(text: str) -> Any:
 
 def parse_dml(source: Source) -> Document:
     try:
-        root = _parse(source)
+        return _DocBuilder(source).build(parser().parse(source.text))
     except UnexpectedInput as exc:
         raise DmlError([syntax_error(exc, source, _lex)]) from None
     except DmlError as exc:
-        raise _relocate_depth(exc, source) from None
-    return _DocBuilder(source).build(root)
+        raise _relocate_depth(_in_file(exc, source.path), source) from None
+
+
+def _in_file(exc: DmlError, path: str) -> DmlError:
+    """The builder's spans name no file: name `path` in the diagnostics raised while building."""
+
+    def label(lab: Label) -> Label:
+        span = lab.span
+        return Label(replace(span, file=path), lab.note) if span is not None and not span.file else lab
+
+    diags = [replace(d, primary=label(d.primary), secondary=tuple(map(label, d.secondary))) for d in exc.diagnostics]
+    return DmlError(diags)
 
 
 def _relocate_depth(exc: DmlError, source: Source) -> DmlError:
@@ -220,13 +233,6 @@ def _relocate_depth(exc: DmlError, source: Source) -> DmlError:
     diag = exc.diagnostics[0]
     label = Label(source.span(offset), f"level {MAX_DEPTH + 1} starts here")
     return DmlError([Diagnostic(diag.code, diag.message, label, help=diag.help)])
-
-
-def _parse(source: Source) -> Block:
-    # Transforming the tree afterwards would recurse once per nesting level; running the builder
-    # as the parser's callbacks is bottom-up and iterative, so 20,000 levels fail cleanly with DML005.
-    _BUILDER.file = source.path
-    return parser().parse(source.text)
 
 
 class _DocBuilder:

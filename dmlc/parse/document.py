@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dmlc.source import Source, Span
@@ -23,12 +23,12 @@ class Document:
     key_spans: dict[Path, Span] = field(default_factory=dict)
 
     def span(self, path: Path, *, key: bool = False) -> Span | None:
-        """The span at `path`, or of its nearest ancestor that has one."""
+        """The span at `path`, or of its nearest ancestor that has one (naming this document's file)."""
         table = self.key_spans if key else self.spans
         for cut in range(len(path), -1, -1):
             found = table.get(path[:cut]) or (self.spans.get(path[:cut]) if key else None)
             if found:
-                return found
+                return found if found.file else replace(found, file=self.source.path)
         return None
 
 
