@@ -180,7 +180,8 @@ pipeline greet {
     ratio = 0.5
   }
   task hello {
-    command = ["sh", "-c", "printf %s/%s/%s $GREETING $COUNT $1 > $DMLC_OUTPUTS/out", "sh", "cmd-${params.label}-${params.ratio}"]
+    command = ["sh", "-c", "printf %s/%s/%s $GREETING $COUNT $1 > $DMLC_OUTPUTS/out",
+               "sh", "cmd-${params.label}-${params.ratio}"]
     env {
       GREETING = "CC-${params.label}"
       COUNT = "${params.n}"
