@@ -56,9 +56,8 @@ def dmlc_compile(n: int) -> Callable[[], str]:
     target = ArgoTarget()
 
     def run() -> str:
-        ctx = CompileContext(document, ArgoOptions(), {})  # fresh options: no plan reused between runs
-        target.check(pipeline, ctx)
-        return target.emit(pipeline, ctx)
+        ctx = CompileContext(document, ArgoOptions(), {})
+        return target.emit(target.check(pipeline, ctx).plan, ctx)
 
     return run
 

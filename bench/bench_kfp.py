@@ -34,11 +34,12 @@ loaded = load(sys.argv[1])
 t2 = time.perf_counter()
 target = get_target("kfp")
 ctx = target_context(target, loaded)
-errors = [d for d in target.check(loaded.pipeline, ctx) if d.severity.value == "error"]
+checked = target.check(loaded.pipeline, ctx)
+errors = [d for d in checked.diagnostics if d.severity.value == "error"]
 assert not errors, errors
 t3 = time.perf_counter()
 with memoized_task_names():
-    component = build(loaded.pipeline, ctx.options)
+    component = build(checked.plan)
     t4 = time.perf_counter()
     text = compile_text(component)
 t5 = time.perf_counter()

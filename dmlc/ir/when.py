@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
@@ -127,24 +127,35 @@ def parse(text: str) -> When:
 
 def walk(node: Node) -> Iterator[Node]:
     yield node
-    for child in _children(node):
+    for child in children(node):
         yield from walk(child)
 
 
-def _children(node: Node) -> tuple[Node, ...]:
-    if isinstance(node, (Not, Neg)):
-        return (node.operand,)
-    if isinstance(node, Bool):
-        return node.values
-    if isinstance(node, Compare):
-        return (node.left, *node.rights)
-    if isinstance(node, Arith):
-        return (node.left, node.right)
-    if isinstance(node, (Call, Seq)):
-        return node.args if isinstance(node, Call) else node.items
-    if isinstance(node, Item):
-        return (node.value, node.index)
-    return ()
+def children(node: Node) -> list[Node]:
+    """The sub-expressions of a node, in order."""
+    found: list[Node] = []
+    for f in fields(node):
+        value = getattr(node, f.name)
+        found += [v for v in value if _is_node(v)] if isinstance(value, tuple) else [value] * _is_node(value)
+    return found
+
+
+def map_children(node: Node, fn: Callable[[Node], Node]) -> Node:
+    """The node with `fn` applied to each sub-expression (the node itself when nothing changed)."""
+    changes: dict[str, Any] = {}
+    for f in fields(node):
+        value = getattr(node, f.name)
+        if isinstance(value, tuple):
+            new: Any = tuple(fn(v) if _is_node(v) else v for v in value)
+        else:
+            new = fn(value) if _is_node(value) else value
+        if new != value:
+            changes[f.name] = new
+    return replace(node, **changes) if changes else node
+
+
+def _is_node(value: Any) -> bool:
+    return isinstance(value, (Lit, Var, Not, Neg, Bool, Compare, Arith, Call, Seq, Item))
 
 
 def _build(node: ast.AST) -> Node:
@@ -266,30 +277,7 @@ def _rewrite(node: Node, outputs_of: Callable[[str], dict[str, str] | None]) -> 
         if outputs is not None and ref.fields and ref.fields[0] not in outputs and "metrics" in outputs:
             return Var(Ref(ref.root, ref.index, ("metrics", *ref.fields)))
         return node
-    children = _children(node)
-    new = tuple(_rewrite(c, outputs_of) for c in children)
-    if all(a is b for a, b in zip(children, new, strict=True)):
-        return node
-    return _rebuild(node, new)
-
-
-def _rebuild(node: Node, kids: tuple[Node, ...]) -> Node:
-    if isinstance(node, Not):
-        return Not(kids[0])
-    if isinstance(node, Neg):
-        return Neg(kids[0])
-    if isinstance(node, Bool):
-        return Bool(node.op, kids)
-    if isinstance(node, Compare):
-        return Compare(kids[0], node.ops, kids[1:])
-    if isinstance(node, Arith):
-        return Arith(node.op, kids[0], kids[1])
-    if isinstance(node, Call):
-        return Call(node.func, kids)
-    if isinstance(node, Seq):
-        return Seq(kids)
-    assert isinstance(node, Item)
-    return Item(kids[0], kids[1])
+    return map_children(node, lambda child: _rewrite(child, outputs_of))
 
 
 # -- the pydantic field type ---------------------------------------------------------------------

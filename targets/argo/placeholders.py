@@ -25,7 +25,6 @@ from dmlc.semantics import spec as contract
 
 _MARK = "\x00{}\x00"
 _MARK_RE = re.compile(r'"\\u0000(\d+)\\u0000"')
-_SAFE_JSON_TEXT = re.compile(r'^[^"\\\x00-\x1f]*$')
 
 
 class Unsupported(ValueError):
@@ -157,11 +156,6 @@ def arg_text(plan: Plan, step: str, value: Any) -> str:
 
 
 # -- DAG-level values ------------------------------------------------------------------------------
-def feed(plan: Plan, consumer: str, inp: Input) -> str:
-    """The value a DAG task passes to template input `inp` of `consumer`, in the consumer's scope."""
-    return "{{" + feed_var(plan, plan.scope(consumer), inp, dotted=True) + "}}"
-
-
 def feed_var(plan: Plan, scope: str | None, inp: Input, dotted: bool = False) -> str:
     """Argo variable for `inp` seen from a DAG `scope` (None = the main DAG, else a loop body)."""
     up_scope = plan.scope(inp.root)
@@ -281,7 +275,3 @@ def _user_key(plan: Plan, step: str) -> str:
 
 def _all_refs(plan: Plan, step: str) -> list[tuple[Any, Ref]]:
     return plan.refs_of[step]
-
-
-def json_safe(text: str) -> bool:
-    return bool(_SAFE_JSON_TEXT.match(text))

@@ -177,7 +177,3 @@ def _volumes(plan: Plan) -> None:
         plan.claims[WORK_VOLUME] = k8s_name(f"{pipeline.pipeline}-{WORK_VOLUME}")
         plan.mounts[WORK_VOLUME] = WORK_MOUNT
         plan.store = Store(WORK_VOLUME, WORK_MOUNT)
-
-
-def volume_name(volume: str) -> str:
-    return k8s_name(volume)

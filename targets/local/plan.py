@@ -111,27 +111,19 @@ def command_template(plan: StepPlan) -> list[str]:
 
 
 def _step_json(pipeline: Pipeline, plan: StepPlan) -> dict[str, Any]:
+    """How the executor runs the step; what it runs (every attribute, defaults applied) is its `spec`."""
     step = plan.step
-    dump = step.model_dump(mode="json", by_alias=True)
     out: dict[str, Any] = {
         "kind": step.kind,
         "depends_on": plan.deps,
         "command": command_template(plan),
-        "outputs": step.outputs(),
-        "for_each": dump["for_each"],
+        "for_each": step.model_dump(mode="json", include={"for_each"})["for_each"],
         "wait": step.wait or ("each" if plan.drivers else None),
         "paired_with": plan.drivers,
-        "min_success": step.min_success,
-        "when": step.when,
         "priority": step.priority or 0,
         "slots": plan.slots,
-        "resources": dump["resources"],
         "attempts": plan.attempts,
-        "retry": dump["retry"],
-        "timeout": dump["timeout"],
-        "memoize": dump["memoize"],
         "spec_digest": memo.spec_digest(pipeline, plan.name),
-        "env": dump["env"],
         "spec": plan.spec,
     }
     return out
