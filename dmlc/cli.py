@@ -67,13 +67,18 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _write(text: str, output: str | None) -> None:
+def _write(data: str | bytes, output: str | None) -> None:
+    """Text or bytes to stdout (no `-o`, or `-o -`) or to the file OUT (DML201/DML203 when it cannot be)."""
     if output in (None, "-"):
-        sys.stdout.write(text)
+        if isinstance(data, bytes):
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+        else:
+            sys.stdout.write(data)
         return
-    from dmlc.atomic import write_text
+    from dmlc.atomic import write_output
 
-    write_text(Path(output), text)
+    write_output(output, data)
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -81,14 +86,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     from dmlc.graphviz import render_graph
 
     loaded = load(args.file)
-    data = render_graph(loaded.pipeline, args.format)
-    if isinstance(data, bytes):
-        if not args.output:
-            sys.stdout.buffer.write(data)
-        else:
-            Path(args.output).write_bytes(data)
-        return EXIT_OK
-    _write(data, args.output)
+    _write(render_graph(loaded.pipeline, args.format), args.output)
     return EXIT_OK
 
 
@@ -136,12 +134,27 @@ def cmd_targets(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
-        from dmlc.runtime.serve import run_server
+        from dmlc.runtime.serve import port_in_use, run_server
+        from dmlc.runtime.step_io import UserError
     except ImportError as exc:
         print(f"error: serving needs the ml extra (pip install 'dmlc[ml]'): {exc}", file=sys.stderr)
         return EXIT_USER
-    run_server(args.model_dir, name=args.name, port=args.port, replicas=args.replicas)
+    if port_in_use(args.port):  # before loading anything: one clear line, not a server's traceback
+        raise DmlError([_port_taken(args.port)])
+    try:
+        run_server(args.model_dir, name=args.name, port=args.port, replicas=args.replicas)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER
     return EXIT_OK
+
+
+def _port_taken(port: int) -> Diagnostic:
+    from dmlc.diagnostics.catalogue import DML204
+    from dmlc.diagnostics.model import Label
+
+    help_ = "pick another --port, or stop what listens there"
+    return Diagnostic(DML204, f"port {port} is already in use", Label(None), help=help_)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 from dmlc.ir.model import Pipeline, Step
@@ -122,10 +121,10 @@ def format_file(path: str, *, to: str | None, check: bool, output: str | None) -
             print(f"would reformat {path}", file=sys.stderr)
             return 1
         return 0
-    if output:
-        from dmlc.atomic import write_text
+    if output and output != "-":
+        from dmlc.atomic import write_output
 
-        write_text(Path(output), text)
+        write_output(output, text)
     else:
         sys.stdout.write(text)
     return 0

@@ -53,7 +53,14 @@ def render_graph(pipeline: Pipeline, fmt: str) -> str | bytes:
         return dot(pipeline)
     exe = shutil.which("dot")
     if exe is None:
-        help_ = "install Graphviz (e.g. `apt-get install graphviz`), or use --format mermaid|dot"
-        raise DmlError([Diagnostic(DML205, f"`--format {fmt}` needs Graphviz's `dot`", Label(None), help=help_)])
-    result = subprocess.run([exe, f"-T{fmt}"], input=dot(pipeline).encode(), capture_output=True, check=True)
+        raise _no_dot(f"`--format {fmt}` needs Graphviz's `dot`")
+    try:
+        result = subprocess.run([exe, f"-T{fmt}"], input=dot(pipeline).encode(), capture_output=True, check=True)
+    except OSError as exc:  # found on PATH but cannot be started (not executable, wrong architecture)
+        raise _no_dot(f"cannot run Graphviz's `{exe}`: {exc.strerror or exc}") from None
     return result.stdout
+
+
+def _no_dot(message: str) -> DmlError:
+    help_ = "install Graphviz (e.g. `apt-get install graphviz`), or use --format mermaid|dot"
+    return DmlError([Diagnostic(DML205, message, Label(None), help=help_)])

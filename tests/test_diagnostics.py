@@ -1,11 +1,14 @@
-"""Diagnostics: one fixture per code (tests/fixtures/diagnostics/DMLxxx.*), explain pages, renderings.
+"""Diagnostics: every code is tested (a fixture file, or a named test), explain pages, renderings.
 
 Each fixture's first line is `# expect: DMLxxx at LINE:COL`; checking the file must give that code
-with its primary caret at that place. The renderings of DML012 (human, short, json) are golden.
+with its primary caret at that place. Codes a `.dml` file cannot show (a bad `--param`, a target's
+limits, the environment, internal errors) name the test that covers them in TESTED_BY. The
+renderings of DML012 (human, short, json) are golden.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -23,9 +26,22 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "diagnostics"
 PAGES = ROOT / "dmlc" / "diagnostics" / "pages"
 EXPECT = re.compile(r"^# expect: (DML\d{3}) at (\d+):(\d+)$")
-# Codes in the front-end range that nothing emits yet, so they cannot have a fixture.
-NOT_EMITTED: dict[str, str] = {}
 FRONT_END_CODES = sorted(c for c in CATALOGUE if c < "DML100")
+# Codes that a fixture file cannot show (`dmlc check FILE` alone does not give them): the test that does.
+TESTED_BY: dict[str, str] = {
+    "DML027": "tests/test_environment.py::test_bad_param_is_dml027",
+    "DML100": "tests/targets/test_argo.py::test_dml100_at_each_attribute_argo_cannot_express",
+    "DML101": "tests/targets/test_argo.py::test_dml101_bad_target_option",
+    "DML102": "tests/targets/test_argo.py::test_dml102_names_invalid_after_sanitising",
+    "DML103": "tests/test_cli.py::test_unknown_target",
+    "DML200": "tests/test_environment.py::test_missing_input_is_dml200",
+    "DML201": "tests/test_environment.py::test_output_into_a_missing_folder_is_dml201",
+    "DML202": "tests/test_environment.py::test_foreign_sqlite_store_is_refused_untouched",
+    "DML203": "tests/test_environment.py::test_output_to_dev_full_is_dml203",
+    "DML204": "tests/test_environment.py::test_serve_on_a_taken_port_is_dml204",
+    "DML205": "tests/test_environment.py::test_graph_without_graphviz_is_dml205",
+    "DML900": "tests/test_cli.py::test_internal_error_is_dml900",
+}
 
 
 def fixtures() -> list[Path]:
@@ -57,9 +73,31 @@ def test_fixture_gives_its_code_at_its_place(fixture: Path) -> None:
 
 def test_every_front_end_code_has_a_fixture() -> None:
     have = {p.stem for p in fixtures()}
-    expected = set(FRONT_END_CODES) - set(NOT_EMITTED)
+    expected = set(FRONT_END_CODES) - set(TESTED_BY)
     assert sorted(expected - have) == [], "codes without a fixture"
-    assert sorted(have - expected) == [], "fixtures for codes not in the catalogue (or marked not emitted)"
+    assert sorted(have - expected) == [], "fixtures for codes not in the catalogue (or listed in TESTED_BY)"
+
+
+def test_every_code_has_a_fixture_or_a_named_test() -> None:
+    have = {p.stem for p in fixtures()}
+    assert sorted(set(CATALOGUE) - have - set(TESTED_BY)) == [], "codes no test shows"
+    assert sorted(have & set(TESTED_BY)) == [], "codes with a fixture need no TESTED_BY entry"
+    assert sorted(set(TESTED_BY) - set(CATALOGUE)) == [], "TESTED_BY names codes not in the catalogue"
+
+
+@pytest.mark.parametrize("code", sorted(TESTED_BY))
+def test_tested_by_names_a_test_that_shows_the_code(code: str) -> None:
+    file, _, name = TESTED_BY[code].partition("::")
+    path = ROOT / file
+    assert path.is_file(), f"{code}: no file {file}"
+    source = path.read_text(encoding="utf-8")
+    found = [
+        node
+        for node in ast.parse(source).body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name
+    ]
+    assert found, f"{code}: no test function `{name}` in {file}"
+    assert code in (ast.get_source_segment(source, found[0]) or ""), f"{code}: `{name}` never mentions it"
 
 
 @pytest.mark.parametrize("code", sorted(CATALOGUE))
@@ -67,7 +105,7 @@ def test_every_code_has_an_explain_page(code: str) -> None:
     page = PAGES / f"{code}.md"
     assert page.is_file(), f"missing {page.relative_to(ROOT)}"
     text = page.read_text(encoding="utf-8")
-    assert text.startswith(f"# {code}: {CATALOGUE[code]}\n")
+    assert text.startswith(f"# {code}: {CATALOGUE[code].title}\n")
     for heading in ("## What it means", "## Example", "## How to fix it"):
         assert heading in text, f"{code}.md has no `{heading}` section"
     assert explain_page(code.lower()) == text

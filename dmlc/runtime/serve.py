@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -130,6 +132,23 @@ def _run_events(model_dir: str, name: str, host: str, port: int, replicas: int, 
         _terminate(running)
 
 
+def port_in_use(port: int, host: str | None = None) -> bool:
+    """True when something already listens on `port` of the host a server here would bind.
+
+    The probe binds the way uvicorn does (SO_REUSEADDR on): on Linux that still fails against any
+    listener, on the address or on the wildcard, but not against a TIME_WAIT leftover of a server
+    that just stopped, which uvicorn's own bind would not mind either."""
+    host = host or os.environ.get("DMLC_SERVE_HOST", "127.0.0.1")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
 def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = READY_TIMEOUT_S) -> None:
     """Poll `url` until it answers 200; fail early when `proc` exits."""
     import httpx
@@ -185,6 +204,8 @@ def _foreground(spec: StepSpec) -> bool:
 def start_detached(spec: StepSpec, model_dir: str, replicas: int, port: int | None, opts: dict[str, Any]) -> None:
     if not (Path(model_dir) / "saved_model.pb").exists():
         raise UserError(f"{model_dir} is not a SavedModel folder (no saved_model.pb)")
+    if port and port_in_use(port):  # a user error, not "the server exited" worth retrying
+        raise UserError(f"port {port} is already in use (DML204): pick another `port`, or stop what listens there")
     port = port or free_ports(1)[0]
     spec.work_dir.mkdir(parents=True, exist_ok=True)
     log_path = spec.work_dir / "serve.log"

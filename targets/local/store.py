@@ -3,17 +3,24 @@
 Takes events from the executor and gives the rows that `dmlc runs list|show|lineage` and
 `dmlc cache explain` print. Default path `.dmlc/metadata.db`, or `metadata { store = PATH }`.
 WAL mode, so two runs sharing one store each write without blocking the other for long.
+dmlc stamps the stores it creates (`PRAGMA application_id`); an existing file that is neither stamped
+nor an older dmlc store (only dmlc's tables) is refused with DML202 after a read-only look, and is
+never switched to WAL, written, or moved aside.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from dmlc.diagnostics.catalogue import DML201, DML202, DML203
+from dmlc.diagnostics.model import Diagnostic, DmlError, Label
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -52,22 +59,47 @@ def _retry_locked(action: Any, seconds: float = 30.0) -> Any:
 
 
 SCHEMA_VERSION = 1  # bump when SCHEMA changes; an older store is moved aside, never misread
+APPLICATION_ID = 0x646D6C63  # "dmlc": stamped into every store dmlc creates (PRAGMA application_id)
+TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))  # what an older dmlc store may hold
 
 
 class Store:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = self._open(path)
-        if not self._create_or_check():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _refuse_foreign(path)  # read-only look first: a database dmlc did not create is never touched
+            self._open_current(path)
+        except sqlite3.DatabaseError as exc:
+            raise _store_error(path, exc) from None
+        except OSError as exc:
+            from dmlc.atomic import output_error
+
+            raise output_error(str(path), exc) from None
+
+    def _open_current(self, path: Path) -> None:
+        """Open a store of this layout: created, checked, or (an older dmlc layout) moved aside first."""
+        if self._connect(path):
+            return
+        aside = path.with_name(f"{path.name}.v{int(time.time())}.old")
+        os.replace(path, aside)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        print(f"note: metadata store {path} has an older layout; moved it to {aside}", file=sys.stderr)
+        self._connect(path)
+
+    def _connect(self, path: Path) -> bool:
+        """Open `path` as self.db and create or check its tables; False (closed) if its layout is older."""
+        self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        try:
+            self._configure(self.db)
+            current = self._create_or_check()
+        except BaseException:
             self.db.close()
-            aside = path.with_name(f"{path.name}.v{int(time.time())}.old")
-            os.replace(path, aside)
-            for suffix in ("-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-            print(f"note: metadata store {path} has an older layout; moved it to {aside}", file=sys.stderr)
-            self.db = self._open(path)
-            self._create_or_check()
+            raise
+        if not current:
+            self.db.close()
+        return current
 
     def _create_or_check(self) -> bool:
         """Create the tables and stamp the version in one write transaction, so a second run opening
@@ -81,17 +113,16 @@ class Store:
             for statement in filter(str.strip, SCHEMA.split(";")):
                 self.db.execute(statement)
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             return True
         finally:
             self.db.execute("COMMIT")
 
     @staticmethod
-    def _open(path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+    def _configure(db: sqlite3.Connection) -> None:
         db.row_factory = sqlite3.Row
         _retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
         db.execute("PRAGMA synchronous=NORMAL")
-        return db
 
     def close(self) -> None:
         self.db.close()
@@ -202,6 +233,61 @@ class Store:
             return []
         newest = rows[0]["run_id"]
         return [r for r in rows if r["run_id"] == newest]
+
+
+def _refuse_foreign(path: Path) -> None:
+    """DML202 unless `path` is missing, empty, or a dmlc store: stamped, or an older one holding only
+    dmlc's tables. Only reads: the file, its -wal and its -shm are never changed."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as handle:
+        if handle.read(16) != b"SQLite format 3\x00":
+            why = f"`{path}` is not a SQLite database, so not a dmlc metadata store; dmlc leaves it as it is"
+            raise DmlError([Diagnostic(DML202, why, Label(None), help=STORE_HELP)])
+    app_id, version, names = _probe(path)
+    pristine = not names and version == 0  # a new store another run is creating right now
+    if app_id != APPLICATION_ID and not (app_id == 0 and (pristine or (names and names <= TABLES))):
+        raise _foreign(path)
+
+
+def _probe(path: Path) -> tuple[int, int, set[str]]:
+    """application_id, user_version and table names, read without writing: `immutable` (no lock, no
+    side files) when there is no -wal to read, else read-only (which may add a -shm, never edits)."""
+    wal = Path(f"{path}-wal").exists()
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?{'mode=ro' if wal else 'immutable=1'}", uri=True, timeout=30)
+    try:
+        app_id = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        rows = db.execute("SELECT DISTINCT tbl_name FROM sqlite_master").fetchall()
+    finally:
+        db.close()
+    return app_id, version, {r[0] for r in rows if not r[0].startswith("sqlite_")}
+
+
+def _foreign(path: Path) -> DmlError:
+    why = f"`{path}` is not a dmlc metadata store; dmlc never modifies a database it did not create"
+    return DmlError([Diagnostic(DML202, why, Label(None), help=STORE_HELP)])
+
+
+STORE_HELP = (
+    "point `metadata { store = ... }` at a new file (dmlc creates it), or move this file away "
+    "if it is the default `.dmlc/metadata.db`"
+)
+
+
+def _store_error(path: Path, exc: sqlite3.DatabaseError) -> DmlError:
+    """A store SQLite cannot read: DML202 (not a database, damaged), DML203 (disk full), else DML201."""
+    reason = str(exc)
+    if "disk is full" in reason:
+        help_ = "free some space on that device, or point `metadata { store }` at another one"
+        diag = Diagnostic(DML203, f"cannot write the metadata store `{path}`: {reason}", Label(None), help=help_)
+    elif "not a database" in reason or "malformed" in reason:
+        why = f"the metadata store `{path}` is damaged or not dmlc's ({reason}); dmlc leaves it as it is"
+        diag = Diagnostic(DML202, why, Label(None), help=STORE_HELP)
+    else:
+        help_ = "check that the store's folder exists and that you can write there"
+        diag = Diagnostic(DML201, f"cannot open the metadata store `{path}`: {reason}", Label(None), help=help_)
+    return DmlError([diag])
 
 
 def _me() -> dict[str, Any]:
