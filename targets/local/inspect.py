@@ -128,9 +128,9 @@ def _trace(store: Store, art: Any, depth: int, lines: list[str], seen: set[str])
 
 def cache_explain(file: str, step: str, params: dict[str, Any]) -> int:
     from dmlc import memo
-    from dmlc.driver import load
+    from dmlc.driver import prepare
 
-    pipeline = load(file, params or None).pipeline
+    pipeline = prepare(file, "local", {"params": params or None}).plan.pipeline  # the path `dmlc run` takes
     if step not in pipeline.steps:
         print(f"error: no step `{step}` in pipeline `{pipeline.pipeline}`", file=sys.stderr)
         return 1
