@@ -11,11 +11,14 @@ Stable API (used by targets/argo and targets/kfp):
 - `k8s_name(text, max_len=63) -> str`: a DNS-1123 label from any text (lower case, `_`/`.` -> `-`,
   other characters dropped, trimmed); `""` when nothing valid is left (callers report DML102).
 - `is_k8s_name(text, max_len=63) -> bool`: `text` already is a valid DNS-1123 label.
-- `runtime_command(kind, spec_json) -> list[str]`: argv running one step with `python -m dmlc.runtime`.
+- `RuntimeCall(spec_json, refs_json=None, env={}, env_text=str)`: how a container runs one step: the
+  step spec as JSON text, where the engine hands over the values its references read (`--refs`, see
+  `dmlc.semantics.handover`) and those environment variables, and how a user `env` value reads.
+- `runtime_command(kind, call) -> list[str]`: argv running one step with `python -m dmlc.runtime`.
 - `pod_labels(pipeline, step_name, step) -> dict`: `dmlc.io/pipeline`, `dmlc.io/step` + user labels.
 - `resources(step) -> dict | None`: container `resources` (requests = limits) from `step.resources`.
 - `env(step, extra=None) -> list[dict]`: container `env`: `env` values, then `secret_env` as `secretKeyRef`.
-- `tfjob(pipeline, name, step, *, job_name, spec_json, volumes=(), volume_mounts=(), namespace=None,
+- `tfjob(pipeline, name, step, *, job_name, call, volumes=(), volume_mounts=(), namespace=None,
   annotations=None, queue_label=True) -> dict`: the TFJob of a `strategy = allreduce | parameter_server`
   train step. `job_name` ending in `-` becomes `metadata.generateName` (so a retried create gets a fresh
   job), otherwise `metadata.name`. Replicas: allreduce -> `Worker` x workers; parameter_server ->
@@ -26,14 +29,14 @@ Stable API (used by targets/argo and targets/kfp):
   only min_workers (the job starts and keeps going with at least that many), `enableDynamicWorker`.
 - `min_available(step) -> int`: the gang size of that TFJob.
 - `tfjob_conditions(step) -> (success, failure)`: Argo-style resource conditions for that TFJob.
-- `inference_service(pipeline, name, step, *, isvc_name, spec_json, volumes=(), volume_mounts=(),
+- `inference_service(pipeline, name, step, *, isvc_name, call, volumes=(), volume_mounts=(),
   namespace=None, port=8080) -> list[dict]`: the serving objects of a serve step. Without `shards`: one
   InferenceService. With `shards = N`: N InferenceServices `<isvc_name>-shard-<i>` (each gets `"shard": i`
   in its spec) + a router `Deployment` and `Service` named `isvc_name` running the runtime image
   (`"role": "router"` and `"shard_urls"` in its spec). The predictor is a custom container running the
   dmlc runtime server (TF-Serving REST), so events' rate limit / 429 behave as locally.
 
-`spec_json` is the runtime SPEC (DESIGN §4) as JSON text; placeholders of the engine may sit inside.
+`call.spec_json` is the step spec (`dmlc.semantics.spec`) as JSON text.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dmlc.ir.model import Pipeline, Serve, Step, Train
@@ -66,8 +70,25 @@ def is_k8s_name(text: str, max_len: int = 63) -> bool:
     return len(text) <= max_len and bool(_LABEL_RE.match(text))
 
 
-def runtime_command(kind: str, spec_json: str) -> list[str]:
-    return ["python", "-m", "dmlc.runtime", kind, "--spec-json", spec_json]
+@dataclass(frozen=True)
+class RuntimeCall:
+    """How a container runs one step (see the module docstring)."""
+
+    spec_json: str
+    refs_json: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    env_text: Callable[[str], str] = str
+
+    def with_spec(self, **extra: Any) -> RuntimeCall:
+        """The same call with fields added to the spec (the shard of a shard server, the router's role)."""
+        spec = json.loads(self.spec_json)
+        spec.update(extra)
+        return replace(self, spec_json=json.dumps(spec, sort_keys=True, separators=(",", ":")))
+
+
+def runtime_command(kind: str, call: RuntimeCall) -> list[str]:
+    argv = ["python", "-m", "dmlc.runtime", kind, "--spec-json", call.spec_json]
+    return argv + ["--refs", call.refs_json] if call.refs_json else argv
 
 
 def pod_labels(pipeline: Pipeline, step_name: str, step: Step | None = None) -> dict[str, str]:
@@ -107,11 +128,9 @@ def env(step: Step, extra: dict[str, str] | None = None, text: Callable[[str], s
     return out
 
 
-def _container(
-    step: Step, name: str, kind: str, spec_json: str, mounts: Sequence[dict], env_text: Callable[[str], str] = str
-) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": name, "image": step.image, "command": runtime_command(kind, spec_json)}
-    variables = env(step, None, env_text)
+def _container(step: Step, name: str, kind: str, call: RuntimeCall, mounts: Sequence[dict]) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": name, "image": step.image, "command": runtime_command(kind, call)}
+    variables = env(step, call.env, call.env_text)
     if variables:
         container["env"] = variables
     res = resources(step)
@@ -166,13 +185,12 @@ def tfjob(
     step: Train,
     *,
     job_name: str,
-    spec_json: str,
+    call: RuntimeCall,
     volumes: Sequence[dict] = (),
     volume_mounts: Sequence[dict] = (),
     namespace: str | None = None,
     annotations: dict[str, str] | None = None,
     queue_label: bool = True,
-    env_text: Callable[[str], str] = str,
 ) -> dict[str, Any]:
     """The TFJob of a distributed train step (the operator sets TF_CONFIG in every replica)."""
     labels = pod_labels(pipeline, name, step)
@@ -187,7 +205,7 @@ def tfjob(
         run_policy["schedulingPolicy"] = gang
     replicas = {}
     for role, count in tfjob_roles(step):
-        container = _container(step, "tensorflow", "train", spec_json, volume_mounts, env_text)
+        container = _container(step, "tensorflow", "train", call, volume_mounts)
         pod: dict[str, Any] = {"containers": [container]}
         if volumes:
             pod["volumes"] = [dict(v) for v in volumes]
@@ -222,10 +240,8 @@ def tfjob_conditions(step: Train) -> tuple[str, str]:
     return f"status.replicaStatuses.Worker.succeeded == {step.workers}", "status.replicaStatuses.Worker.failed > 0"
 
 
-def _predictor(
-    step: Serve, spec_json: str, volumes: Sequence[dict], mounts: Sequence[dict], port: int, env_text: Callable
-) -> dict:
-    container = _container(step, "kserve-container", "serve", spec_json, mounts, env_text)
+def _predictor(step: Serve, call: RuntimeCall, volumes: Sequence[dict], mounts: Sequence[dict], port: int) -> dict:
+    container = _container(step, "kserve-container", "serve", call, mounts)
     container["ports"] = [{"containerPort": port, "protocol": "TCP"}]
     predictor: dict[str, Any] = {}
     predictor.update(_scaling(step))
@@ -260,42 +276,34 @@ def _isvc_annotations(step: Serve) -> dict[str, str] | None:
     return {"autoscaling.knative.dev/scale-to-zero-pod-retention-period": retention}
 
 
-def _with_spec(spec_json: str, **extra: Any) -> str:
-    spec = json.loads(spec_json)
-    spec.update(extra)
-    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
-
-
 def inference_service(
     pipeline: Pipeline,
     name: str,
     step: Serve,
     *,
     isvc_name: str,
-    spec_json: str,
+    call: RuntimeCall,
     volumes: Sequence[dict] = (),
     volume_mounts: Sequence[dict] = (),
     namespace: str | None = None,
     port: int = 8080,
-    env_text: Callable[[str], str] = str,
 ) -> list[dict[str, Any]]:
     """One InferenceService, or N shard InferenceServices + router Deployment + Service."""
     labels = pod_labels(pipeline, name, step)
     annotations = _isvc_annotations(step)
 
-    def isvc(obj_name: str, spec: str) -> dict[str, Any]:
-        predictor = _predictor(step, spec, volumes, volume_mounts, port, env_text)
+    def isvc(obj_name: str, shard_call: RuntimeCall) -> dict[str, Any]:
+        predictor = _predictor(step, shard_call, volumes, volume_mounts, port)
         meta = _metadata(obj_name, namespace, dict(labels), annotations)
         return {"apiVersion": ISVC_API, "kind": "InferenceService", "metadata": meta, "spec": {"predictor": predictor}}
 
     if not step.shards:
-        return [isvc(isvc_name, spec_json)]
+        return [isvc(isvc_name, call)]
     names = [f"{isvc_name}-shard-{i}" for i in range(step.shards)]
-    shards = [isvc(n, _with_spec(spec_json, shard=i)) for i, n in enumerate(names)]
+    shards = [isvc(n, call.with_spec(shard=i)) for i, n in enumerate(names)]
     urls = [f"http://{n}-predictor.{namespace or 'default'}.svc.cluster.local" for n in names]
-    router_spec = _with_spec(spec_json, role="router", shard_urls=urls)
-    routing = router(pipeline, name, step, router_name=isvc_name, spec_json=router_spec, namespace=namespace,
-                     env_text=env_text)  # fmt: skip
+    router_call = call.with_spec(role="router", shard_urls=urls)
+    routing = router(pipeline, name, step, router_name=isvc_name, call=router_call, namespace=namespace)
     return [*shards, *routing]
 
 
@@ -305,15 +313,14 @@ def router(
     step: Serve,
     *,
     router_name: str,
-    spec_json: str,
+    call: RuntimeCall,
     namespace: str | None,
     port: int = 8080,
-    env_text: Callable[[str], str] = str,
 ) -> list[dict[str, Any]]:
     """The scatter-gather router of a sharded service: a Deployment of the runtime image + its Service."""
     labels = pod_labels(pipeline, name, step)
     selector = {"dmlc.io/pipeline": pipeline.pipeline, "dmlc.io/step": name, "dmlc.io/role": "router"}
-    container = _container(step, "router", "serve", spec_json, (), env_text)
+    container = _container(step, "router", "serve", call, ())
     container["ports"] = [{"containerPort": port, "protocol": "TCP"}]
     pod = {"metadata": {"labels": {**labels, **selector}}, "spec": {"containers": [container]}}
     deployment = {

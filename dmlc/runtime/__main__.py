@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--spec", help="path of the SPEC.json")
     source.add_argument("--spec-json", help="the SPEC as JSON text (Kubernetes targets)")
     parser.add_argument("--outputs", help="outputs folder (env DMLC_OUTPUTS wins, then this, then the spec)")
+    parser.add_argument("--refs", help="JSON: where the engine put the values the spec's references read")
     parser.add_argument("--role", help=argparse.SUPPRESS)  # set by the local launcher; TF_CONFIG says the same
     parser.add_argument("--task-index", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--foreground", action="store_true", help="serve: run the server in this process")
@@ -34,9 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        spec = load_spec(args.spec, args.spec_json, args.kind, args.outputs)
+        spec = load_spec(args.spec, args.spec_json, args.kind, args.outputs, args.refs)
         if args.foreground:
             spec = spec.model_copy(update={"foreground": True})
+        os.environ.update(spec.attrs.env)  # resolved: where an engine could not (a TFJob's manifest)
         module = importlib.import_module(MODULES[args.kind])
         module.run(spec)
     except UserError as exc:

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from dmlc.atomic import write_text
+from dmlc.semantics import handover
 from dmlc.semantics import spec as contract
 from dmlc.semantics.spec import StepSpec
+from dmlc.semantics.values import ResolveError, resolve
 
 EXIT_OK = 0
 EXIT_USER = 1
@@ -35,26 +37,38 @@ class TransientError(Exception):
     """A failure worth retrying (a worker died, a port was taken): exit 75."""
 
 
-def load_spec(path: str | None, text: str | None, kind: str, outputs: str | None) -> StepSpec:
+def load_spec(path: str | None, text: str | None, kind: str, outputs: str | None, refs: str | None = None) -> StepSpec:
     """The spec from a file or from JSON text on the command line; DMLC_OUTPUTS wins over `outputs` (the
-    --outputs flag), which wins over the spec's own `outputs_dir`."""
+    --outputs flag), which wins over the spec's own `outputs_dir`. With `refs` (how an engine handed the
+    values over, see `dmlc.semantics.handover`) the spec's references are resolved here first."""
     try:
         raw = Path(path).read_text() if path else (text or "")
     except OSError as exc:
         raise UserError(f"cannot read spec {path}: {exc.strerror}") from exc
     try:
         data = json.loads(raw)
+        bindings = json.loads(refs) if refs else None
     except ValueError as exc:
         raise UserError(f"spec is not valid JSON: {exc}") from exc
     try:
+        if bindings is not None:
+            data = _resolved(data, bindings)
         spec = contract.load(data)
-    except contract.SpecError as exc:
+    except (contract.SpecError, ResolveError) as exc:
         raise UserError(str(exc)) from None
     if spec.kind != kind:
         raise UserError(f"the spec is for a `{spec.kind}` step, not `{kind}`")
     out = os.environ.get("DMLC_OUTPUTS") or outputs or spec.outputs_dir or "outputs"
     work = spec.work_dir or os.environ.get("DMLC_WORK_DIR") or tempfile.mkdtemp(prefix="dmlc-work-")
     return spec.model_copy(update={"outputs_dir": Path(out).absolute(), "work_dir": Path(work).absolute()})
+
+
+def _resolved(data: Any, bindings: dict[str, Any]) -> Any:
+    """The instance's spec from a template whose values the engine put in the environment."""
+    if not isinstance(data, dict) or not isinstance(data.get("attrs"), dict):
+        return data  # contract.load says what is wrong
+    find = handover.lookup(bindings, os.environ)
+    return contract.instantiate(data, find, item=resolve(data.get("item"), find))
 
 
 def spec_json(spec: StepSpec) -> str:

@@ -7,6 +7,7 @@ Kubernetes / Argo name after sanitising (or that collides with another after san
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -126,6 +127,9 @@ def _step(plan: Plan, ctx: CompileContext, step: str) -> list[Diagnostic]:
     if isinstance(items, list) and len({isinstance(i, str) for i in items}) > 1:
         help_ = "use items of one kind: all strings, or all numbers / booleans / maps"
         out.append(_unsupported(ctx, (*base, "for_each"), "a list mixing strings and other values", help_))
+    if isinstance(items, list) and any("{{" in json.dumps(i) for i in items):
+        help_ = "Argo evaluates `{{` in a loop item when it hands the item to the step; drop `{{` from the items"
+        out.append(_unsupported(ctx, (*base, "for_each"), "an item holding `{{`", help_))
     if eff.wait == "each" and eff.for_each is not None:
         help_ = 'drop `for_each` here, or collect with `x[*].out` and `wait = "all"`'
         out.append(_unsupported(ctx, (*base, "wait"), '`wait = "each"` on a step that also fans out', help_))

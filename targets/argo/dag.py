@@ -101,6 +101,8 @@ def _loop(plan: Plan, step: str, scope: str | None) -> dict:
         return {}
     if isinstance(eff.for_each, Ref):
         ref = eff.for_each
+        if ref.root == "params":
+            return {"with_param": f"{{{{workflow.parameters.{ref.fields[0]}}}}}"}
         inp = Input(ref.root, ref.output or "", plan.star(step, ref))
         return {"with_param": "{{" + placeholders.feed_var(plan, scope, inp, dotted=True) + "}}"}
     return {"with_items": [fast.Item(v) for v in eff.for_each]}

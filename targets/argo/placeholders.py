@@ -1,78 +1,119 @@
-"""Argo target, stage 4 (emit): references -> Argo placeholders and expressions.
+"""Argo target, stage 4 (emit): references -> Argo placeholders and expressions; user text kept literal.
 
-Takes a `Plan` and a step; gives the step spec (`dmlc.semantics.spec.template`, the same every target
-serializes) as JSON text with `{{...}}` placeholders where values are only known at run time, the text
-of `command` / `args` / `env` values with references in them, the expression of a parsed `when`, the
-memoization key, and the DAG-level value that feeds each template input.
+Takes a `Plan` and a step; gives the step spec (`dmlc.semantics.spec.template`, exactly what every
+target embeds) as JSON text plus the *handover* of the values its references read: one environment
+variable per value, set to the base64 of an Argo parameter (`{{=sprig.b64enc(inputs.parameters['x'])}}`),
+which the runtime reads back (`dmlc.semantics.handover`) and resolves the spec with, as every other
+target does. Base64, because Argo scans a template again after inserting values (a value holding `{{`
+would be evaluated) and because inside a Kubernetes manifest a quote or a newline breaks its YAML. Also
+the text of `command` / `args` / `env` values with references in them, the expression of a parsed
+`when`, the memoization key, and the DAG-level value that feeds each template input.
 
-Value formats: a param output file holds JSON text (inserted raw into the spec), an artifact is a path
-on the volume (inserted as a JSON string), pipeline params are workflow parameters holding plain text for
-string params and JSON otherwise, a `for_each` item arrives as `{{item}}`.
+Argo evaluates `{{...}}` anywhere in a template (argo-workflows v4 workflow/common/util.go
+SubstituteParams), so every piece of user text goes through `literal` (`{{` becomes `{{='{{'}}`, an
+expression whose value is `{{`) and every user string inside an expression through `_expr_string`
+(braces as `\u007b` / `\u007d`, so no `}}` of the user's closes dmlc's expression).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from dmlc_targets.argo.plan import Input, Plan
 
 from dmlc.ir import when as w
-from dmlc.ir.types import INTERP, Ref, as_ref, parse_ref
+from dmlc.ir.types import INTERP, Ref, parse_ref
 from dmlc.memo import spec_digest
 from dmlc.semantics import spec as contract
+from dmlc.semantics.handover import binding_key
 
-_MARK = "\x00{}\x00"
-_MARK_RE = re.compile(r'"\\u0000(\d+)\\u0000"')
+LITERAL_BRACES = "{{='{{'}}"
 
 
 class Unsupported(ValueError):
     """A reference Argo cannot express exactly; the checker reports it as DML100."""
 
 
-# -- pipeline params and items ---------------------------------------------------------------------
+def literal(text: str) -> str:
+    """User text as Argo must be given it to pass it on unchanged."""
+    return text.replace("{{", LITERAL_BRACES)
+
+
+def _literal_all(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _literal_all(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_literal_all(v) for v in value]
+    return literal(value) if isinstance(value, str) else value
+
+
+# -- pipeline params ---------------------------------------------------------------------------------
 def param_text(value: Any) -> str:
     """Workflow parameter value: plain text for strings, JSON for anything else."""
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _param_json(plan: Plan, name: str) -> str:
-    if isinstance(plan.pipeline.params.get(name), str):
-        return f"{{{{=toJson(workflow.parameters['{name}'])}}}}"
-    return f"{{{{workflow.parameters.{name}}}}}"
-
-
-def item_json(plan: Plan, step: str, fields: tuple[str, ...] = ()) -> str:
-    items = plan.steps[step].for_each
-    if fields:
-        path = "$." + ".".join(fields)
-        return f"{{{{=toJson(jsonpath(inputs.parameters.item, '{path}'))}}}}"
-    if isinstance(items, list) and items and not all(isinstance(i, str) for i in items):
-        return "{{inputs.parameters.item}}"  # Argo substitutes numbers, booleans and maps as JSON
-    return "{{=toJson(inputs.parameters.item)}}"
-
-
-# -- the runtime spec ------------------------------------------------------------------------------
-def _value_json(plan: Plan, step: str, ref: Ref) -> str:
-    """Raw JSON text standing for a whole-value reference inside the template of `step`."""
+# -- the step spec and the handover of its values ---------------------------------------------------
+def _source(plan: Plan, step: str, ref: Ref) -> tuple[str, str]:
+    """The Argo parameter that holds the value `ref` reads, and how to read its text (handover kinds)."""
     if ref.root == "params":
-        return _param_json(plan, ref.fields[0])
+        kind = "text" if isinstance(plan.pipeline.params.get(ref.fields[0]), str) else "json"
+        return f"workflow.parameters.{ref.fields[0]}", kind
     if ref.root == "each":
-        return item_json(plan, step, ref.fields)
+        items = plan.steps[step].for_each
+        if not isinstance(items, list):
+            return "inputs.parameters.item", "param"  # an output's list: Argo gives strings as they are
+        return "inputs.parameters.item", "text" if all(isinstance(i, str) for i in items) else "json"
     if ref.index not in (None, "*"):
         raise Unsupported(f"`{ref}` picks one instance")
     inp = Input(ref.root, ref.output or "", plan.star(step, ref))
-    placeholder = f"{{{{inputs.parameters.{inp.param}}}}}"
-    if inp.star or plan.output_kind(ref.root, inp.output) == "json":
-        return placeholder
-    if plan.output_kind(ref.root, inp.output) == "path":
-        return f'"{placeholder}"'
-    return f"{{{{=toJson(inputs.parameters['{inp.param}'])}}}}"
+    kind = "json" if inp.star else ("text" if plan.output_kind(ref.root, inp.output) == "path" else "param")
+    return f"inputs.parameters.{inp.param}", kind
 
 
+def handover(plan: Plan, step: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Bindings (binding key -> env variable and kind) and the env variables' Argo values (base64)."""
+    refs = [ref for path, ref in plan.refs_of[step] if path[:1] not in (("when",), ("for_each",))]
+    if plan.fanned(step):
+        refs.append(Ref("each"))
+    bindings: dict[str, Any] = {}
+    env: dict[str, str] = {}
+    for ref in refs:
+        key = binding_key(ref)
+        if key in bindings:
+            continue
+        var, kind = _source(plan, step, ref)
+        name = f"DMLC_REF_{len(bindings)}"
+        bindings[key] = {"env": name, "kind": kind, "b64": True}
+        env[name] = f"{{{{=sprig.b64enc({_expr_var(var)})}}}}"
+    return bindings, env
+
+
+def _expr_var(var: str) -> str:
+    """`inputs.parameters.a-b` as an expression (names with `-` need the index form)."""
+    head, _, name = var.rpartition(".")
+    return f"{head}['{name}']"
+
+
+def runtime_spec(plan: Plan, step: str) -> str:
+    """The step spec of one instance of `step` as JSON text: the template every target embeds, user
+    text kept literal, and the instance's folders (which hold Argo's own placeholders)."""
+    spec = _literal_all(contract.dump(contract.template(plan.pipeline, step)))
+    spec.update(outputs_dir=plan.outputs_dir(step), work_dir=plan.work_dir(step))
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
+
+
+# -- text with references: command, args, env ----------------------------------------------------------
 def _expr_string(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A string literal of expr-lang holding `text` (no brace, quote or control character left raw)."""
+    out = []
+    for ch in text:
+        if ch in "\\'{}" or not ch.isprintable():
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+        else:
+            out.append(ch)
+    return "'" + "".join(out) + "'"
 
 
 def _interp_expr(plan: Plan, step: str, ref: Ref) -> str:
@@ -89,70 +130,43 @@ def _interp_expr(plan: Plan, step: str, ref: Ref) -> str:
     return f"inputs.parameters['{inp.param}']"
 
 
-def interpolate_json(plan: Plan, step: str, text: str) -> str:
-    """Raw JSON text of a string with `${...}` inside: one expression, so any value stays valid JSON."""
+def interpolate_expr(plan: Plan, step: str, text: str) -> str:
+    """One expr-lang expression giving the text of a string with `${...}` inside."""
     parts: list[str] = []
     pos = 0
     for match in INTERP.finditer(text):
         if match.start() > pos:
-            parts.append(_expr_string(text[pos : match.start()]))
+            parts.append(_expr_string(text[pos : match.start()].replace("$${", "${")))
         parts.append(_interp_expr(plan, step, parse_ref(match.group(1))))
         pos = match.end()
     if pos < len(text):
-        parts.append(_expr_string(text[pos:]))
-    return "{{=toJson(" + " + ".join(parts) + ")}}"
+        parts.append(_expr_string(text[pos:].replace("$${", "${")))
+    return " + ".join(parts) or "''"
 
 
-def _mark(value: Any, plan: Plan, step: str, raws: list[str]) -> Any:
-    """Replace references by numbered marks; `raws[i]` is the raw JSON text for mark i."""
-    if isinstance(value, dict):
-        return {k: _mark(v, plan, step, raws) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mark(v, plan, step, raws) for v in value]
-    if isinstance(value, str):
-        ref = as_ref(value)
-        if ref is not None:
-            raws.append(_value_json(plan, step, ref))
-        elif INTERP.search(value):
-            raws.append(interpolate_json(plan, step, value.replace("$${", "\x01")).replace("\x01", "${"))
-        else:
-            return value.replace("$${", "${")  # an escaped `$${` is a literal `${`, as the core resolves it
-        return _MARK.format(len(raws) - 1)
-    return value
-
-
-def to_json(value: Any, plan: Plan, step: str) -> str:
-    raws: list[str] = []
-    marked = _mark(value, plan, step, raws)
-    text = json.dumps(marked, sort_keys=True, separators=(",", ":"))
-    return _MARK_RE.sub(lambda m: raws[int(m.group(1))], text)
-
-
-def runtime_spec(plan: Plan, step: str) -> str:
-    """The step spec of one instance of `step`, as JSON text with Argo placeholders."""
-    spec = contract.dump(contract.template(plan.pipeline, step))
-    spec.update(outputs_dir=plan.outputs_dir(step), work_dir=plan.work_dir(step))
-    return to_json(spec, plan, step)
-
-
-# -- task command lines ----------------------------------------------------------------------------
 def arg_text(plan: Plan, step: str, value: Any) -> str:
     """A `command` / `args` / `env` value as text: `${x.out}` -> the value's text, as the core's `to_text`
-    gives it (strings as they are, paths, compact JSON for everything else)."""
+    gives it (strings as they are, paths, compact JSON for everything else); the rest kept literal."""
     if not isinstance(value, str):
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    parts: list[str] = []
+    pos = 0
+    for match in INTERP.finditer(value):
+        parts.append(literal(value[pos : match.start()].replace("$${", "${")))
+        parts.append(_arg_ref(plan, step, parse_ref(match.group(1))))
+        pos = match.end()
+    parts.append(literal(value[pos:].replace("$${", "${")))
+    return "".join(parts)
 
-    def sub(match: re.Match[str]) -> str:
-        ref = parse_ref(match.group(1))
-        if ref.root == "params":
-            return f"{{{{workflow.parameters.{ref.fields[0]}}}}}"
-        if ref.root == "each":
-            return "{{inputs.parameters.item}}" if not ref.fields else "{{=" + _interp_expr(plan, step, ref) + "}}"
-        if ref.index not in (None, "*"):
-            raise Unsupported(f"`{ref}` picks one instance")
-        return f"{{{{inputs.parameters.{Input(ref.root, ref.output or '', plan.star(step, ref)).param}}}}}"
 
-    return INTERP.sub(sub, value).replace("$${", "${")
+def _arg_ref(plan: Plan, step: str, ref: Ref) -> str:
+    if ref.root == "params":
+        return f"{{{{workflow.parameters.{ref.fields[0]}}}}}"
+    if ref.root == "each":
+        return "{{inputs.parameters.item}}" if not ref.fields else "{{=" + _interp_expr(plan, step, ref) + "}}"
+    if ref.index not in (None, "*"):
+        raise Unsupported(f"`{ref}` picks one instance")
+    return f"{{{{inputs.parameters.{Input(ref.root, ref.output or '', plan.star(step, ref)).param}}}}}"
 
 
 # -- DAG-level values ------------------------------------------------------------------------------
@@ -270,7 +284,7 @@ def memo_key(plan: Plan, step: str) -> str:
 
 def _user_key(plan: Plan, step: str) -> str:
     key = plan.steps[step].memoize.key  # type: ignore[union-attr]
-    return interpolate_json(plan, step, key or "")[3:-2]  # the expression inside `{{=` ... `}}`
+    return interpolate_expr(plan, step, key or "")
 
 
 def _all_refs(plan: Plan, step: str) -> list[tuple[Any, Ref]]:

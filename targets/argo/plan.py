@@ -108,8 +108,9 @@ class Plan:
 
     # -- layout ----------------------------------------------------------------------------------
     def instance_dir(self, step: str) -> str:
-        assert self.store is not None
-        base = f"{self.store.mount}/dmlc/{{{{workflow.name}}}}/{step}"
+        """On the store volume; in the pod's own /tmp when no step has outputs (nothing to hand on)."""
+        root = self.store.mount if self.store is not None else "/tmp"
+        base = f"{root}/dmlc/{{{{workflow.name}}}}/{step}"
         if not self.fanned(step):
             return base
         return f"{base}/{self.instance_segment(step)}"

@@ -8,6 +8,7 @@ when the service is sharded). Memoize, retry, timeout, resources, env, labels an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import hera.workflows.models as m
@@ -129,12 +130,22 @@ def _command(plan: Plan, step: str) -> tuple[list[str], list[str] | None, dict[s
         args = [placeholders.arg_text(plan, step, a) for a in eff.args]
         return command, args or None, env
     env["DMLC_WORK_DIR"] = plan.work_dir(step)
-    return k8s.runtime_command(eff.kind, placeholders.runtime_spec(plan, step)), None, env
+    call = runtime_call(plan, step, b64=False)
+    return k8s.runtime_command(eff.kind, call), None, env | call.env
 
 
 def env_text(plan: Plan, step: str) -> Callable[[str], str]:
     """How a user's `env` value reads on Argo: its references as Argo placeholders."""
     return lambda value: placeholders.arg_text(plan, step, value)
+
+
+def runtime_call(plan: Plan, step: str, b64: bool) -> k8s.RuntimeCall:
+    """The step spec and the handover of its values; inside a manifest (`b64`) values travel base64
+    and `env` values literally (the runtime sets the resolved ones itself)."""
+    bindings, env = placeholders.handover(plan, step)
+    refs = json.dumps(bindings, sort_keys=True, separators=(",", ":")) if bindings else None
+    env_of = placeholders.literal if b64 else env_text(plan, step)
+    return k8s.RuntimeCall(placeholders.runtime_spec(plan, step), refs, env, env_of)
 
 
 def container_template(plan: Plan, step: str) -> m.Template:
@@ -178,10 +189,9 @@ def tfjob_template(plan: Plan, step: str) -> m.Template:
         step,
         eff,
         job_name=f"{{{{workflow.name}}}}-{plan.name(step)}-",
-        spec_json=placeholders.runtime_spec(plan, step),
+        call=runtime_call(plan, step, b64=True),
         volumes=pod_volumes(plan),
         volume_mounts=volume_mounts(plan),
-        env_text=env_text(plan, step),
         namespace=None,
         annotations={"dmlc.io/output.model": model_path},
     )
@@ -234,10 +244,9 @@ def serve_templates(plan: Plan, step: str) -> list[m.Template]:
         step,
         eff,
         isvc_name=isvc_name(plan, step),
-        spec_json=placeholders.runtime_spec(plan, step),
+        call=runtime_call(plan, step, b64=True),
         volumes=pod_volumes(plan),
         volume_mounts=volume_mounts(plan),
-        env_text=env_text(plan, step),
         namespace=plan.pipeline.namespace,
     )
     if len(objs) == 1:

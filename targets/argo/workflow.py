@@ -22,18 +22,18 @@ ARGO_API = "argoproj.io/v1alpha1"
 CONCURRENCY = {"allow": "Allow", "forbid": "Forbid", "replace": "Replace"}
 
 
-def entrypoint_name(plan: Plan) -> str:
-    taken = set(plan.names.values())
-    return plan.wf_name if plan.wf_name not in taken else "dmlc-main"
+def entrypoint_name(plan: Plan, taken: set[str]) -> str:
+    """The pipeline's name, unless a template already has it: then the first free `dmlc-main[-N]`."""
+    names = [plan.wf_name, "dmlc-main"] + [f"dmlc-main-{i}" for i in range(2, len(taken) + 3)]
+    return next(n for n in names if n not in taken)
 
 
 def all_templates(plan: Plan) -> list[m.Template]:
-    out = [dag.main_template(plan, entrypoint_name(plan))]
-    for root in plan.bodies:
-        out.append(dag.body_template(plan, root))
+    out = [dag.body_template(plan, root) for root in plan.bodies]
     for step in plan.steps:
         out += templates.step_templates(plan, step)
-    return out
+    main = dag.main_template(plan, entrypoint_name(plan, {t.name for t in out if t.name}))
+    return [main, *out]
 
 
 def _gang(plan: Plan) -> bool:
@@ -87,8 +87,9 @@ def workflow_spec(plan: Plan) -> m.WorkflowSpec:
     opts = plan.options
     params = [m.Parameter(name=k, value=placeholders.param_text(v)) for k, v in plan.pipeline.params.items()]
     repo = opts.artifact_repository
+    templates_ = all_templates(plan)
     return m.WorkflowSpec(
-        entrypoint=entrypoint_name(plan),
+        entrypoint=templates_[0].name,
         arguments=m.Arguments(parameters=params) if params else None,
         service_account_name=opts.service_account,
         pod_gc=m.PodGC(strategy=opts.pod_gc),
@@ -97,7 +98,7 @@ def workflow_spec(plan: Plan) -> m.WorkflowSpec:
         ttl_strategy=m.TTLStrategy(seconds_after_completion=int(opts.ttl_after_finished))
         if opts.ttl_after_finished
         else None,
-        templates=all_templates(plan),
+        templates=templates_,
         **_scheduling(plan),
         **_volumes(plan),
     )

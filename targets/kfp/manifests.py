@@ -47,11 +47,16 @@ def _retry(p: StepPlan) -> dict[str, Any] | None:
 
 def launch_spec(pipeline: Pipeline, p: StepPlan) -> dict[str, Any]:
     volumes, mounts = _volumes(pipeline)
-    common = {"volumes": volumes, "volume_mounts": mounts, "namespace": pipeline.namespace}
+    common = {"volumes": volumes, "volume_mounts": mounts, "namespace": pipeline.namespace,
+              "call": k8s.RuntimeCall(SPEC_PLACEHOLDER)}  # fmt: skip
     step = p.step
     if isinstance(step, Train):
         manifest = k8s.tfjob(
-            pipeline, p.name, step, job_name=_job_name(pipeline, p.name), spec_json=SPEC_PLACEHOLDER, **common
+            pipeline,
+            p.name,
+            step,
+            job_name=_job_name(pipeline, p.name),
+            **common,
         )
         success, failure = k8s.tfjob_conditions(step)
         manifests = [manifest]
@@ -59,9 +64,8 @@ def launch_spec(pipeline: Pipeline, p: StepPlan) -> dict[str, Any]:
     else:
         assert isinstance(step, Serve)
         manifests = k8s.inference_service(
-            pipeline, p.name, step, isvc_name=k8s.k8s_name(f"{pipeline.pipeline}-{p.name}"), spec_json=SPEC_PLACEHOLDER,
-            **common,
-        )  # fmt: skip
+            pipeline, p.name, step, isvc_name=k8s.k8s_name(f"{pipeline.pipeline}-{p.name}"), **common
+        )
         wait = [{"object": i, "success": _ready(m), "failure": ""} for i, m in enumerate(manifests)]
     claims = {name: claim_placeholder(name) for name in pipeline.volumes}
     return {"manifests": manifests, "wait": wait, "claims": claims, "retry": _retry(p), "marker": SPEC_MARKER}

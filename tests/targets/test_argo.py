@@ -3,6 +3,7 @@ determinism, `--with-setup`, and each DML100 / DML101 / DML102 error at its line
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -93,7 +94,11 @@ def test_book_training_is_a_tfjob_with_conditions_under_resource(book: dict[str,
     container = worker["template"]["spec"]["containers"][0]
     assert container["resources"]["requests"] == container["resources"]["limits"] == {"cpu": "500m", "memory": "2Gi"}
     spec = spec_json(container)
-    assert '"model":{{=toJson(inputs.parameters.item)}}' in spec  # batch_norm is trained too, not hard-coded
+    assert '"model":"${each}"' in spec  # batch_norm is trained too, not hard-coded: the item is handed over
+    refs = json.loads(container["command"][container["command"].index("--refs") + 1])
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env[refs["each"]["env"]] == "{{=sprig.b64enc(inputs.parameters['item'])}}"
+    assert refs["each"]["kind"] == "text" and refs["each"]["b64"] is True
     assert '"work_dir":"/trained_model/dmlc/{{workflow.name}}/model/{{inputs.parameters.item}}/work"' in spec
     assert model["retryStrategy"] == {
         "backoff": {"duration": "10s", "factor": 2},
@@ -108,7 +113,7 @@ def test_book_serving_is_an_inference_service(book: dict[str, Any]) -> None:
     assert isvc["kind"] == "InferenceService" and isvc["metadata"]["namespace"] == "kubeflow"
     predictor = isvc["spec"]["predictor"]
     assert (predictor["minReplicas"], predictor["scaleMetric"], predictor["scaleTarget"]) == (3, "concurrency", 1)
-    assert '"model":"{{inputs.parameters.best-model}}"' in spec_json(predictor["containers"][0])
+    assert '"model":"${best.model}"' in spec_json(predictor["containers"][0])  # handed over at run time
 
 
 # -- every example ---------------------------------------------------------------------------------

@@ -159,8 +159,8 @@ def test_distributed_train_launches_the_shared_tfjob() -> None:
     from dmlc.ir.effective import effective
 
     expected = k8s.tfjob(pipeline, "model", effective(pipeline, "model"), job_name="fashion-mnist-model-",
-                         spec_json=launch["manifests"][0]["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]
-                         ["containers"][0]["command"][-1], namespace="kubeflow",
+                         call=k8s.RuntimeCall(launch["manifests"][0]["spec"]["tfReplicaSpecs"]["Worker"]["template"]
+                                              ["spec"]["containers"][0]["command"][-1]), namespace="kubeflow",
                          volumes=[{"name": "models", "persistentVolumeClaim": {"claimName": "__DMLC_PVC_models__"}}],
                          volume_mounts=[{"name": "models", "mountPath": "/trained_model"}])  # fmt: skip
     assert launch["manifests"] == [expected]
