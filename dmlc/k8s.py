@@ -25,8 +25,9 @@ Stable API (used by targets/argo and targets/kfp):
   `Chief` x 1, `Worker` x workers, `PS` x ps. `runPolicy.backoffLimit` = `restarts` (restartPolicy
   `OnFailure` when restarts > 0, else `Never`), `activeDeadlineSeconds` from `timeout`, gang ->
   `schedulingPolicy` {minAvailable, queue, priorityClass} + `schedulerName: volcano` on the pods.
-  `elastic {min_workers, max_workers}` -> max_workers Worker replicas, Volcano `minAvailable` counting
-  only min_workers (the job starts and keeps going with at least that many), `enableDynamicWorker`.
+  `elastic {min_workers, max_workers}` (parameter_server; allreduce is refused by `tfjob_limits`) ->
+  max_workers Worker replicas, Volcano `minAvailable` counting only min_workers, `enableDynamicWorker`.
+- `tfjob_limits(step) -> [(attribute, what, help)]`: what a TFJob cannot express exactly (DML100).
 - `min_available(step) -> int`: the gang size of that TFJob.
 - `tfjob_conditions(step) -> (success, failure)`: Argo-style resource conditions for that TFJob.
 - `inference_service(pipeline, name, step, *, isvc_name, call, volumes=(), volume_mounts=(),
@@ -219,8 +220,8 @@ def tfjob(
             "template": {"metadata": {"labels": pod_labels(pipeline, name, step)}, "spec": pod},
         }
     spec: dict[str, Any] = {"runPolicy": run_policy, "tfReplicaSpecs": replicas}
-    if step.elastic is not None:
-        spec["enableDynamicWorker"] = True  # the operator rewrites TF_CONFIG for the workers that run
+    if step.elastic is not None:  # parameter_server only (tfjob_limits): workers may join and leave
+        spec["enableDynamicWorker"] = True
     return {
         "apiVersion": TFJOB_API,
         "kind": "TFJob",
@@ -230,14 +231,28 @@ def tfjob(
 
 
 def tfjob_conditions(step: Train) -> tuple[str, str]:
-    """Success when every replica that must finish has; failure as soon as one replica failed for good."""
-    if step.strategy == "parameter_server":
-        return "status.replicaStatuses.Chief.succeeded == 1", "status.replicaStatuses.Chief.failed > 0"
-    if step.elastic is not None:  # label-selector syntax has no >=
-        return f"status.replicaStatuses.Worker.succeeded > {step.elastic.min_workers - 1}", (
-            "status.replicaStatuses.Worker.failed > 0"
+    """Resource conditions on the TFJob: Kubernetes label selectors over its JSON, every success requirement
+    must hold, any one failure requirement fails (argo-workflows v4 workflow/executor/resource.go
+    matchConditions). The training operator ends a job when its chief, else worker 0, completes, sets
+    `completionTime`, and may delete the other workers (cleanPodPolicy), so no worker count is waited for
+    (training-operator pkg/controller.v1/tensorflow/tfjob_controller.go UpdateJobStatus). A pod reaches
+    Failed only without restarts (restartPolicy Never); with `restarts` the job's backoffLimit and
+    activeDeadlineSeconds end it."""
+    decider = "Chief" if step.strategy == "parameter_server" else "Worker"
+    failure = ", ".join(f"status.replicaStatuses.{role}.failed > 0" for role, _ in tfjob_roles(step))
+    return f"status.completionTime, status.replicaStatuses.{decider}.succeeded", failure
+
+
+def tfjob_limits(step: Train) -> list[tuple[str, str, str]]:
+    """(attribute, what, help) of what a TFJob cannot express exactly (each cluster target: DML100)."""
+    if step.elastic is not None and step.strategy == "allreduce":
+        help_ = "drop `elastic` (keep `restarts`), or use the parameter_server strategy, whose workers may come and go"
+        what = (
+            "elastic allreduce as a TFJob: with enableDynamicWorker the operator writes each worker a TF_CONFIG "
+            "listing only itself, so every worker would train alone"
         )
-    return f"status.replicaStatuses.Worker.succeeded == {step.workers}", "status.replicaStatuses.Worker.failed > 0"
+        return [("elastic", what, help_)]
+    return []
 
 
 def _predictor(step: Serve, call: RuntimeCall, volumes: Sequence[dict], mounts: Sequence[dict], port: int) -> dict:

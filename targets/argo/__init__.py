@@ -61,7 +61,7 @@ class ArgoTarget:
         from dmlc_targets.argo.workflow import build, dump_all, setup_docs, to_plain
 
         with _gc_paused():
-            docs = [to_plain(build(plan))]
+            docs = [to_plain(build(plan), plan.options.version)]
             if ctx.flags.get("with_setup"):
                 docs = setup_docs(plan) + docs
             return dump_all(docs, header(ctx, plan.pipeline))

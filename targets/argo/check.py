@@ -18,7 +18,7 @@ from dmlc_targets.argo.plan import Plan
 from dmlc.diagnostics.catalogue import DML100, DML102
 from dmlc.diagnostics.model import Diagnostic
 from dmlc.ir.model import Serve, Train
-from dmlc.k8s import is_k8s_name, k8s_name
+from dmlc.k8s import is_k8s_name, k8s_name, tfjob_limits
 from dmlc.targets import CompileContext
 
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -162,17 +162,31 @@ def _ref_scope(plan: Plan, ctx: CompileContext, step: str, path: tuple, ref: Any
 
 def _retry(plan: Plan, ctx: CompileContext, step: str) -> list[Diagnostic]:
     retry = plan.steps[step].retry
-    if retry is None or retry.factor is None or float(retry.factor).is_integer():
+    if retry is None:
         return []
-    own = plan.pipeline.steps[step].retry is not None
-    path = ("steps", step, "retry", "factor") if own else ("defaults", "retry", "factor")
-    return [_unsupported(ctx, path, f"a fractional backoff factor ({retry.factor})", "use a whole number, e.g. 2")]
+    base = ("steps", step, "retry") if plan.pipeline.steps[step].retry is not None else ("defaults", "retry")
+    out = []
+    if retry.factor is not None and not float(retry.factor).is_integer():
+        help_ = "use a whole number, e.g. 2"
+        out.append(_unsupported(ctx, (*base, "factor"), f"a fractional backoff factor ({retry.factor})", help_))
+    eff = plan.steps[step]
+    launched = isinstance(eff, Serve) or (isinstance(eff, Train) and eff.distributed)
+    if retry.on != "any" and launched and ctx.options.object_retry == "error":
+        help_ = (
+            'a TFJob / InferenceService reports no exit code to tell the classes apart: use on = "any", or '
+            'accept retrying every failure with `target argo { object_retry = "any" }`'
+        )
+        out.append(_unsupported(ctx, (*base, "on"), f'retrying a Kubernetes object only on "{retry.on}"', help_))
+    return out
 
 
 def _kind_checks(plan: Plan, ctx: CompileContext, step: str) -> list[Diagnostic]:
     eff = plan.steps[step]
     base = ("steps", step)
     out = []
+    if isinstance(eff, Train) and eff.distributed:
+        for attr, what, help_ in tfjob_limits(eff):
+            out.append(_unsupported(ctx, (*base, attr), what, help_))
     if isinstance(eff, Train) and not eff.distributed and eff.workers > 1:
         help_ = 'set strategy = "allreduce" or "parameter_server" to use several workers'
         out.append(_unsupported(ctx, (*base, "workers"), f"{eff.workers} workers with `{eff.strategy}`", help_))

@@ -15,6 +15,7 @@ import hera.workflows.models as m
 from dmlc_targets.argo import fast, placeholders
 from dmlc_targets.argo.plan import Input, Plan
 
+from dmlc.ir.graph import edges
 from dmlc.ir.types import Ref
 
 
@@ -76,22 +77,36 @@ def _in_scope(plan: Plan, up: str, scope: str | None) -> str:
     return up
 
 
+def _edge_kinds(plan: Plan, step: str, is_loop_task: bool) -> dict[str, str]:
+    """upstream -> "data" | "control" for a task (a loop task: for every member of its body)."""
+    members = plan.bodies[step] if is_loop_task else [step]
+    found: dict[str, str] = {}
+    for member in members:
+        for up, kind in edges(plan.pipeline)[member].items():
+            if found.get(up) != "data":
+                found[up] = kind
+    return found
+
+
 def _depends(plan: Plan, step: str, scope: str | None, is_loop_task: bool) -> str | None:
-    ups = _deps(plan, step) if is_loop_task else plan.deps[step]
-    names: dict[str, None] = {}
-    for up in ups:
-        if scope is not None and plan.scope(up) != scope:
-            continue  # satisfied before the loop started
+    """Argo's `depends`: a step that reads an upstream's outputs needs it Succeeded (a skipped upstream
+    has no outputs, so the reader is not run: Omitted, as a local run skips it); `after` alone accepts
+    Succeeded, Skipped or Daemoned (Argo's meaning of a bare name)."""
+    kinds: dict[str, str] = {}
+    for up, kind in _edge_kinds(plan, step, is_loop_task).items():
+        if up == step or (is_loop_task and plan.scope(up) == step) or (scope is not None and plan.scope(up) != scope):
+            continue  # itself, a member of its own body, or satisfied before the loop started
         task = _in_scope(plan, up, scope)
-        if task == step and not is_loop_task:
-            continue
-        names[task] = None
-    terms = []
-    for task in names:
-        tolerant = plan.steps[task].min_success is not None and not (scope is not None and task == scope)
-        name = plan.name(task)
-        terms.append(f"({name}.Succeeded || {name}.Failed)" if tolerant else name)
-    return " && ".join(terms) or None
+        if kinds.get(task) != "data":
+            kinds[task] = kind
+    return " && ".join(_term(plan, task, kind, scope) for task, kind in kinds.items()) or None
+
+
+def _term(plan: Plan, task: str, kind: str, scope: str | None) -> str:
+    name = plan.name(task)
+    if plan.steps[task].min_success is not None and not (scope is not None and task == scope):
+        return f"({name}.Succeeded || {name}.Failed)"  # min_success: the instances are counted at run time
+    return f"{name}.Succeeded" if kind == "data" else name
 
 
 def _loop(plan: Plan, step: str, scope: str | None) -> dict:

@@ -46,3 +46,9 @@ class ArgoOptions(TargetOptions):
     """Image pull policy of every step container."""
     ttl_after_finished: Duration | None = Field(None, gt=0)
     """Delete the finished workflow after this long."""
+    version: Literal["3.5", "3.6", "3.7", "4"] = "4"
+    """The Argo Workflows release the output is for: 3.6 and later (the default) take a CronWorkflow's
+    `schedules` list, 3.5 its single `schedule`. Older releases lack retry expressions' `lastRetry.message`."""
+    object_retry: Literal["error", "any"] = "error"
+    """`retry.on` = "failure" / "transient" on a TFJob or InferenceService step: Argo sees no exit code of
+    such an object, so the classes cannot be told apart. error: DML100; any: retry every failure."""

@@ -19,7 +19,16 @@ from dmlc import k8s
 from dmlc.ir.model import Serve, Task, Train
 from dmlc.units import format_duration
 
-RETRY_POLICY = {"any": "Always", "failure": "OnFailure", "transient": "OnTransientError"}
+# The local retry classes (DESIGN §2.3) as Argo retry expressions (argo-workflows docs/retries.md:
+# `lastRetry.exitCode` is a string, "-1" when unknown; a process killed by a signal exits 128 + N).
+# Argo's own OnTransientError means API and infrastructure errors, not an OOM kill or exit 75.
+RETRY_WHEN = {
+    "any": None,
+    "failure": "(asInt(lastRetry.exitCode) > 0 && asInt(lastRetry.exitCode) < 128)"
+    " || lastRetry.message matches 'no such file or directory'",
+    "transient": "asInt(lastRetry.exitCode) in [75, 137, 143]"
+    " || lastRetry.message matches 'deadline|DeadlineExceeded|OOMKilled|Evicted|pod deleted|node shutdown'",
+}
 ISVC_READY = "status.modelStatus.states.activeModelState == Loaded"
 
 
@@ -83,7 +92,10 @@ def _retry(plan: Plan, step: str) -> m.RetryStrategy | None:
             factor=m.IntOrString(int(retry.factor)) if retry.factor is not None else None,
             cap=go_duration(retry.max_backoff) if retry.max_backoff is not None else None,
         )
-    return m.RetryStrategy(limit=m.IntOrString(retry.limit), retry_policy=RETRY_POLICY[retry.on], backoff=backoff)
+    eff = plan.steps[step]
+    launched = isinstance(eff, Serve) or (isinstance(eff, Train) and eff.distributed)
+    when = None if launched else RETRY_WHEN[retry.on]  # an object: every failure (`object_retry = "any"`)
+    return m.RetryStrategy(limit=m.IntOrString(retry.limit), retry_policy="Always", expression=when, backoff=backoff)
 
 
 def _common(plan: Plan, step: str) -> dict:

@@ -134,8 +134,12 @@ def build(plan: Plan) -> m.Workflow | m.CronWorkflow:
     return m.CronWorkflow(api_version=ARGO_API, kind="CronWorkflow", metadata=_metadata(plan, True), spec=cron)
 
 
-def to_plain(obj: m.Workflow | m.CronWorkflow) -> dict[str, Any]:
-    return obj.model_dump(by_alias=True, exclude_none=True, mode="json")
+def to_plain(obj: m.Workflow | m.CronWorkflow, version: str = "4") -> dict[str, Any]:
+    """The document as plain data, in the form `version` of Argo reads (3.5: one `schedule`)."""
+    doc = obj.model_dump(by_alias=True, exclude_none=True, mode="json")
+    if version == "3.5" and "schedules" in doc["spec"]:
+        doc["spec"]["schedule"] = doc["spec"].pop("schedules")[0]
+    return doc
 
 
 def dump_all(docs: list[dict[str, Any]], header: str) -> str:

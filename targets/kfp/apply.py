@@ -22,6 +22,7 @@ from dmlc.runtime.step_io import UserError, write_param
 
 POLL_S = 5.0
 TRANSIENT_REASONS = ("OOMKilled", "Evicted", "DeadlineExceeded", "Preempted")
+_EXISTS = re.compile(r"^!?[\w.]+$")
 _CONDITION = re.compile(r"^\s*([\w.]+)\s*(==|!=|>=|<=|>|<)\s*(\S+)\s*$")
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": lambda a, b: a == b,
@@ -58,13 +59,24 @@ def _literal(text: str) -> Any:
     return text
 
 
-def holds(obj: dict[str, Any], condition: str) -> bool:
-    """Whether an Argo-style resource condition holds for `obj` (empty condition: never)."""
-    if not condition:
+def holds(obj: dict[str, Any], condition: str, every: bool = True) -> bool:
+    """Whether an Argo-style resource condition holds for `obj` (empty: never): comma-separated
+    requirements `path op value`, `path` (it exists) or `!path` (it does not); all of them must hold
+    for a success condition (`every`), any one for a failure condition, as Argo's executor reads them."""
+    requirements = [r.strip() for r in condition.split(",") if r.strip()]
+    if not requirements:
         return False
-    match = _CONDITION.match(condition)
+    results = (_requirement(obj, r) for r in requirements)
+    return all(results) if every else any(results)
+
+
+def _requirement(obj: dict[str, Any], requirement: str) -> bool:
+    if _EXISTS.match(requirement):
+        present = _field(obj, requirement.lstrip("!")) is not None
+        return present != requirement.startswith("!")
+    match = _CONDITION.match(requirement)
     if match is None:
-        raise UserError(f"cannot read the condition `{condition}`")
+        raise UserError(f"cannot read the condition `{requirement}`")
     path, op, expected = match.groups()
     actual = _field(obj, path)
     if actual is None:
@@ -139,7 +151,7 @@ def apply_and_wait(cluster: Any, launch: dict[str, Any], sleep: Callable[[float]
         for index, wait in sorted(pending.items()):
             manifest, name, namespace = created[index]
             latest[index] = obj = cluster.get(manifest, name, namespace)
-            if holds(obj, wait.get("failure", "")):
+            if holds(obj, wait.get("failure", ""), every=False):
                 raise JobFailed(manifest["kind"], name, namespace)
             if holds(obj, wait["success"]):
                 print(f"launch: {manifest['kind']} {name} succeeded", flush=True)

@@ -15,7 +15,7 @@ from dmlc_targets.kfp.plan import KfpPlan, PlacementError, StepPlan, is_distribu
 from dmlc.diagnostics.catalogue import DML100, DML102
 from dmlc.diagnostics.model import Diagnostic, Severity
 from dmlc.ir.model import Pipeline, Train
-from dmlc.k8s import k8s_name
+from dmlc.k8s import k8s_name, tfjob_limits
 from dmlc.targets import Checked, CompileContext
 
 ANTICHAIN_LIMIT = 5000  # sets of independent steps examined for `parallelism` before giving up
@@ -33,6 +33,9 @@ def _step_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[D
         help_ = "KFP starts every ready task at once; remove `priority` or use the argo or local target"
         out.append(ctx.error(DML100, "KFP cannot order ready steps by `priority`", ("steps", name, "priority"),
                              "not expressible on kfp", help_))  # fmt: skip
+    if isinstance(step, Train) and is_distributed(step):
+        for attr, what, help_ in tfjob_limits(step):
+            out.append(ctx.error(DML100, f"KFP cannot launch {what}", ("steps", name, attr), "as a TFJob", help_))
     if isinstance(step, Train) and step.gang and not is_distributed(step):
         help_ = 'gang scheduling applies to TFJobs: use strategy = "allreduce" or "parameter_server", or drop `gang`'
         out.append(ctx.error(DML100, "KFP can gang-schedule only a TFJob", ("steps", name, "gang"), "one pod", help_))

@@ -59,7 +59,7 @@ def test_book_workflow_shape(book: dict[str, Any]) -> None:
     main = tasks(templates(book)[spec["entrypoint"]])
     assert list(main) == ["data", "model", "best", "classifier"]
     assert main["model"]["withItems"] == ["cnn", "dropout", "batch_norm"]
-    assert main["model"]["depends"] == "data" and main["classifier"]["depends"] == "best"
+    assert main["model"]["depends"] == "data.Succeeded" and main["classifier"]["depends"] == "best.Succeeded"
     assert main["best"]["arguments"]["parameters"][0]["value"] == "{{tasks.model.outputs.parameters.model}}"
     assert spec["parallelism"] == 4 and spec["podPriorityClassName"] == "high"
     assert spec["podMetadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "ml-team"
@@ -79,7 +79,7 @@ def test_book_training_is_a_tfjob_with_conditions_under_resource(book: dict[str,
     model = templates(book)["model"]
     resource = model["resource"]
     assert resource["action"] == "create" and resource["setOwnerReference"] is True
-    assert resource["successCondition"] == "status.replicaStatuses.Worker.succeeded == 2"
+    assert resource["successCondition"] == "status.completionTime, status.replicaStatuses.Worker.succeeded"
     assert resource["failureCondition"] == "status.replicaStatuses.Worker.failed > 0"
     job = yaml.safe_load(resource["manifest"])
     assert job["apiVersion"] == "kubeflow.org/v1" and job["kind"] == "TFJob"
@@ -103,7 +103,7 @@ def test_book_training_is_a_tfjob_with_conditions_under_resource(book: dict[str,
     assert model["retryStrategy"] == {
         "backoff": {"duration": "10s", "factor": 2},
         "limit": 2,
-        "retryPolicy": "OnTransientError",
+        "retryPolicy": "Always",  # a TFJob: every failure (`object_retry = "any"` in the book)
     }
 
 
@@ -167,7 +167,7 @@ def test_wait_each_puts_the_consumer_in_the_loop_body() -> None:
     main = tasks(ts["sync-async"])
     assert main["model"]["template"] == "model-each" and main["model"]["withItems"] == ["cnn", "dropout", "mlp"]
     body = tasks(ts["model-each"])
-    assert list(body) == ["model", "check"] and body["check"]["depends"] == "model"
+    assert list(body) == ["model", "check"] and body["check"]["depends"] == "model.Succeeded"
     assert main["best"]["arguments"]["parameters"][0]["value"] == "{{tasks.model.outputs.parameters.model-model}}"
 
 
@@ -332,15 +332,30 @@ def test_elastic_training_gangs_the_fewest_workers() -> None:
     job = yaml.safe_load(resource["manifest"])
     assert job["spec"]["enableDynamicWorker"] is True
     assert job["spec"]["tfReplicaSpecs"]["Worker"]["replicas"] == 3
-    assert job["spec"]["runPolicy"]["schedulingPolicy"]["minAvailable"] == 1
-    assert resource["successCondition"] == "status.replicaStatuses.Worker.succeeded > 0"
+    assert job["spec"]["runPolicy"]["schedulingPolicy"]["minAvailable"] == 3  # chief + ps + the fewest workers
+    assert resource["successCondition"] == "status.completionTime, status.replicaStatuses.Chief.succeeded"
+    assert resource["failureCondition"] == (
+        "status.replicaStatuses.Chief.failed > 0, status.replicaStatuses.Worker.failed > 0, "
+        "status.replicaStatuses.PS.failed > 0"
+    )
+
+
+def test_elastic_allreduce_is_dml100_on_both_cluster_targets(tmp_path: Path) -> None:
+    """enableDynamicWorker gives each allreduce worker a TF_CONFIG of its own: they would train alone."""
+    src = tmp_path / "e.dml"
+    text = (ROOT / "examples" / "elastic.dml").read_text()
+    src.write_text(text.replace('"parameter_server"', '"allreduce"').replace("    ps       = 1\n", ""))
+    for target in ("argo", "kfp"):
+        with pytest.raises(DmlError) as info:
+            compile_file(str(src), target)
+        assert [(d.code, d.span.line) for d in info.value.diagnostics] == [("DML100", 20)], target  # `elastic`
 
 
 def test_parameter_server_has_chief_workers_and_ps() -> None:
     resource = templates(workflow(str(ROOT / "examples" / "parameter_server.dml")))["model"]["resource"]
     replicas = yaml.safe_load(resource["manifest"])["spec"]["tfReplicaSpecs"]
     assert {k: v["replicas"] for k, v in replicas.items()} == {"Chief": 1, "Worker": 2, "PS": 1}
-    assert resource["successCondition"] == "status.replicaStatuses.Chief.succeeded == 1"
+    assert resource["successCondition"] == "status.completionTime, status.replicaStatuses.Chief.succeeded"
 
 
 OPTIONS = """pipeline o {
@@ -407,3 +422,46 @@ def test_dml100_when_with_a_call(tmp_path: Path) -> None:
 }
 """
     assert errors(tmp_path, text) == [("DML100", 5)]
+
+
+def test_a_reader_of_a_skipped_step_is_not_run_but_an_after_only_step_is(tmp_path: Path) -> None:
+    """Argo runs a task whose bare-named upstream was Skipped (Succeeded || Skipped || Daemoned); a step
+    that reads a skipped step's output must not run (it has no input), as a local run skips it."""
+    src = tmp_path / "s.dml"
+    src.write_text(
+        "pipeline s {\n  params { go = false }\n"
+        '  task a {\n    when = "params.go"\n    command = ["sh", "-c", "echo 1 > $DMLC_OUTPUTS/out"]\n'
+        '    outputs { out = "param" }\n  }\n'
+        '  task reader { command = ["echo", "${a.out}"] }\n'
+        '  task later {\n    command = ["echo", "later"]\n    after = [a]\n  }\n}\n'
+    )
+    main = tasks(templates(workflow(str(src)))["s"])
+    assert main["reader"]["depends"] == "a.Succeeded"
+    assert main["later"]["depends"] == "a"
+
+
+def test_argo_3_5_gets_a_single_schedule(tmp_path: Path) -> None:
+    """CronWorkflow `schedules` (a list) exists from Argo 3.6; 3.5 controllers read `schedule`."""
+    src = tmp_path / "s.dml"
+    text = (ROOT / "examples" / "scheduling.dml").read_text()
+    src.write_text(text.replace("target kfp {", 'target argo { version = "3.5" }\n  target kfp {'))
+    (doc,) = [d for d in yaml.safe_load_all(compile_file(str(src), "argo")) if d]
+    assert "schedules" not in doc["spec"] and doc["spec"]["schedule"] == load(str(src)).pipeline.schedule.cron
+    (default,) = [d for d in yaml.safe_load_all(compile_file(str(ROOT / "examples" / "scheduling.dml"), "argo")) if d]
+    assert "schedule" not in default["spec"] and len(default["spec"]["schedules"]) == 1
+
+
+def test_retry_classes_become_argo_retry_expressions(tmp_path: Path) -> None:
+    """Argo's OnTransientError covers API errors only; the local classes are written as expressions."""
+    src = tmp_path / "r.dml"
+    src.write_text(
+        "pipeline r {\n"
+        '  task t {\n    command = ["false"]\n    retry {\n      limit = 2\n      on = "transient"\n    }\n  }\n'
+        '  task f {\n    command = ["false"]\n    retry {\n      limit = 2\n      on = "failure"\n    }\n  }\n'
+        '  task a {\n    command = ["false"]\n    retry { limit = 2 }\n  }\n}\n'
+    )
+    ts = templates(workflow(str(src)))
+    assert ts["t"]["retryStrategy"]["retryPolicy"] == "Always"
+    assert "asInt(lastRetry.exitCode) in [75, 137, 143]" in ts["t"]["retryStrategy"]["expression"]
+    assert "asInt(lastRetry.exitCode) < 128" in ts["f"]["retryStrategy"]["expression"]
+    assert "expression" not in ts["a"]["retryStrategy"]

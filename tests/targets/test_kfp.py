@@ -405,6 +405,16 @@ def test_launcher_conditions_and_endpoint() -> None:
     assert holds(obj, "status.replicaStatuses.Chief.succeeded == 1")
     assert not holds(obj, "status.replicaStatuses.Worker.failed > 0")
     assert holds(obj, "status.conditions.Ready == True")
+    # several requirements: a success condition needs all of them, a failure condition any one (Argo's rule)
+    done = {"status": {"completionTime": "t", "replicaStatuses": {"Worker": {"succeeded": 1}}}}
+    assert holds(done, "status.completionTime, status.replicaStatuses.Worker.succeeded")
+    assert not holds(
+        {"status": {"completionTime": "t"}}, "status.completionTime, status.replicaStatuses.Worker.succeeded"
+    )
+    assert holds({"status": {}}, "!status.completionTime")
+    either = "status.replicaStatuses.Chief.failed > 0, status.replicaStatuses.PS.failed > 0"
+    assert holds({"status": {"replicaStatuses": {"PS": {"failed": 1}}}}, either, every=False)
+    assert not holds({"status": {"replicaStatuses": {"PS": {"failed": 1}}}}, either)
     service = {"kind": "Service", "metadata": {"name": "p-serve", "namespace": "ml"}}
     assert endpoint([{"kind": "Deployment"}, service]) == "http://p-serve.ml.svc.cluster.local"
 
