@@ -302,8 +302,11 @@ def inference_service(
     volume_mounts: Sequence[dict] = (),
     namespace: str | None = None,
     port: int = 8080,
+    dns_namespace: str = "default",
 ) -> list[dict[str, Any]]:
-    """One InferenceService, or N shard InferenceServices + router Deployment + Service."""
+    """One InferenceService, or N shard InferenceServices + router Deployment + Service. The router
+    reaches the shards at `<shard>-predictor.<namespace>.svc`: `namespace`, else `dns_namespace` (the
+    engine's placeholder for the namespace the objects land in)."""
     labels = pod_labels(pipeline, name, step)
     annotations = _isvc_annotations(step)
 
@@ -316,7 +319,7 @@ def inference_service(
         return [isvc(isvc_name, call)]
     names = [f"{isvc_name}-shard-{i}" for i in range(step.shards)]
     shards = [isvc(n, call.with_spec(shard=i)) for i, n in enumerate(names)]
-    urls = [f"http://{n}-predictor.{namespace or 'default'}.svc.cluster.local" for n in names]
+    urls = [f"http://{n}-predictor.{namespace or dns_namespace}.svc.cluster.local" for n in names]
     router_call = call.with_spec(role="router", shard_urls=urls)
     routing = router(pipeline, name, step, router_name=isvc_name, call=router_call, namespace=namespace)
     return [*shards, *routing]

@@ -300,8 +300,9 @@ class Volume(Node):
     """Where steps see it (an absolute path)."""
     storage_class: str | None = None
     """Kubernetes storage class."""
-    access: Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"] = "ReadWriteOnce"
-    """Access mode."""
+    access: Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"] = "ReadWriteMany"
+    """Access mode. ReadWriteMany by default: steps, TFJob workers and model servers on several nodes
+    mount the same volume at once (ReadWriteOnce only works when they all land on one node)."""
 
 
 class Scheduling(Node):

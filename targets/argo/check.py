@@ -69,6 +69,7 @@ def _generated_collisions(plan: Plan, ctx: CompileContext, steps: dict[str, str]
     """Templates dmlc adds (`x-each`, shard templates) must not take a step's name."""
     for step, eff in plan.steps.items():
         extra = [f"{plan.name(step)}-each"] if step in plan.bodies else []
+        extra += [g for g in (plan.min_success_gate(step), plan.body_gate(step)) if g]
         if isinstance(eff, Serve) and eff.shards:
             extra += [f"{plan.name(step)}-shard-{i}" for i in range(eff.shards)]
             extra += [f"{plan.name(step)}-router", f"{plan.name(step)}-router-service"]

@@ -2,9 +2,12 @@
 
 Takes a `Plan`; gives the entrypoint DAG template and one nested DAG template per `wait = "each"` loop
 body (the fanned-out step plus its per-instance consumers, fanned out as one unit), as hera models.
-Fan-out becomes `withItems` / `withParam`, fan-in reads Argo's aggregated outputs, `min_success` becomes
-`continueOn` plus `(x.Succeeded || x.Failed)` in `depends`, `when` an expression, and the task list is
-ordered by step `priority` among steps that become ready together.
+Fan-out becomes `withItems` / `withParam`, fan-in reads Argo's aggregated outputs, `when` an expression,
+and the task list is ordered by step `priority` among steps that become ready together. Two things Argo
+cannot say directly become *gate* tasks (a small shell check over a task's aggregated outputs, failing
+the workflow exactly when a local run fails): "at least N instances succeeded" (`min_success`; the step
+runs with `continueOn`), and "every per-instance step of a loop body succeeded" (they run with
+`continueOn` inside the body, so the loop's own outputs still reach readers that wait for all of it).
 """
 
 from __future__ import annotations
@@ -97,15 +100,20 @@ def _depends(plan: Plan, step: str, scope: str | None, is_loop_task: bool) -> st
         if up == step or (is_loop_task and plan.scope(up) == step) or (scope is not None and plan.scope(up) != scope):
             continue  # itself, a member of its own body, or satisfied before the loop started
         task = _in_scope(plan, up, scope)
+        gate = plan.body_gate(task) if scope is None and task != up else None
+        if gate is not None:  # a per-instance step of a loop body: its failures are reported by the gate
+            kinds[f"gate:{gate}"] = "data"
         if kinds.get(task) != "data":
             kinds[task] = kind
-    return " && ".join(_term(plan, task, kind, scope) for task, kind in kinds.items()) or None
+    terms = [f"{t[5:]}.Succeeded" if t.startswith("gate:") else _term(plan, t, k, scope) for t, k in kinds.items()]
+    return " && ".join(terms) or None
 
 
 def _term(plan: Plan, task: str, kind: str, scope: str | None) -> str:
     name = plan.name(task)
-    if plan.steps[task].min_success is not None and not (scope is not None and task == scope):
-        return f"({name}.Succeeded || {name}.Failed)"  # min_success: the instances are counted at run time
+    gate = plan.min_success_gate(task) if scope is None else None
+    if gate is not None:
+        return f"{gate}.Succeeded"  # the gate counted the instances
     return f"{name}.Succeeded" if kind == "data" else name
 
 
@@ -139,7 +147,7 @@ def _task(plan: Plan, step: str, scope: str | None) -> m.DAGTask:
     params = body_inputs(plan, step) if is_loop_task else plan.inputs(step)
     eff = plan.steps[step]
     when = placeholders.when_expr(plan, step) if eff.when and not is_loop_task else None
-    tolerant = eff.min_success is not None and scope is None
+    tolerant = (eff.min_success is not None and scope is None) or (scope is not None and step != scope)
     return fast.DAGTask(
         name=plan.name(step),
         template=body_template_name(plan, step) if is_loop_task else plan.name(step),
@@ -164,12 +172,15 @@ def body_inputs(plan: Plan, root: str) -> list[Input]:
 def body_template(plan: Plan, root: str) -> m.Template:
     params = [fast.Parameter(name="item")] + [fast.Parameter(name=i.param) for i in body_inputs(plan, root)]
     tasks = [_task(plan, s, root) for s in ordered(plan, plan.bodies[root], root)]
+    exported = {
+        f"{root}-{out}": f"tasks.{plan.name(root)}.outputs.parameters.{out}" for out in plan.steps[root].outputs()
+    }
+    if plan.min_success_gate(root):
+        exported[OK] = f"tasks.{plan.name(root)}.outputs.parameters.{OK}"
+    exported |= {f"{plan.name(m_)}-status": f"tasks.{plan.name(m_)}.status" for m_ in plan.bodies[root][1:]}
     outputs = [
-        fast.Parameter(
-            name=f"{root}-{out}",
-            value_from=fast.ValueFrom(parameter=f"{{{{tasks.{plan.name(root)}.outputs.parameters.{out}}}}}"),
-        )
-        for out in plan.steps[root].outputs()
+        fast.Parameter(name=name, value_from=fast.ValueFrom(parameter=f"{{{{{var}}}}}"))
+        for name, var in exported.items()
     ]
     return m.Template(
         name=body_template_name(plan, root),
@@ -179,6 +190,54 @@ def body_template(plan: Plan, root: str) -> m.Template:
     )
 
 
-def main_template(plan: Plan, name: str) -> m.Template:
-    tasks = [_task(plan, s, None) for s in ordered(plan, _members(plan, None), None)]
+def main_template(plan: Plan, name: str, gate_template: str) -> m.Template:
+    tasks = []
+    for step in ordered(plan, _members(plan, None), None):
+        tasks.append(_task(plan, step, None))
+        tasks += _gates(plan, step, gate_template)
     return m.Template(name=name, dag=m.DAGTemplate(tasks=tasks))
+
+
+# -- gates -----------------------------------------------------------------------------------------
+OK = "dmlc-ok"  # an output every instance of a gated step has: aggregated, it counts the successful ones
+GATE_SCRIPT = (
+    'n=$(printf %s "$0" | grep -oE "$1" | wc -l); '
+    'if [ "$n" -lt "$2" ] || [ "$n" -gt "$3" ]; then echo "dmlc: $4 ($n found)" >&2; exit 1; fi'
+)
+
+
+def needs_gates(plan: Plan) -> bool:
+    return any(plan.min_success_gate(s) or plan.body_gate(s) for s in plan.steps)
+
+
+def gate_template(plan: Plan, name: str) -> m.Template:
+    """One small container every gate task runs: count a pattern in a task's aggregated outputs."""
+    args = [f"{{{{inputs.parameters.{p}}}}}" for p in ("values", "pattern", "min", "max", "message")]
+    container = m.Container(image=plan.pipeline.image, command=["sh", "-c", GATE_SCRIPT], args=args)
+    inputs = fast.Inputs(parameters=[fast.Parameter(name=p) for p in ("values", "pattern", "min", "max", "message")])
+    metadata = fast.Metadata(labels={"dmlc.io/gate": "true"}, annotations=None)
+    return m.Template(name=name, inputs=inputs, metadata=metadata, container=container)
+
+
+def _gates(plan: Plan, step: str, template: str) -> list[m.DAGTask]:
+    """The gate tasks after `step`'s task in the main DAG."""
+    task = plan.name(step)
+    out = []
+    gate = plan.min_success_gate(step)
+    if gate is not None:
+        need = plan.steps[step].min_success
+        message = f"fewer than {need} instances of step `{step}` succeeded (min_success = {need})"
+        out.append(_gate_task(gate, template, f"({task}.Succeeded || {task}.Failed)", task, OK, need, 1 << 30, message))
+    gate = plan.body_gate(step)
+    if gate is not None:
+        depends = f"({task}.Succeeded || {task}.Failed)" if plan.min_success_gate(step) else f"{task}.Succeeded"
+        message = f"a per-instance step of the `{step}` loop failed"
+        out.append(_gate_task(gate, template, depends, task, '"(Failed|Error)"', 0, 0, message))
+    return out
+
+
+def _gate_task(name: str, template: str, depends: str, task: str, pattern: str, low: int, high: int, message: str):
+    values = {"values": f"{{{{tasks.{task}.outputs.parameters}}}}", "pattern": pattern, "min": str(low),
+              "max": str(high), "message": message}  # fmt: skip
+    params = [fast.Parameter(name=k, value=v) for k, v in values.items()]
+    return fast.DAGTask(name=name, template=template, depends=depends, arguments=fast.Arguments(parameters=params))

@@ -46,6 +46,9 @@ class ArgoOptions(TargetOptions):
     """Image pull policy of every step container."""
     ttl_after_finished: Duration | None = Field(None, gt=0)
     """Delete the finished workflow after this long."""
+    controller_service_account: str = "argo/argo"
+    """NAMESPACE/NAME of the workflow controller's service account, which writes memoization ConfigMaps
+    (`--with-setup` binds it to the pipeline's Role)."""
     version: Literal["3.5", "3.6", "3.7", "4"] = "4"
     """The Argo Workflows release the output is for: 3.6 and later (the default) take a CronWorkflow's
     `schedules` list, 3.5 its single `schedule`. Older releases lack retry expressions' `lastRetry.message`."""

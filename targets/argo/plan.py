@@ -123,6 +123,24 @@ class Plan:
             return "{{inputs.parameters.item}}"
         return "{{=sprig.trunc(12, sprig.sha1sum(inputs.parameters.item))}}"
 
+    # -- gates: tasks dmlc adds so a workflow fails exactly when a local run does ----------------------
+    def min_success_gate(self, step: str) -> str | None:
+        """The task counting a fanned-out `min_success` step's instances (Argo cannot count them)."""
+        eff = self.steps[step]
+        return f"{self.name(step)}-min-success" if eff.min_success is not None and eff.for_each is not None else None
+
+    def body_gate(self, root: str) -> str | None:
+        """The task that fails the workflow when a per-instance step of a loop body failed (they run with
+        `continueOn`, so that the loop's own outputs reach its readers as they do locally)."""
+        return f"{self.name(root)}-each-ok" if len(self.bodies.get(root, ())) > 1 else None
+
+    def gate_of(self, up: str) -> str | None:
+        """The gate a reader of `up` from the main DAG waits on, if any."""
+        scope = self.scope(up)
+        if scope is not None and scope != up:
+            return self.body_gate(scope)
+        return self.min_success_gate(up)
+
     def outputs_dir(self, step: str) -> str:
         return self.instance_dir(step) + "/outputs"
 

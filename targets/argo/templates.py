@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import hera.workflows.models as m
 from dmlc_targets.argo import fast, fastyaml, placeholders
+from dmlc_targets.argo.dag import OK
 from dmlc_targets.argo.plan import REFS_DIR, Plan
 
 from dmlc import k8s
@@ -115,7 +116,12 @@ def _param_outputs(plan: Plan, step: str) -> list[m.Parameter]:
     for name, kind in plan.steps[step].outputs().items():
         path = f"{REFS_DIR}/{name}" if kind == "artifact" else f"{plan.outputs_dir(step)}/{name}"
         out.append(fast.Parameter(name=name, value_from=fast.ValueFrom(path=path)))
-    return out
+    return out + _ok_output(plan, step, fast.ValueFrom(path=f"{REFS_DIR}/{OK}", default="1"))
+
+
+def _ok_output(plan: Plan, step: str, source: m.ValueFrom) -> list[m.Parameter]:
+    """`dmlc-ok` of a step whose instances a `min_success` gate counts (only successful ones are aggregated)."""
+    return [fast.Parameter(name=OK, value_from=source)] if plan.min_success_gate(step) else []
 
 
 def _refs_volume(plan: Plan, step: str) -> tuple[dict[str, str], list[dict], list[dict]]:
@@ -222,7 +228,7 @@ def tfjob_template(plan: Plan, step: str) -> m.Template:
         **_common(plan, step),
         metadata=_metadata(plan, step),
         resource=resource,
-        outputs=fast.Outputs(parameters=[model]),
+        outputs=fast.Outputs(parameters=[model, *_ok_output(plan, step, fast.ValueFrom(json_path="{.metadata.name}"))]),
     )
 
 
@@ -260,6 +266,7 @@ def serve_templates(plan: Plan, step: str) -> list[m.Template]:
         volumes=pod_volumes(plan),
         volume_mounts=volume_mounts(plan),
         namespace=plan.pipeline.namespace,
+        dns_namespace="{{workflow.namespace}}",
     )
     if len(objs) == 1:
         return [_apply_template(plan, step, plan.name(step), objs[0], "{.status.address.url}")]
@@ -276,7 +283,8 @@ def _sharded(plan: Plan, step: str, objs: list[dict]) -> list[m.Template]:
         name = f"{base}-{suffix}"
         endpoint = None
         if obj["kind"] == "Service":
-            url = f"http://{obj['metadata']['name']}.{plan.pipeline.namespace or 'default'}.svc.cluster.local"
+            namespace = plan.pipeline.namespace or "{{workflow.namespace}}"
+            url = f"http://{obj['metadata']['name']}.{namespace}.svc.cluster.local"
             obj["metadata"]["annotations"] = {"dmlc.io/endpoint": url}
             endpoint = "{.metadata.annotations.dmlc\\.io/endpoint}"
         templates.append(_apply_template(plan, step, name, obj, endpoint))

@@ -22,9 +22,9 @@ ARGO_API = "argoproj.io/v1alpha1"
 CONCURRENCY = {"allow": "Allow", "forbid": "Forbid", "replace": "Replace"}
 
 
-def entrypoint_name(plan: Plan, taken: set[str]) -> str:
-    """The pipeline's name, unless a template already has it: then the first free `dmlc-main[-N]`."""
-    names = [plan.wf_name, "dmlc-main"] + [f"dmlc-main-{i}" for i in range(2, len(taken) + 3)]
+def free_name(wanted: list[str], taken: set[str]) -> str:
+    """The first of `wanted` no template has, else the last one with the first free `-N`."""
+    names = wanted + [f"{wanted[-1]}-{i}" for i in range(2, len(taken) + 3)]
     return next(n for n in names if n not in taken)
 
 
@@ -32,7 +32,11 @@ def all_templates(plan: Plan) -> list[m.Template]:
     out = [dag.body_template(plan, root) for root in plan.bodies]
     for step in plan.steps:
         out += templates.step_templates(plan, step)
-    main = dag.main_template(plan, entrypoint_name(plan, {t.name for t in out if t.name}))
+    taken = {t.name for t in out if t.name}
+    gate = free_name(["dmlc-gate"], taken)
+    if dag.needs_gates(plan):
+        out.append(dag.gate_template(plan, gate))
+    main = dag.main_template(plan, free_name([plan.wf_name, "dmlc-main"], taken | {gate}), gate)
     return [main, *out]
 
 
@@ -63,7 +67,7 @@ def _pvc_spec(plan: Plan, vol: str) -> dict[str, Any]:
     spec_vol = plan.pipeline.volumes.get(vol)
     size = spec_vol.size if spec_vol else plan.options.work_volume_size
     spec: dict[str, Any] = {
-        "accessModes": [spec_vol.access if spec_vol else "ReadWriteOnce"],
+        "accessModes": [spec_vol.access if spec_vol else "ReadWriteMany"],  # pods on several nodes share it
         "resources": {"requests": {"storage": format_memory(size)}},
     }
     if spec_vol is not None and spec_vol.storage_class:
@@ -190,7 +194,8 @@ RULES = [
 
 
 def _rbac(plan: Plan) -> list[dict[str, Any]]:
-    """What memoization (ConfigMaps), resource templates (TFJob, KServe) and the executor need."""
+    """What memoization (ConfigMaps), resource templates (TFJob, KServe) and the executor need; the
+    controller writes the memoization ConfigMap itself, so its service account is bound too."""
     name = k8s_name(f"{plan.pipeline.pipeline}-dmlc")
     account = plan.options.service_account or "default"
     subject = {"kind": "ServiceAccount", "name": account}
@@ -207,6 +212,11 @@ def _rbac(plan: Plan) -> list[dict[str, Any]]:
     docs = []
     if plan.options.service_account:
         docs.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(plan, account)})
+    if any(step.memoize is not None for step in plan.steps.values()):
+        namespace, _, controller = plan.options.controller_service_account.rpartition("/")
+        memo = {**binding, "metadata": _meta(plan, f"{name}-controller")}
+        memo["subjects"] = [{"kind": "ServiceAccount", "name": controller, "namespace": namespace or "argo"}]
+        docs.append(memo)
     return [*docs, role, binding]
 
 

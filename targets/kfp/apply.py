@@ -129,7 +129,8 @@ class Cluster:
         return found
 
 
-def _namespace() -> str:
+def current_namespace() -> str:
+    """The namespace of this pod (where objects without one of their own are created)."""
     path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
     return path.read_text().strip() if path.exists() else "default"
 
@@ -141,7 +142,7 @@ def apply_and_wait(cluster: Any, launch: dict[str, Any], sleep: Callable[[float]
     """Create every object, then poll until each success condition holds; raises on a failure condition."""
     created = []
     for manifest in launch["manifests"]:
-        namespace = manifest["metadata"].get("namespace") or _namespace()
+        namespace = manifest["metadata"].get("namespace") or current_namespace()
         obj = cluster.create(manifest, namespace)
         created.append((manifest, obj["metadata"]["name"], namespace))
         print(f"launch: created {manifest['kind']} {namespace}/{obj['metadata']['name']}", flush=True)

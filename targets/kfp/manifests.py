@@ -18,6 +18,7 @@ from dmlc.ir.model import Pipeline, Serve, Train
 
 SPEC_MARKER = "dmlc_kfp_spec"
 SPEC_PLACEHOLDER = '{"' + SPEC_MARKER + '":true}'
+NAMESPACE_PLACEHOLDER = "__DMLC_NAMESPACE__"  # the launcher pod's namespace, filled in at run time
 
 
 def claim_placeholder(volume: str) -> str:
@@ -49,6 +50,7 @@ def launch_spec(pipeline: Pipeline, p: StepPlan) -> dict[str, Any]:
     volumes, mounts = _volumes(pipeline)
     common = {"volumes": volumes, "volume_mounts": mounts, "namespace": pipeline.namespace,
               "call": k8s.RuntimeCall(SPEC_PLACEHOLDER)}  # fmt: skip
+    dns = {"dns_namespace": NAMESPACE_PLACEHOLDER}
     step = p.step
     if isinstance(step, Train):
         manifest = k8s.tfjob(
@@ -64,11 +66,18 @@ def launch_spec(pipeline: Pipeline, p: StepPlan) -> dict[str, Any]:
     else:
         assert isinstance(step, Serve)
         manifests = k8s.inference_service(
-            pipeline, p.name, step, isvc_name=k8s.k8s_name(f"{pipeline.pipeline}-{p.name}"), **common
+            pipeline, p.name, step, isvc_name=k8s.k8s_name(f"{pipeline.pipeline}-{p.name}"), **common, **dns
         )
         wait = [{"object": i, "success": _ready(m), "failure": ""} for i, m in enumerate(manifests)]
     claims = {name: claim_placeholder(name) for name in pipeline.volumes}
-    return {"manifests": manifests, "wait": wait, "claims": claims, "retry": _retry(p), "marker": SPEC_MARKER}
+    return {
+        "manifests": manifests,
+        "wait": wait,
+        "claims": claims,
+        "retry": _retry(p),
+        "marker": SPEC_MARKER,
+        "namespace_marker": NAMESPACE_PLACEHOLDER,
+    }
 
 
 def _ready(manifest: dict[str, Any]) -> str:

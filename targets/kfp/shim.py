@@ -138,7 +138,10 @@ def _launch(task: dict[str, Any], spec: dict[str, Any], args: dict[str, Any], lo
     launch = {**task["launch"], "outputs_dir": _job_outputs_dir(spec, args), "outputs": spec["outputs"]}
     job_spec = {**spec, "outputs_dir": launch["outputs_dir"]}
     claims = {placeholder: str(args[f"dmlc_pvc_{volume}"]) for volume, placeholder in launch["claims"].items()}
-    launch["manifests"] = _fill(launch["manifests"], job_spec, launch["marker"], claims, lookup)
+    manifests = _fill(launch["manifests"], job_spec, launch["marker"], claims, lookup)
+    marker = launch.get("namespace_marker")  # shard URLs name the namespace the objects land in
+    text = json.dumps(manifests)
+    launch["manifests"] = json.loads(text.replace(marker, apply.current_namespace()) if marker else text)
     apply.run(launch, spec["attrs"]["kind"], Path(spec["outputs_dir"]))
 
 

@@ -2,8 +2,9 @@
 
 Takes a validated `Pipeline`, a run folder, the cache and the metadata store; gives an exit code
 (0 ok, 3 a step failed, 130 interrupted). Steps start as soon as they are ready, ordered by
-`priority` then pipeline order, within `scheduling.parallelism` and the machine's CPU/memory; a
-distributed train job takes all its slots at once (gang) or waits. `for_each` lists from outputs
+`priority` then pipeline order, at most `scheduling.parallelism` steps at once (a distributed train
+job is one step, as it is one TFJob on Argo) within the machine's process slots (2 per core) and
+CPU/memory; a distributed train job takes all its slots at once (gang) or waits. `for_each` lists from outputs
 are expanded when known; `wait = "each"` consumers pair with each upstream instance; `min_success`,
 `when` and `after` follow DESIGN §2.4. Retries, timeouts, memoization and resume live here too.
 """
@@ -62,7 +63,8 @@ class Executor(Scheduler):
         self.reaper = proc.Reaper()
         self.running: dict[int, Instance] = {}
         self.interrupted = False
-        self.parallelism = parallelism(plan.pipeline)
+        self.parallelism = parallelism(plan.pipeline)  # steps at once
+        self.slot_cap = max(2 * (os.cpu_count() or 1), *(p.slots for p in plan.steps.values()))  # processes
         self.cpu_cap = (os.cpu_count() or 1) * 1000
         self.mem_cap = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         self.serving: list[tuple[Instance, Path]] = []
@@ -139,7 +141,7 @@ class Executor(Scheduler):
                 heapq.heappop(self.ready)
                 continue
             plan = self.steps[inst.step].plan
-            if self.running and self._slots_used() >= self.parallelism:
+            if self.running and len(self.running) >= self.parallelism:
                 break
             if self._fits(plan):
                 heapq.heappop(self.ready)
@@ -153,9 +155,6 @@ class Executor(Scheduler):
             heapq.heappush(self.ready, entry)
         return settled
 
-    def _slots_used(self) -> int:
-        return sum(self.steps[i.step].plan.slots for i in self.running.values())
-
     def _fits(self, plan: Any) -> bool:
         if not self.running:
             return True  # an oversized step runs alone rather than never
@@ -163,7 +162,8 @@ class Executor(Scheduler):
         slots = sum(p.slots for p in plans) + plan.slots
         cpu = sum(p.cpu for p in plans) + plan.cpu
         mem = sum(p.memory for p in plans) + plan.memory
-        return slots <= self.parallelism and cpu <= self.cpu_cap and mem <= self.mem_cap
+        steps = len(self.running) + 1
+        return steps <= self.parallelism and slots <= self.slot_cap and cpu <= self.cpu_cap and mem <= self.mem_cap
 
     def _start(self, inst: Instance) -> None:
         sr = self.steps[inst.step]

@@ -176,9 +176,33 @@ def test_min_success_continues_on_failure_and_checks_at_run_time() -> None:
     ts = templates(doc)
     main = tasks(ts["fan-in-fan-out"])
     assert main["model"]["continueOn"] == {"failed": True}
-    assert main["best"]["depends"] == "(model.Succeeded || model.Failed)"
+    # Argo cannot count instances in `depends`: a gate task counts the successful ones (only those are
+    # aggregated, argo-workflows v4 operator.go processAggregateNodeOutputs) and fails the workflow below N
+    gate = main["model-min-success"]
+    assert gate["depends"] == "(model.Succeeded || model.Failed)" and gate["template"] == "dmlc-gate"
+    args = {p["name"]: p["value"] for p in gate["arguments"]["parameters"]}
+    assert args["values"] == "{{tasks.model.outputs.parameters}}" and args["min"] == "2"
+    assert main["best"]["depends"] == "model-min-success.Succeeded"
+    assert [p["name"] for p in ts["model"]["outputs"]["parameters"]][-1] == "dmlc-ok"
     assert '"min_success":{"models":2}' in spec_json(ts["best"]["container"])
     assert main["model"]["withItems"] == [0.01, 0.003, 0.001]
+
+
+def test_the_gate_script_counts_like_the_local_executor(tmp_path: Path) -> None:
+    """The gate's shell check itself, run as the gate container runs it."""
+    from dmlc_targets.argo.dag import GATE_SCRIPT
+
+    def gate(values: str, pattern: str, low: int, high: int) -> int:
+        argv = ["sh", "-c", GATE_SCRIPT, values, pattern, str(low), str(high), "msg"]
+        return subprocess.run(argv, capture_output=True, check=False).returncode
+
+    two_ok = '[{"dmlc-ok":"1","model":"/a"},{"dmlc-ok":"1","model":"/c"}]'
+    assert gate(two_ok, "dmlc-ok", 2, 1 << 30) == 0
+    assert gate(two_ok, "dmlc-ok", 3, 1 << 30) == 1
+    assert gate("[]", "dmlc-ok", 1, 1 << 30) == 1
+    statuses = '[{"check-status":"Succeeded"},{"check-status":"Skipped"}]'
+    assert gate(statuses, '"(Failed|Error)"', 0, 0) == 0
+    assert gate(statuses.replace("Skipped", "Failed"), '"(Failed|Error)"', 0, 0) == 1
 
 
 def test_schedule_gives_a_cron_workflow() -> None:
