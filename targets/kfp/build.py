@@ -120,8 +120,14 @@ class Builder:
         outputs = output_kinds(self.pipeline, p.name, self.lists)
         iface = components.Interface(components.function_name(p.name), outputs=outputs)
         iface.inputs = {b.input: b.kind for b in p.bindings.values()} | self._item_input()
-        iface.optional = {b.input for b in p.bindings.values() if b.collected and self._tolerant(b)}
         spec = self._base_spec(p, p.bindings) | {"spec": contract.dump(contract.template(self.pipeline, p.name))}
+        if any(b.collected and self._tolerant(b) for b in p.bindings.values()):
+            # kfp lets a task ignore upstream failures only if every task-fed input has a default; the
+            # shim fails the step itself when an input that is not a tolerated fan-in is missing
+            iface.optional = {b.input for b in p.bindings.values() if b.source is not None}
+            spec["required"] = sorted(
+                b.input for b in p.bindings.values() if b.source is not None and not (b.collected and self._tolerant(b))
+            )
         if p.launched:
             spec["launch"] = manifests.launch_spec(self.pipeline, p)
             iface.inputs.update({f"dmlc_pvc_{v}": "str" for v in self.pipeline.volumes})

@@ -17,6 +17,7 @@ from dmlc.ir.effective import effective
 from dmlc.ir.graph import dependencies, refs, topological_order
 from dmlc.ir.model import Pipeline, Serve, Step, Train
 from dmlc.ir.types import Ref
+from dmlc.semantics.handover import binding_key
 
 Frame = tuple[str, str]  # ("loop", step) | ("if", step)
 Scope = tuple[Frame, ...]
@@ -79,14 +80,24 @@ def output_kinds(pipeline: Pipeline, name: str, lists: set[tuple[str, str]]) -> 
     return kinds
 
 
-def _binding(pipeline: Pipeline, ref: Ref, lists: set[tuple[str, str]]) -> tuple[str, Binding]:
+def _collected(pipeline: Pipeline, plans: dict[str, StepPlan], consumer: str, ref: Ref) -> bool:
+    """Does `consumer` read every instance of `ref.root`? `x[*]`, or a per-instance (`wait = "each"`)
+    step read by a step that is not itself per-instance: that is the list of them, as locally."""
+    if ref.index is not None:
+        return True
+    if pipeline.steps[ref.root].for_each is not None:
+        return False  # the validator asks for `[*]` unless the consumer pairs with it
+    loops = [frame for frame in plans[ref.root].scope if frame[0] == "loop"]
+    return bool(loops) and pipeline.steps[consumer].wait != "each"
+
+
+def _binding(pipeline: Pipeline, ref: Ref, lists: set[tuple[str, str]], collected: bool) -> tuple[str, Binding]:
     if ref.root == "params":
         value = pipeline.params.get(ref.fields[0])
         kind = PARAM_TYPES.get(type(value), "str")
-        return f"params.{ref.fields[0]}", Binding(f"params__{ref.fields[0]}", kind)
+        return binding_key(ref), Binding(f"params__{ref.fields[0]}", kind)
     output = ref.output or ""
     kind = pipeline.steps[ref.root].outputs()[output]
-    collected = ref.index is not None
     if (ref.root, output) in lists:
         kind = "list"
     elif kind == "param":
@@ -94,26 +105,30 @@ def _binding(pipeline: Pipeline, ref: Ref, lists: set[tuple[str, str]]) -> tuple
     if collected:
         kind = "artifacts" if kind == "artifact" else "jsons"
     infix = "__all__" if collected else "__"
-    key = f"{ref.root}{'[*]' if collected else ''}.{ref.output}"
+    key = binding_key(ref)  # as the reference is written: the shim looks it up the same way
     source = Ref(ref.root, "*" if collected else None, (output,))
     return key, Binding(f"{ref.root}{infix}{output}", kind, source, collected)
 
 
-def bindings_of(pipeline: Pipeline, name: str, when: bool, lists: set[tuple[str, str]]) -> dict[str, Binding]:
+def bindings_of(
+    pipeline: Pipeline, plans: dict[str, StepPlan], name: str, when: bool, lists: set[tuple[str, str]]
+) -> dict[str, Binding]:
     found: dict[str, Binding] = {}
     for path, ref in refs(pipeline.steps[name]):
         if (path[:1] == ("when",)) != when or ref.root == "each" or path[:1] == ("for_each",):
             continue  # `for_each` reaches the runtime as written (as locally); the loop hands over the item
-        key, binding = _binding(pipeline, ref, lists)
+        collected = ref.root != "params" and _collected(pipeline, plans, name, ref)
+        key, binding = _binding(pipeline, ref, lists, collected)
         found.setdefault(key, binding)
     return dict(sorted(found.items()))
 
 
-def _needed_prefix(plans: dict[str, StepPlan], pipeline: Pipeline, ref_root: str, collected: bool) -> Scope:
+def _needed_prefix(plans: dict[str, StepPlan], ref_root: str, collected: bool) -> Scope:
     """The scope a consumer must be in to read `ref_root` (directly, or collected from outside its loop)."""
     scope = plans[ref_root].scope
-    if collected and pipeline.steps[ref_root].for_each is not None:
-        return scope[: scope.index(("loop", ref_root))]
+    loops = [i for i, frame in enumerate(scope) if frame[0] == "loop"]
+    if collected and loops:
+        return scope[: loops[-1]]
     return scope
 
 
@@ -122,7 +137,7 @@ def _scope(pipeline: Pipeline, name: str, plans: dict[str, StepPlan]) -> Scope:
     needs: list[tuple[Scope, tuple[str | int, ...]]] = []
     for path, ref in refs(step):
         if ref.is_step and ref.root in pipeline.steps and ref.root != name:
-            needs.append((_needed_prefix(plans, pipeline, ref.root, ref.index is not None), path))
+            needs.append((_needed_prefix(plans, ref.root, _collected(pipeline, plans, name, ref)), path))
     # `after` is ordering only: the step runs even when `up` was skipped (as locally); kfp's `.after()`
     # reaches into a loop, but not into a `dsl.If` the step is not in (checked below)
     deepest: Scope = ()
@@ -153,8 +168,8 @@ def plan(pipeline: Pipeline) -> dict[str, StepPlan]:
         step = effective(pipeline, name)
         plans[name] = StepPlan(name, step, upstream=deps[name])
         plans[name].scope = _scope(pipeline, name, plans)
-        plans[name].bindings = bindings_of(pipeline, name, False, lists)
-        plans[name].when_bindings = bindings_of(pipeline, name, True, lists)
+        plans[name].bindings = bindings_of(pipeline, plans, name, False, lists)
+        plans[name].when_bindings = bindings_of(pipeline, plans, name, True, lists)
     return plans
 
 

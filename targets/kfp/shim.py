@@ -23,6 +23,7 @@ from typing import Any
 
 from dmlc.ir import when as when_ir
 from dmlc.semantics import when
+from dmlc.semantics.handover import binding_key
 from dmlc.semantics.outputs import param_value
 from dmlc.semantics.spec import command, environment, instantiate
 from dmlc.semantics.values import ResolveError, dig, interpolate
@@ -67,9 +68,7 @@ class _Lookup:
     def __call__(self, ref: Any) -> Any:
         if ref.root == "each":
             return dig(self.item, ref.fields, ref.text)
-        key = f"params.{ref.fields[0]}" if ref.root == "params" else f"{ref.root}{'' if ref.index is None else '[*]'}"
-        key = key if ref.root == "params" else f"{key}.{ref.fields[0]}"
-        binding = self.bindings.get(key)
+        binding = self.bindings.get(binding_key(ref))
         if binding is None:
             raise ResolveError(f"`{ref.text}` has no input in this KFP component")
         value = _decode(binding["kind"], self.args.get(binding["input"]), self.uri)
@@ -108,6 +107,9 @@ def run_step(args: dict[str, Any]) -> None:
     """The body of every built-in / `run` / `command` step component: spec -> runtime -> outputs."""
     task = json.loads(args.pop("dmlc_spec"))
     lookup = _Lookup(task, args)
+    missing = [name for name in task.get("required", ()) if args.get(name) is None]
+    if missing:  # the task ignores upstream failures for a `min_success` fan-in, not for these
+        raise SystemExit(f"dmlc: upstream output(s) {', '.join(missing)} missing: an upstream step failed")
     with tempfile.TemporaryDirectory(prefix="dmlc-kfp-") as tmp:
         try:
             spec = _instance(task, lookup, tmp)
