@@ -22,11 +22,10 @@ Stable API (used by targets/argo and targets/kfp):
   annotations=None, queue_label=True) -> dict`: the TFJob of a `strategy = allreduce | parameter_server`
   train step. `job_name` ending in `-` becomes `metadata.generateName` (so a retried create gets a fresh
   job), otherwise `metadata.name`. Replicas: allreduce -> `Worker` x workers; parameter_server ->
-  `Chief` x 1, `Worker` x workers, `PS` x ps. `runPolicy.backoffLimit` = `restarts` (restartPolicy
-  `OnFailure` when restarts > 0, else `Never`), `activeDeadlineSeconds` from `timeout`, gang ->
+  `Chief` x 1, `Worker` x workers, `PS` x ps. `runPolicy.backoffLimit` 0 and restartPolicy `Never`
+  (`restarts` are the engine's attempts of the step), `activeDeadlineSeconds` from `timeout`, gang ->
   `schedulingPolicy` {minAvailable, queue, priorityClass} + `schedulerName: volcano` on the pods.
-  `elastic {min_workers, max_workers}` (parameter_server; allreduce is refused by `tfjob_limits`) ->
-  max_workers Worker replicas, Volcano `minAvailable` counting only min_workers, `enableDynamicWorker`.
+  `elastic` is refused by `tfjob_limits` (or ignored when a target's options accept that).
 - `tfjob_limits(step) -> [(attribute, what, help)]`: what a TFJob cannot express exactly (DML100).
 - `min_available(step) -> int`: the gang size of that TFJob.
 - `tfjob_conditions(step) -> (success, failure)`: Argo-style resource conditions for that TFJob.
@@ -153,24 +152,20 @@ def _metadata(name: str, namespace: str | None, labels: dict[str, str], annotati
 
 
 def tfjob_roles(step: Train) -> list[tuple[str, int]]:
-    """(replica type, count) in the order the TFJob lists them; elastic jobs ask for `max_workers`."""
-    workers = step.elastic.max_workers if step.elastic is not None else step.workers
+    """(replica type, count) in the order the TFJob lists them."""
     if step.strategy == "parameter_server":
-        return [("Chief", 1), ("Worker", workers), ("PS", max(step.ps, 1))]
-    return [("Worker", workers)]
+        return [("Chief", 1), ("Worker", step.workers), ("PS", max(step.ps, 1))]
+    return [("Worker", step.workers)]
 
 
 def min_available(step: Train) -> int:
-    """Pods that must run together: all of them, or with `elastic` the fewest workers plus chief and PS."""
-    total = sum(n for _, n in tfjob_roles(step))
-    if step.elastic is None:
-        return total
-    return total - step.elastic.max_workers + step.elastic.min_workers
+    """Pods that must run together: all of them."""
+    return sum(n for _, n in tfjob_roles(step))
 
 
 def _scheduling(pipeline: Pipeline, step: Train) -> dict[str, Any] | None:
     sched = pipeline.scheduling
-    if not (step.gang or step.elastic is not None or (sched is not None and sched.gang)):
+    if not (step.gang or (sched is not None and sched.gang)):
         return None
     policy: dict[str, Any] = {"minAvailable": min_available(step)}
     if sched is not None and sched.queue:
@@ -193,13 +188,15 @@ def tfjob(
     annotations: dict[str, str] | None = None,
     queue_label: bool = True,
 ) -> dict[str, Any]:
-    """The TFJob of a distributed train step (the operator sets TF_CONFIG in every replica)."""
+    """The TFJob of a distributed train step (the operator sets TF_CONFIG in every replica). A failed pod
+    fails the job at once (restartPolicy Never, backoffLimit 0): `restarts` are attempts of the engine's
+    step (a new job resuming from the checkpoint on the volume), as the local launcher restarts the job."""
     labels = pod_labels(pipeline, name, step)
     gang = _scheduling(pipeline, step)
     sched = pipeline.scheduling
     if queue_label and gang is None and sched is not None and sched.queue:
         labels[QUEUE_LABEL] = sched.queue  # Kueue admits the whole job; Volcano takes the queue when gang
-    run_policy: dict[str, Any] = {"cleanPodPolicy": "Running", "backoffLimit": step.restarts}
+    run_policy: dict[str, Any] = {"cleanPodPolicy": "Running", "backoffLimit": 0}
     if step.timeout:
         run_policy["activeDeadlineSeconds"] = int(step.timeout)
     if gang is not None:
@@ -216,12 +213,10 @@ def tfjob(
             pod["priorityClassName"] = sched.priority
         replicas[role] = {
             "replicas": count,
-            "restartPolicy": "OnFailure" if step.restarts else "Never",
+            "restartPolicy": "Never",
             "template": {"metadata": {"labels": pod_labels(pipeline, name, step)}, "spec": pod},
         }
     spec: dict[str, Any] = {"runPolicy": run_policy, "tfReplicaSpecs": replicas}
-    if step.elastic is not None:  # parameter_server only (tfjob_limits): workers may join and leave
-        spec["enableDynamicWorker"] = True
     return {
         "apiVersion": TFJOB_API,
         "kind": "TFJob",
@@ -235,9 +230,8 @@ def tfjob_conditions(step: Train) -> tuple[str, str]:
     must hold, any one failure requirement fails (argo-workflows v4 workflow/executor/resource.go
     matchConditions). The training operator ends a job when its chief, else worker 0, completes, sets
     `completionTime`, and may delete the other workers (cleanPodPolicy), so no worker count is waited for
-    (training-operator pkg/controller.v1/tensorflow/tfjob_controller.go UpdateJobStatus). A pod reaches
-    Failed only without restarts (restartPolicy Never); with `restarts` the job's backoffLimit and
-    activeDeadlineSeconds end it."""
+    (training-operator pkg/controller.v1/tensorflow/tfjob_controller.go UpdateJobStatus). Pods run with
+    restartPolicy Never, so a failed one stays Failed and is seen."""
     decider = "Chief" if step.strategy == "parameter_server" else "Worker"
     failure = ", ".join(f"status.replicaStatuses.{role}.failed > 0" for role, _ in tfjob_roles(step))
     return f"status.completionTime, status.replicaStatuses.{decider}.succeeded", failure
@@ -245,11 +239,14 @@ def tfjob_conditions(step: Train) -> tuple[str, str]:
 
 def tfjob_limits(step: Train) -> list[tuple[str, str, str]]:
     """(attribute, what, help) of what a TFJob cannot express exactly (each cluster target: DML100)."""
-    if step.elastic is not None and step.strategy == "allreduce":
-        help_ = "drop `elastic` (keep `restarts`), or use the parameter_server strategy, whose workers may come and go"
+    if step.elastic is not None:
+        help_ = (
+            "drop `elastic` and keep `restarts` (the job restarts with all its workers from the checkpoint), "
+            'or accept exactly that with `target argo|kfp { elastic = "ignore" }`'
+        )
         what = (
-            "elastic allreduce as a TFJob: with enableDynamicWorker the operator writes each worker a TF_CONFIG "
-            "listing only itself, so every worker would train alone"
+            "an elastic TFJob: with enableDynamicWorker the training operator gives each allreduce worker a "
+            "TF_CONFIG of its own and a parameter-server chief an empty cluster, so the job cannot run"
         )
         return [("elastic", what, help_)]
     return []

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from dmlc_targets.argo import placeholders
 from dmlc_targets.argo.plan import Plan
 
 from dmlc.diagnostics.catalogue import DML100, DML102
-from dmlc.diagnostics.model import Diagnostic
+from dmlc.diagnostics.model import Diagnostic, Severity
 from dmlc.ir.model import Serve, Train
 from dmlc.k8s import is_k8s_name, k8s_name, tfjob_limits
 from dmlc.targets import CompileContext
@@ -187,7 +188,8 @@ def _kind_checks(plan: Plan, ctx: CompileContext, step: str) -> list[Diagnostic]
     out = []
     if isinstance(eff, Train) and eff.distributed:
         for attr, what, help_ in tfjob_limits(eff):
-            out.append(_unsupported(ctx, (*base, attr), what, help_))
+            diag = _unsupported(ctx, (*base, attr), what, help_)
+            out.append(replace(diag, severity=Severity.WARNING) if ctx.options.elastic == "ignore" else diag)
     if isinstance(eff, Train) and not eff.distributed and eff.workers > 1:
         help_ = 'set strategy = "allreduce" or "parameter_server" to use several workers'
         out.append(_unsupported(ctx, (*base, "workers"), f"{eff.workers} workers with `{eff.strategy}`", help_))

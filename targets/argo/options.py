@@ -52,6 +52,9 @@ class ArgoOptions(TargetOptions):
     version: Literal["3.5", "3.6", "3.7", "4"] = "4"
     """The Argo Workflows release the output is for: 3.6 and later (the default) take a CronWorkflow's
     `schedules` list, 3.5 its single `schedule`. Older releases lack retry expressions' `lastRetry.message`."""
+    elastic: Literal["error", "ignore"] = "error"
+    """A TFJob cannot shrink to the workers that are left (`elastic`): "error" refuses it (DML100);
+    "ignore" runs it with `workers` and restarts the whole job from its checkpoint instead."""
     object_retry: Literal["error", "any"] = "error"
     """`retry.on` = "failure" / "transient" on a TFJob or InferenceService step: Argo sees no exit code of
     such an object, so the classes cannot be told apart. error: DML100; any: retry every failure."""

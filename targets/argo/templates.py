@@ -17,7 +17,7 @@ from dmlc_targets.argo.dag import OK
 from dmlc_targets.argo.plan import REFS_DIR, Plan
 
 from dmlc import k8s
-from dmlc.ir.model import Serve, Task, Train
+from dmlc.ir.model import Retry, Serve, Task, Train
 from dmlc.units import format_duration
 
 # The local retry classes (DESIGN §2.3) as Argo retry expressions (argo-workflows docs/retries.md:
@@ -83,7 +83,11 @@ def _memoize(plan: Plan, step: str) -> m.Memoize | None:
 
 
 def _retry(plan: Plan, step: str) -> m.RetryStrategy | None:
-    retry = plan.steps[step].retry
+    """`retry`, plus a TFJob's `restarts` as further attempts (each a new job resuming from its checkpoint,
+    as the local launcher restarts the job): every failure of the job counts for those."""
+    eff = plan.steps[step]
+    restarts = eff.restarts if isinstance(eff, Train) and eff.distributed else 0
+    retry = eff.retry or (Retry(limit=0) if restarts else None)
     if retry is None:
         return None
     backoff = None
@@ -93,10 +97,10 @@ def _retry(plan: Plan, step: str) -> m.RetryStrategy | None:
             factor=m.IntOrString(int(retry.factor)) if retry.factor is not None else None,
             cap=go_duration(retry.max_backoff) if retry.max_backoff is not None else None,
         )
-    eff = plan.steps[step]
     launched = isinstance(eff, Serve) or (isinstance(eff, Train) and eff.distributed)
     when = None if launched else RETRY_WHEN[retry.on]  # an object: every failure (`object_retry = "any"`)
-    return m.RetryStrategy(limit=m.IntOrString(retry.limit), retry_policy="Always", expression=when, backoff=backoff)
+    limit = m.IntOrString(retry.limit + restarts)
+    return m.RetryStrategy(limit=limit, retry_policy="Always", expression=when, backoff=backoff)
 
 
 def _common(plan: Plan, step: str) -> dict:

@@ -35,7 +35,10 @@ def _step_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[D
                              "not expressible on kfp", help_))  # fmt: skip
     if isinstance(step, Train) and is_distributed(step):
         for attr, what, help_ in tfjob_limits(step):
-            out.append(ctx.error(DML100, f"KFP cannot launch {what}", ("steps", name, attr), "as a TFJob", help_))
+            diag = ctx.error(DML100, f"KFP cannot launch {what}", ("steps", name, attr), "as a TFJob", help_)
+            ignore = getattr(ctx.options, "elastic", "error") == "ignore"
+            out.append(Diagnostic(diag.code, diag.message, diag.primary, help=diag.help,
+                                  severity=Severity.WARNING if ignore else Severity.ERROR))  # fmt: skip
     if isinstance(step, Train) and step.gang and not is_distributed(step):
         help_ = 'gang scheduling applies to TFJobs: use strategy = "allreduce" or "parameter_server", or drop `gang`'
         out.append(ctx.error(DML100, "KFP can gang-schedule only a TFJob", ("steps", name, "gang"), "one pod", help_))

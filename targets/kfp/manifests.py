@@ -40,10 +40,16 @@ def _job_name(pipeline: Pipeline, step: str) -> str:
 
 
 def _retry(p: StepPlan) -> dict[str, Any] | None:
-    retry = p.step.retry
-    if retry is None or not retry.limit:
+    """`retry`, plus a TFJob's `restarts` as further attempts of the launcher (each a new job resuming
+    from its checkpoint, as the local launcher restarts the job)."""
+    step = p.step
+    restarts = step.restarts if isinstance(step, Train) else 0
+    retry = step.retry
+    if (retry is None or not retry.limit) and not restarts:
         return None
-    return {"limit": retry.limit, "backoff": retry.backoff, "factor": retry.factor, "on": retry.on}
+    if retry is None:
+        return {"limit": restarts, "backoff": None, "factor": None, "on": "any"}
+    return {"limit": retry.limit + restarts, "backoff": retry.backoff, "factor": retry.factor, "on": retry.on}
 
 
 def launch_spec(pipeline: Pipeline, p: StepPlan) -> dict[str, Any]:

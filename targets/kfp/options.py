@@ -40,6 +40,9 @@ class KfpOptions(TargetOptions):
     schedule_forbid: Literal["error", "delay"] = "error"
     """KFP cannot skip a cron tick while the previous run is going (`schedule { concurrency = "forbid" }`):
     "error" refuses it (DML100); "delay" is the explicit opt-in to KFP's behaviour of running it later."""
+    elastic: Literal["error", "ignore"] = "error"
+    """A TFJob cannot shrink to the workers that are left (`elastic`): "error" refuses it (DML100);
+    "ignore" runs it with `workers` and restarts the whole job from its checkpoint instead."""
     cache_max_age: Literal["error", "ignore"] = "error"
     """KFP v2 cannot bound the age of a cached result: "error" refuses `memoize.max_age` (DML100);
     "ignore" is the explicit opt-in to reuse cached results however old (a warning is still printed)."""

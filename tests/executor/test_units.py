@@ -122,6 +122,7 @@ pipeline g {
         ex.running[len(started)] = inst
 
     ex._start = fake_start  # type: ignore[method-assign]
+    ex.slot_cap = 3  # a machine with room for three processes
     while ex._settle():
         pass
     a = next(i for i in ex.instances() if i.step == "a")

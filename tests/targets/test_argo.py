@@ -83,7 +83,8 @@ def test_book_training_is_a_tfjob_with_conditions_under_resource(book: dict[str,
     assert resource["failureCondition"] == "status.replicaStatuses.Worker.failed > 0"
     job = yaml.safe_load(resource["manifest"])
     assert job["apiVersion"] == "kubeflow.org/v1" and job["kind"] == "TFJob"
-    assert job["spec"]["runPolicy"]["backoffLimit"] == 3
+    assert job["spec"]["runPolicy"]["backoffLimit"] == 0  # `restarts` are Argo attempts (see retryStrategy)
+    assert job["spec"]["tfReplicaSpecs"]["Worker"]["restartPolicy"] == "Never"  # a failed pod stays Failed
     assert job["spec"]["runPolicy"]["schedulingPolicy"] == {
         "minAvailable": 2,
         "queue": "ml-team",
@@ -102,7 +103,7 @@ def test_book_training_is_a_tfjob_with_conditions_under_resource(book: dict[str,
     assert '"work_dir":"/trained_model/dmlc/{{workflow.name}}/model/{{inputs.parameters.item}}/work"' in spec
     assert model["retryStrategy"] == {
         "backoff": {"duration": "10s", "factor": 2},
-        "limit": 2,
+        "limit": 5,  # retry { limit = 2 } + restarts = 3: each a new TFJob resuming from the checkpoint
         "retryPolicy": "Always",  # a TFJob: every failure (`object_retry = "any"` in the book)
     }
 
@@ -351,28 +352,20 @@ def test_fast_yaml_matches_pyyaml_on_examples(example: Path) -> None:
     assert fastyaml.dump(doc) == text.split("\n", 1)[1]
 
 
-def test_elastic_training_gangs_the_fewest_workers() -> None:
-    resource = templates(workflow(str(ROOT / "examples" / "elastic.dml")))["model"]["resource"]
-    job = yaml.safe_load(resource["manifest"])
-    assert job["spec"]["enableDynamicWorker"] is True
-    assert job["spec"]["tfReplicaSpecs"]["Worker"]["replicas"] == 3
-    assert job["spec"]["runPolicy"]["schedulingPolicy"]["minAvailable"] == 3  # chief + ps + the fewest workers
-    assert resource["successCondition"] == "status.completionTime, status.replicaStatuses.Chief.succeeded"
-    assert resource["failureCondition"] == (
-        "status.replicaStatuses.Chief.failed > 0, status.replicaStatuses.Worker.failed > 0, "
-        "status.replicaStatuses.PS.failed > 0"
-    )
-
-
-def test_elastic_allreduce_is_dml100_on_both_cluster_targets(tmp_path: Path) -> None:
-    """enableDynamicWorker gives each allreduce worker a TF_CONFIG of its own: they would train alone."""
-    src = tmp_path / "e.dml"
+def test_elastic_is_dml100_on_both_cluster_targets_unless_ignored(tmp_path: Path) -> None:
+    """enableDynamicWorker gives each allreduce worker a TF_CONFIG of its own and a parameter-server chief
+    an empty cluster (the replay shows both), so a TFJob cannot shrink: refused, or ignored on request."""
     text = (ROOT / "examples" / "elastic.dml").read_text()
-    src.write_text(text.replace('"parameter_server"', '"allreduce"').replace("    ps       = 1\n", ""))
+    src = tmp_path / "e.dml"
+    src.write_text(text.replace('  target argo { elastic = "ignore" }\n  target kfp { elastic = "ignore" }\n', ""))
     for target in ("argo", "kfp"):
         with pytest.raises(DmlError) as info:
             compile_file(str(src), target)
         assert [(d.code, d.span.line) for d in info.value.diagnostics] == [("DML100", 20)], target  # `elastic`
+    resource = templates(workflow(str(ROOT / "examples" / "elastic.dml")))["model"]["resource"]
+    job = yaml.safe_load(resource["manifest"])
+    assert "enableDynamicWorker" not in job["spec"] and job["spec"]["tfReplicaSpecs"]["Worker"]["replicas"] == 2
+    assert templates(workflow(str(ROOT / "examples" / "elastic.dml")))["model"]["retryStrategy"]["limit"] == 3
 
 
 def test_parameter_server_has_chief_workers_and_ps() -> None:
