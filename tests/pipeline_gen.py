@@ -10,9 +10,25 @@ check it first (that is a property too: no crash either way).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+
+
+def generated_settings(ci_examples: int) -> settings:
+    """CI runs `ci_examples` cases, the same ones every time (a red CI is a change, not bad luck);
+    DMLC_HYPOTHESIS_EXAMPLES=N runs N fresh random cases locally."""
+    wanted = os.environ.get("DMLC_HYPOTHESIS_EXAMPLES")
+    return settings(
+        max_examples=int(wanted) if wanted else ci_examples,
+        derandomize=not wanted,
+        database=None if not wanted else settings.default.database,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+
 
 ITEMS = st.one_of(
     st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=1, max_size=3, unique=True),

@@ -40,3 +40,25 @@ def test_book_pipeline_runs_end_to_end(keras_home: Path, tmp_path: Path) -> None
     assert metrics, "select wrote no metrics"
     chosen = json.loads(metrics[-1].read_text())
     assert len(chosen["candidates"]) == 3 and 0.0 < chosen["value"] <= 1.0
+
+
+def test_book_pipeline_on_the_argo_replay_selects_as_locally(
+    keras_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10's acceptance: the compiled Workflow through the Argo replay (ingest, three 2-worker
+    TFJobs through the local launcher, select, InferenceService) ends with the same selected model and
+    metrics as `dmlc run --local` on the same images."""
+    from tests.differential import outcome_argo, outcome_local
+    from tests.test_differential import _comparable, _without_tfjob_params
+
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))
+    monkeypatch.setenv("HOME", str(keras_home.parent))
+    params = {"steps_per_epoch": "5"}
+    with monkeypatch.context() as patch:
+        patch.chdir(tmp_path)
+        local = _comparable(_without_tfjob_params(outcome_local(BOOK, params), BOOK))
+    argo = _comparable(outcome_argo(BOOK, tmp_path / "argo", params))
+    assert argo == local
+    state, best = argo[("best", "-")]
+    assert state == "ok" and len(best["metrics"]["candidates"]) == 3
+    assert argo[("classifier", "-")][0] == "ok"

@@ -7,22 +7,20 @@ cases; set DMLC_HYPOTHESIS_EXAMPLES to run many locally.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 
 from dmlc.diagnostics.catalogue import CATALOGUE
 from dmlc.diagnostics.model import DmlError
 from dmlc.driver import check_file, compile_file
-from tests.pipeline_gen import pipelines
+from tests.pipeline_gen import generated_settings, pipelines
 from tests.test_properties import mangled
 
 TARGETS = ("argo", "kfp", "local")
-EXAMPLES = int(os.environ.get("DMLC_HYPOTHESIS_EXAMPLES", "40"))
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = generated_settings(40)
 
 
 def compiles_or_explains(path: Path) -> dict[str, str]:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from dmlc_targets.argo import placeholders
+from dmlc_targets.argo import dag, placeholders
 from dmlc_targets.argo.plan import Plan
 
 from dmlc.diagnostics.catalogue import DML100, DML102
@@ -31,6 +31,7 @@ def check(plan: Plan, ctx: CompileContext) -> list[Diagnostic]:
         return found  # the remaining checks build Argo names from these
     for name in plan.steps:
         found += _step(plan, ctx, name)
+    found += _loop_cycles(plan, ctx)
     found += _options(plan, ctx)
     return found
 
@@ -122,7 +123,7 @@ def _step(plan: Plan, ctx: CompileContext, step: str) -> list[Diagnostic]:
     eff = plan.steps[step]
     if eff.when:
         try:
-            placeholders.when_expr(plan, step)
+            placeholders.when_expr(plan, step)  # raises Unsupported
         except placeholders.Unsupported as exc:
             out.append(_unsupported(ctx, (*base, "when"), f"this `when`: {exc}", "compare outputs and params only"))
     items = eff.for_each
@@ -155,11 +156,27 @@ def _ref_scope(plan: Plan, ctx: CompileContext, step: str, path: tuple, ref: Any
     if up_scope is not None and up_scope != ref.root and plan.scope(step) != up_scope:
         help_ = f'set `wait = "each"` on `{step}` too, or read `{up_scope}[*]` instead'
         yield _unsupported(ctx, path, f"an output of the per-instance step `{ref.root}` outside its loop", help_)
+    if plan.steps[step].wait == "each" and ref.index is None and plan.fanned(ref.root) and plan.scope(step) != ref.root:
+        loop = plan.scope(step)
+        help_ = f"read `{ref.root}[*]` (all its instances), or pair `{step}` with one fanned-out step only"
+        message = f"`{step}` pairing with the instances of both `{loop}` and `{ref.root}` (one loop per step)"
+        yield _unsupported(ctx, path, message, help_)
     up = plan.steps[ref.root]
     if isinstance(up, Train) and up.distributed and ref.output and up.outputs().get(ref.output) == "param":
         help_ = "read the metrics inside the model (dmlc_metrics.json) with an `evaluate` or `select` step"
         message = f"`{ref}`: a TFJob (distributed train) returns its model, not a parameter"
         yield _unsupported(ctx, path, message, help_)
+
+
+def _loop_cycles(plan: Plan, ctx: CompileContext) -> list[Diagnostic]:
+    out = []
+    for member, up in dag.loop_cycles(plan):
+        paths = [path for path, ref in plan.refs_of[member] if ref.is_step and ref.root == up] or [("after",)]
+        loop = plan.scope(member)
+        help_ = f'drop `wait = "each"` from `{member}`, so that it waits for all of `{loop}`'
+        message = f"`{member}` running per instance of `{loop}` after `{up}`, which waits for all of `{loop}`"
+        out.append(_unsupported(ctx, ("steps", member, *paths[0]), message, help_))
+    return out
 
 
 def _retry(plan: Plan, ctx: CompileContext, step: str) -> list[Diagnostic]:

@@ -13,8 +13,10 @@ runs with `continueOn`), and "every per-instance step of a loop body succeeded" 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 
 import hera.workflows.models as m
+import networkx as nx
 from dmlc_targets.argo import fast, placeholders
 from dmlc_targets.argo.plan import Input, Plan
 
@@ -72,6 +74,21 @@ def _deps(plan: Plan, step: str) -> list[str]:
     return plan.deps[step]
 
 
+def loop_cycles(plan: Plan) -> Iterator[tuple[str, str]]:
+    """(member, upstream) pairs where a loop body needs a step that itself waits for the whole loop:
+    the loop task and that step would wait for each other in the main DAG."""
+    graph = nx.DiGraph()
+    for step in plan.steps:
+        for up in plan.deps[step]:
+            graph.add_edge(_in_scope(plan, up, None), _in_scope(plan, step, None))
+    for root, members in plan.bodies.items():
+        for member in members:
+            for up in plan.deps[member]:
+                task = _in_scope(plan, up, None)
+                if task != root and root in nx.ancestors(graph, task):
+                    yield member, up
+
+
 def _in_scope(plan: Plan, up: str, scope: str | None) -> str:
     """The task standing for `up` in `scope`: itself, or its loop task when it sits in a body."""
     up_scope = plan.scope(up)
@@ -91,10 +108,13 @@ def _edge_kinds(plan: Plan, step: str, is_loop_task: bool) -> dict[str, str]:
     return found
 
 
-def _depends(plan: Plan, step: str, scope: str | None, is_loop_task: bool) -> str | None:
-    """Argo's `depends`: a step that reads an upstream's outputs needs it Succeeded (a skipped upstream
-    has no outputs, so the reader is not run: Omitted, as a local run skips it); `after` alone accepts
-    Succeeded, Skipped or Daemoned (Argo's meaning of a bare name)."""
+def _depends(plan: Plan, step: str, scope: str | None, is_loop_task: bool) -> tuple[str | None, list[str]]:
+    """Argo's `depends` and the tasks whose outputs are read (their status must be Succeeded).
+
+    Every upstream is named bare (Argo: Succeeded, Skipped or Daemoned; Failed too with continueOn),
+    so a failed upstream leaves the step Omitted; a step that reads a *skipped* upstream's outputs is
+    itself Skipped by a `when` on that upstream's status, so that a step ordered only `after` it still
+    runs, exactly as a local run skips readers and runs `after`-only steps of a skipped step."""
     kinds: dict[str, str] = {}
     for up, kind in _edge_kinds(plan, step, is_loop_task).items():
         if up == step or (is_loop_task and plan.scope(up) == step) or (scope is not None and plan.scope(up) != scope):
@@ -105,16 +125,36 @@ def _depends(plan: Plan, step: str, scope: str | None, is_loop_task: bool) -> st
             kinds[f"gate:{gate}"] = "data"
         if kinds.get(task) != "data":
             kinds[task] = kind
-    terms = [f"{t[5:]}.Succeeded" if t.startswith("gate:") else _term(plan, t, k, scope) for t, k in kinds.items()]
-    return " && ".join(terms) or None
+    named = {_argo_name(plan, t, scope): (t, k) for t, k in kinds.items()}
+    guards = [_guard(plan, name, task, scope) for name, (task, kind) in named.items() if kind == "data"]
+    return " && ".join(named) or None, guards
 
 
-def _term(plan: Plan, task: str, kind: str, scope: str | None) -> str:
-    name = plan.name(task)
+def _guard(plan: Plan, name: str, task: str, scope: str | None) -> str:
+    """The upstream task `name` (standing for step `task`) ran and has outputs to read: Succeeded, and for
+    a fan-out at least one instance that succeeded (a group whose instances were all skipped by their
+    `when` is Succeeded to Argo, with no outputs). One of its outputs is present in the aggregate exactly
+    then (argo-workflows v4 operator.go processAggregateNodeOutputs; the empty aggregate is the text `[]`)."""
+    ran = f"tasks['{name}'].status == 'Succeeded'"
+    if task.startswith("gate:") or name != plan.name(task) or plan.steps[task].for_each is None or scope == task:
+        return ran
+    outputs = list(plan.steps[task].outputs())
+    output = f"{task}-{outputs[0]}" if plan.scope(task) == task else outputs[0]  # a loop body exports `<root>-<out>`
+    return f"({ran} && toJson(tasks['{name}'].outputs.parameters) contains '\"{output}\"')"
+
+
+def _argo_name(plan: Plan, task: str, scope: str | None) -> str:
+    """The Argo task standing for `task`: a gate when one counts its instances (or its loop's steps)."""
+    if task.startswith("gate:"):
+        return task[5:]
     gate = plan.min_success_gate(task) if scope is None else None
-    if gate is not None:
-        return f"{gate}.Succeeded"  # the gate counted the instances
-    return f"{name}.Succeeded" if kind == "data" else name
+    return gate or plan.name(task)
+
+
+def _when(guards: list[str], condition: str | None) -> str | None:
+    """The task's `when`: the tasks it reads from succeeded (were not skipped), and its own condition."""
+    parts = guards + ([f"({condition})"] if condition else [])
+    return "{{=" + " && ".join(parts) + "}}" if parts else None
 
 
 def _loop(plan: Plan, step: str, scope: str | None) -> dict:
@@ -136,9 +176,18 @@ def _args(plan: Plan, step: str, scope: str | None, params: list[Input], looped:
     if plan.fanned(step):
         out.append(fast.Parameter(name="item", value="{{item}}" if looped else "{{inputs.parameters.item}}"))
     for inp in params:
-        value = "{{" + placeholders.feed_var(plan, scope, inp, dotted=True) + "}}"
-        out.append(fast.Parameter(name=inp.param, value=value))
+        out.append(fast.Parameter(name=inp.param, value=placeholders.feed_value(plan, scope, inp)))
     return fast.Arguments(parameters=out) if out else None
+
+
+def _task_when(plan: Plan, step: str, scope: str | None) -> tuple[str | None, str | None]:
+    """The task's `depends` and its `when` (in its own loop body, the loop task in the main DAG took it)."""
+    is_loop_task = scope is None and plan.scope(step) == step
+    in_own_body = scope is not None and scope == step
+    eff = plan.steps[step]
+    condition = placeholders.when_expr(plan, step, is_loop_task) if eff.when and not in_own_body else None
+    depends, guards = _depends(plan, step, scope, is_loop_task)
+    return depends, _when(guards, condition)
 
 
 def _task(plan: Plan, step: str, scope: str | None) -> m.DAGTask:
@@ -146,13 +195,13 @@ def _task(plan: Plan, step: str, scope: str | None) -> m.DAGTask:
     loop = _loop(plan, step, scope)
     params = body_inputs(plan, step) if is_loop_task else plan.inputs(step)
     eff = plan.steps[step]
-    when = placeholders.when_expr(plan, step) if eff.when and not is_loop_task else None
     tolerant = (eff.min_success is not None and scope is None) or (scope is not None and step != scope)
+    depends, when = _task_when(plan, step, scope)
     return fast.DAGTask(
         name=plan.name(step),
         template=body_template_name(plan, step) if is_loop_task else plan.name(step),
         arguments=_args(plan, step, scope, params, bool(loop)),
-        depends=_depends(plan, step, scope, is_loop_task),
+        depends=depends,
         when=when,
         continue_on=m.ContinueOn(failed=True) if tolerant else None,
         **loop,
@@ -184,10 +233,22 @@ def body_template(plan: Plan, root: str) -> m.Template:
     ]
     return m.Template(
         name=body_template_name(plan, root),
+        metadata=fast.Metadata(labels={"dmlc.io/step": root, "dmlc.io/loop": "true"}, annotations=None),
         inputs=fast.Inputs(parameters=params),
-        dag=m.DAGTemplate(tasks=tasks),
+        dag=m.DAGTemplate(tasks=tasks, target=_body_target(plan, root)),
         outputs=fast.Outputs(parameters=outputs) if outputs else None,
     )
+
+
+def _body_target(plan: Plan, root: str) -> str | None:
+    """The body's target tasks: its leaves, and its root. The other members run with continueOn (the
+    gate reports their failures); a member left out because the root failed would inherit the root's
+    Failed and be forgiven by it (v4.1.2 dag.go assessDAGPhase), so the root must decide as a target."""
+    members = plan.bodies[root]
+    if len(members) == 1:
+        return None
+    needed = {up for m_ in members for up in plan.deps[m_]}
+    return " ".join(plan.name(s) for s in members if s == root or s not in needed)
 
 
 def main_template(plan: Plan, name: str, gate_template: str) -> m.Template:
@@ -200,10 +261,16 @@ def main_template(plan: Plan, name: str, gate_template: str) -> m.Template:
 
 # -- gates -----------------------------------------------------------------------------------------
 OK = "dmlc-ok"  # an output every instance of a gated step has: aggregated, it counts the successful ones
+# $0: base64 of toJson(tasks['x'].outputs.parameters), the aggregated outputs by name (base64, so that
+# no output text is scanned by Argo in the gate's template); $1 picks dmlc's own entries (a user's value
+# is a JSON string inside it: its quotes are escaped, so it cannot match), $2 is counted in them.
+GATE_PARAMS = ("values", "entries", "pattern", "min", "max", "message")
 GATE_SCRIPT = (
-    'n=$(printf %s "$0" | grep -oE "$1" | wc -l); '
-    'if [ "$n" -lt "$2" ] || [ "$n" -gt "$3" ]; then echo "dmlc: $4 ($n found)" >&2; exit 1; fi'
+    'n=$(printf %s "$0" | base64 -d | grep -oE "$1" | grep -oE "$2" | wc -l); '
+    'if [ "$n" -lt "$3" ] || [ "$n" -gt "$4" ]; then echo "dmlc: $5 ($n found)" >&2; exit 1; fi'
 )
+OK_ENTRIES = f'"{OK}":"\\[[^]]*\\]"'  # "dmlc-ok":"[\"1\",\"1\"]": one 1 per successful instance
+STATUS_ENTRIES = '"[^"]+-status":"\\[[^]]*\\]"'  # a body member's statuses
 
 
 def needs_gates(plan: Plan) -> bool:
@@ -212,9 +279,9 @@ def needs_gates(plan: Plan) -> bool:
 
 def gate_template(plan: Plan, name: str) -> m.Template:
     """One small container every gate task runs: count a pattern in a task's aggregated outputs."""
-    args = [f"{{{{inputs.parameters.{p}}}}}" for p in ("values", "pattern", "min", "max", "message")]
+    args = [f"{{{{inputs.parameters.{p}}}}}" for p in GATE_PARAMS]
     container = m.Container(image=plan.pipeline.image, command=["sh", "-c", GATE_SCRIPT], args=args)
-    inputs = fast.Inputs(parameters=[fast.Parameter(name=p) for p in ("values", "pattern", "min", "max", "message")])
+    inputs = fast.Inputs(parameters=[fast.Parameter(name=p) for p in GATE_PARAMS])
     metadata = fast.Metadata(labels={"dmlc.io/gate": "true"}, annotations=None)
     return m.Template(name=name, inputs=inputs, metadata=metadata, container=container)
 
@@ -222,22 +289,33 @@ def gate_template(plan: Plan, name: str) -> m.Template:
 def _gates(plan: Plan, step: str, template: str) -> list[m.DAGTask]:
     """The gate tasks after `step`'s task in the main DAG."""
     task = plan.name(step)
+    _, when = _task_when(plan, step, None)
     out = []
     gate = plan.min_success_gate(step)
     if gate is not None:
         need = plan.steps[step].min_success
         message = f"fewer than {need} instances of step `{step}` succeeded (min_success = {need})"
-        out.append(_gate_task(gate, template, f"({task}.Succeeded || {task}.Failed)", task, OK, need, 1 << 30, message))
+        out.append(_gate_task(gate, template, (task, when), (OK_ENTRIES, "1"), need, 1 << 30, message))
     gate = plan.body_gate(step)
     if gate is not None:
-        depends = f"({task}.Succeeded || {task}.Failed)" if plan.min_success_gate(step) else f"{task}.Succeeded"
         message = f"a per-instance step of the `{step}` loop failed"
-        out.append(_gate_task(gate, template, depends, task, '"(Failed|Error)"', 0, 0, message))
+        out.append(_gate_task(gate, template, (task, when), (STATUS_ENTRIES, "Failed|Error"), 0, 0, message))
     return out
 
 
-def _gate_task(name: str, template: str, depends: str, task: str, pattern: str, low: int, high: int, message: str):
-    values = {"values": f"{{{{tasks.{task}.outputs.parameters}}}}", "pattern": pattern, "min": str(low),
-              "max": str(high), "message": message}  # fmt: skip
+def _gate_task(name: str, template: str, task_when: tuple[str, str | None], patterns: tuple[str, str], low: int,
+               high: int, message: str):  # fmt: skip
+    """A gate runs after `task` ended however (it has continueOn when it may fail), unless the task was
+    skipped (then the gate is skipped too, and what reads through it). A loop task whose `when` is false
+    is a TaskGroup of Skipped children, Succeeded to Argo (v4.1.2 dag.go completableTaskGroupPhase): the
+    gate repeats the task's `when` to see it."""
+    task, task_when = task_when
+    values = {"values": f"{{{{=sprig.b64enc(toJson(tasks['{task}'].outputs.parameters))}}}}",
+              "entries": patterns[0], "pattern": patterns[1], "min": str(low), "max": str(high),
+              "message": message}  # fmt: skip
     params = [fast.Parameter(name=k, value=v) for k, v in values.items()]
-    return fast.DAGTask(name=name, template=template, depends=depends, arguments=fast.Arguments(parameters=params))
+    own = [f"({task_when[3:-2]})"] if task_when else []
+    when = "{{=" + " && ".join([f"tasks['{task}'].status != 'Skipped'", *own]) + "}}"
+    return fast.DAGTask(
+        name=name, template=template, depends=task, when=when, arguments=fast.Arguments(parameters=params)
+    )

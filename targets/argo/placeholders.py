@@ -9,14 +9,22 @@ would be evaluated) and because inside a Kubernetes manifest a quote or a newlin
 the text of `command` / `args` / `env` values with references in them, the expression of a parsed
 `when`, the memoization key, and the DAG-level value that feeds each template input.
 
-Argo evaluates `{{...}}` anywhere in a template (argo-workflows v4 workflow/common/util.go
-SubstituteParams), so every piece of user text goes through `literal` (`{{` becomes `{{='{{'}}`, an
-expression whose value is `{{`) and every user string inside an expression through `_expr_string`
-(braces as `\u007b` / `\u007d`, so no `}}` of the user's closes dmlc's expression).
+Argo evaluates `{{...}}` anywhere in a template, twice (argo-workflows v4.1.2 workflow/common/util.go
+SubstituteParams: once with the globals, then again with the inputs added; an expression whose
+identifiers are all known is evaluated in the first pass and its result scanned in the second). So:
+- user text goes through `literal`: `{{` becomes an expression whose value, after the first pass, is
+  the expression `{{='{{'}}`, whose value after the second is `{{` (`LITERAL_BRACES`);
+- every user string inside an expression goes through `_expr_string` (braces as `\u007b` / `\u007d`,
+  so no `}}` of the user's closes dmlc's expression);
+- values never reach a template as text Argo scans again: a step's output is handed to a task
+  base64 (`feed_value`: `{{=sprig.b64enc(tasks['a'].outputs.parameters['out'])}}`, evaluated once, at
+  the DAG level), and decoded only by an expression of the second pass; a pipeline param, known in
+  the first pass, is decoded by an expression the first pass writes for the second (`_arg_ref`).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -28,7 +36,15 @@ from dmlc.memo import spec_digest
 from dmlc.semantics import spec as contract
 from dmlc.semantics.handover import binding_key
 
-LITERAL_BRACES = "{{='{{'}}"
+
+def _text(text: str) -> str:
+    """An expr-lang expression giving `text`, written with no brace, backslash or double quote (so it
+    reads the same at every JSON level: a template field, the spec JSON inside it, a manifest)."""
+    return f"sprig.b64dec('{base64.b64encode(text.encode()).decode()}')"
+
+
+# pass 1 writes the expression `{{=sprig.b64dec('e3s=')}}`, pass 2 turns it into `{{`
+LITERAL_BRACES = "{{=" + _text("{{=" + _text("{{") + "}}") + "}}"
 
 
 class Unsupported(ValueError):
@@ -42,7 +58,7 @@ def literal(text: str) -> str:
 
 def _literal_all(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _literal_all(v) for k, v in value.items()}
+        return {literal(k): _literal_all(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_literal_all(v) for v in value]
     return literal(value) if isinstance(value, str) else value
@@ -56,20 +72,22 @@ def param_text(value: Any) -> str:
 
 # -- the step spec and the handover of its values ---------------------------------------------------
 def _source(plan: Plan, step: str, ref: Ref) -> tuple[str, str]:
-    """The Argo parameter that holds the value `ref` reads, and how to read its text (handover kinds)."""
+    """The base64 of the value `ref` reads, as an Argo placeholder, and how to read its text (handover
+    kinds). A template input from another step is base64 already (`feed_value`)."""
     if ref.root == "params":
         kind = "text" if isinstance(plan.pipeline.params.get(ref.fields[0]), str) else "json"
-        return f"workflow.parameters.{ref.fields[0]}", kind
+        return f"{{{{=sprig.b64enc(workflow.parameters['{ref.fields[0]}'])}}}}", kind
     if ref.root == "each":
         items = plan.steps[step].for_each
+        item = "{{=sprig.b64enc(inputs.parameters['item'])}}"
         if not isinstance(items, list):
-            return "inputs.parameters.item", "param"  # an output's list: Argo gives strings as they are
-        return "inputs.parameters.item", "text" if all(isinstance(i, str) for i in items) else "json"
+            return item, "param"  # an output's list: Argo gives strings as they are
+        return item, "text" if all(isinstance(i, str) for i in items) else "json"
     if ref.index not in (None, "*"):
         raise Unsupported(f"`{ref}` picks one instance")
     inp = Input(ref.root, ref.output or "", plan.star(step, ref))
     kind = "json" if inp.star else ("text" if plan.output_kind(ref.root, inp.output) == "path" else "param")
-    return f"inputs.parameters.{inp.param}", kind
+    return f"{{{{inputs.parameters.{inp.param}}}}}", kind
 
 
 def handover(plan: Plan, step: str) -> tuple[dict[str, Any], dict[str, str]]:
@@ -83,17 +101,11 @@ def handover(plan: Plan, step: str) -> tuple[dict[str, Any], dict[str, str]]:
         key = binding_key(ref)
         if key in bindings:
             continue
-        var, kind = _source(plan, step, ref)
+        value, kind = _source(plan, step, ref)
         name = f"DMLC_REF_{len(bindings)}"
         bindings[key] = {"env": name, "kind": kind, "b64": True}
-        env[name] = f"{{{{=sprig.b64enc({_expr_var(var)})}}}}"
+        env[name] = value
     return bindings, env
-
-
-def _expr_var(var: str) -> str:
-    """`inputs.parameters.a-b` as an expression (names with `-` need the index form)."""
-    head, _, name = var.rpartition(".")
-    return f"{head}['{name}']"
 
 
 def runtime_spec(plan: Plan, step: str) -> str:
@@ -127,7 +139,7 @@ def _interp_expr(plan: Plan, step: str, ref: Ref) -> str:
     if ref.index not in (None, "*"):
         raise Unsupported(f"`{ref}` picks one instance")
     inp = Input(ref.root, ref.output or "", plan.star(step, ref))
-    return f"inputs.parameters['{inp.param}']"
+    return f"sprig.b64dec(inputs.parameters['{inp.param}'])"
 
 
 def interpolate_expr(plan: Plan, step: str, text: str) -> str:
@@ -160,16 +172,26 @@ def arg_text(plan: Plan, step: str, value: Any) -> str:
 
 
 def _arg_ref(plan: Plan, step: str, ref: Ref) -> str:
+    """The text of a value, inserted by the second pass (so never scanned again)."""
     if ref.root == "params":
-        return f"{{{{workflow.parameters.{ref.fields[0]}}}}}"
+        # pass 1 writes `{{=sprig.b64dec('<base64 of the value>')}}`, pass 2 decodes it
+        b64 = f"sprig.b64enc(workflow.parameters['{ref.fields[0]}'])"
+        return "{{=" + _text("{{=sprig.b64dec('") + f" + {b64} + " + _text("')}}") + "}}"
     if ref.root == "each":
         return "{{inputs.parameters.item}}" if not ref.fields else "{{=" + _interp_expr(plan, step, ref) + "}}"
-    if ref.index not in (None, "*"):
-        raise Unsupported(f"`{ref}` picks one instance")
-    return f"{{{{inputs.parameters.{Input(ref.root, ref.output or '', plan.star(step, ref)).param}}}}}"
+    return "{{=" + _interp_expr(plan, step, ref) + "}}"
 
 
 # -- DAG-level values ------------------------------------------------------------------------------
+def feed_value(plan: Plan, scope: str | None, inp: Input) -> str:
+    """The DAG task argument feeding template input `inp`: a step's output base64-encoded (Argo would
+    scan its text again in the template), an input of the loop body passed on as it came."""
+    var = feed_var(plan, scope, inp)
+    if var.startswith("inputs."):
+        return "{{" + feed_var(plan, scope, inp, dotted=True) + "}}"
+    return f"{{{{=sprig.b64enc({var})}}}}"
+
+
 def feed_var(plan: Plan, scope: str | None, inp: Input, dotted: bool = False) -> str:
     """Argo variable for `inp` seen from a DAG `scope` (None = the main DAG, else a loop body)."""
     up_scope = plan.scope(inp.root)
@@ -188,12 +210,14 @@ def feed_var(plan: Plan, scope: str | None, inp: Input, dotted: bool = False) ->
 _OPS = {"and": "&&", "or": "||"}
 
 
-def when_expr(plan: Plan, step: str) -> str:
+def when_expr(plan: Plan, step: str, main: bool = False) -> str:
     """`best.metrics.accuracy >= 0.8` ->
-    `{{=jsonpath(tasks['best'].outputs.parameters['metrics'], '$.accuracy') >= 0.8}}`."""
+    `jsonpath(tasks['best'].outputs.parameters['metrics'], '$.accuracy') >= 0.8` (an expr-lang expression),
+    seen from the step's DAG, or from the main DAG (`main`: a loop body's root, whose condition the loop
+    task takes)."""
     condition = plan.pipeline.steps[step].when
     assert condition is not None
-    return "{{=" + _when_node(plan, step, condition.tree) + "}}"
+    return _when_node(plan, step, condition.tree, None if main else plan.scope(step))
 
 
 def when_inputs(plan: Plan, step: str) -> list[Input]:
@@ -204,7 +228,7 @@ def when_inputs(plan: Plan, step: str) -> list[Input]:
     return [Input(r.root, r.output or "", plan.star(step, r)) for r in condition.refs() if r.is_step]
 
 
-def _when_ref(plan: Plan, step: str, ref: Ref) -> str:
+def _when_ref(plan: Plan, step: str, ref: Ref, scope: str | None) -> str:
     if ref.root == "params":
         base, fields = f"workflow.parameters['{ref.fields[0]}']", ref.fields[1:]
         if not isinstance(plan.pipeline.params.get(ref.fields[0]), str):
@@ -218,7 +242,9 @@ def _when_ref(plan: Plan, step: str, ref: Ref) -> str:
         raise Unsupported(f"`{ref}` picks one instance")
     output, fields = ref.output or "", ref.fields[1:]
     inp = Input(ref.root, output, plan.star(step, ref))
-    var = feed_var(plan, plan.scope(step), inp)
+    var = feed_var(plan, scope, inp)
+    if var.startswith("inputs."):
+        var = f"sprig.b64dec({var})"  # a loop body's input: base64 (`feed_value`)
     if plan.output_kind(ref.root, output) != "json" and not inp.star:
         if fields:
             raise Unsupported(f"`{ref}` reads a field of a path")
@@ -230,21 +256,22 @@ def _jpath(fields: tuple[str, ...]) -> str:
     return "$" + "".join(f".{f}" for f in fields)
 
 
-def _when_node(plan: Plan, step: str, node: w.Node) -> str:
+def _when_node(plan: Plan, step: str, node: w.Node, scope: str | None) -> str:
     if isinstance(node, w.Bool):
-        return "(" + f" {_OPS[node.op]} ".join(_when_node(plan, step, v) for v in node.values) + ")"
+        return "(" + f" {_OPS[node.op]} ".join(_when_node(plan, step, v, scope) for v in node.values) + ")"
     if isinstance(node, w.Not):
-        return f"!({_when_node(plan, step, node.operand)})"
+        return f"!({_when_node(plan, step, node.operand, scope)})"
     if isinstance(node, w.Neg):
-        return f"-{_when_node(plan, step, node.operand)}"
+        return f"-{_when_node(plan, step, node.operand, scope)}"
     if isinstance(node, w.Compare):
         if len(node.ops) > 1:
             raise Unsupported("chained comparisons")
-        return f"({_when_node(plan, step, node.left)} {_cmp(node.ops[0])} {_when_node(plan, step, node.rights[0])})"
+        left, right = _when_node(plan, step, node.left, scope), _when_node(plan, step, node.rights[0], scope)
+        return f"({left} {_cmp(node.ops[0])} {right})"
     if isinstance(node, w.Lit):
         return _constant(node.value)
     if isinstance(node, w.Var):
-        return _when_ref(plan, step, node.ref)
+        return _when_ref(plan, step, node.ref, scope)
     raise Unsupported(f"`{w.render(node)}` in `when`")
 
 

@@ -125,6 +125,7 @@ class Builder:
             # kfp lets a task ignore upstream failures only if every task-fed input has a default; the
             # shim fails the step itself when an input that is not a tolerated fan-in is missing
             iface.optional = {b.input for b in p.bindings.values() if b.source is not None}
+            iface.optional |= set(self._item_input())  # the item of a loop over an output is task-fed too
             spec["required"] = sorted(
                 b.input for b in p.bindings.values() if b.source is not None and not (b.collected and self._tolerant(b))
             )

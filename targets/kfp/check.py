@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from itertools import islice
 
-from dmlc_targets.kfp.plan import KfpPlan, PlacementError, StepPlan, is_distributed, plan
+from dmlc_targets.kfp.plan import KfpPlan, PlacementError, StepPlan, is_distributed, plan, tree
 
 from dmlc.diagnostics.catalogue import DML100, DML102
 from dmlc.diagnostics.model import Diagnostic, Severity
@@ -130,6 +130,7 @@ def _too_wide(pipeline: Pipeline, plans: dict[str, StepPlan], limit: int) -> boo
 def check(pipeline: Pipeline, ctx: CompileContext) -> Checked:
     try:
         plans = plan(pipeline)
+        tree(pipeline, plans)  # orders the groups: raises for a loop body needed before and after a step
     except PlacementError as exc:
         path = ("steps", exc.step, *exc.path)
         return Checked([ctx.error(DML100, f"KFP cannot place this step: {exc}", path, "", exc.help)])

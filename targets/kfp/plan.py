@@ -137,6 +137,9 @@ def _scope(pipeline: Pipeline, name: str, plans: dict[str, StepPlan]) -> Scope:
     needs: list[tuple[Scope, tuple[str | int, ...]]] = []
     for path, ref in refs(step):
         if ref.is_step and ref.root in pipeline.steps and ref.root != name:
+            if path[:1] == ("for_each",) and ref.index is None and _collected(pipeline, plans, name, ref):
+                message = f"a `for_each` over an output of the per-instance step `{ref.root}` outside its loop"
+                raise PlacementError(name, path, message, f'set `wait = "each"` on `{name}` too')
             needs.append((_needed_prefix(plans, ref.root, _collected(pipeline, plans, name, ref)), path))
     # `after` is ordering only: the step runs even when `up` was skipped (as locally); kfp's `.after()`
     # reaches into a loop, but not into a `dsl.If` the step is not in (checked below)

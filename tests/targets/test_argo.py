@@ -3,6 +3,7 @@ determinism, `--with-setup`, and each DML100 / DML101 / DML102 error at its line
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -59,8 +60,13 @@ def test_book_workflow_shape(book: dict[str, Any]) -> None:
     main = tasks(templates(book)[spec["entrypoint"]])
     assert list(main) == ["data", "model", "best", "classifier"]
     assert main["model"]["withItems"] == ["cnn", "dropout", "batch_norm"]
-    assert main["model"]["depends"] == "data.Succeeded" and main["classifier"]["depends"] == "best.Succeeded"
-    assert main["best"]["arguments"]["parameters"][0]["value"] == "{{tasks.model.outputs.parameters.model}}"
+    # bare names (Argo: Succeeded || Skipped || Daemoned); a reader also needs its upstream Succeeded,
+    # so that a skipped upstream makes it Skipped (and a step only `after` it still runs)
+    assert main["model"]["depends"] == "data" and main["classifier"]["depends"] == "best"
+    assert main["model"]["when"] == "{{=tasks['data'].status == 'Succeeded'}}"
+    # a value reaches a template base64 (Argo scans a template's inputs again: text holding `{{` would change)
+    fed = "{{=sprig.b64enc(tasks['model'].outputs.parameters['model'])}}"
+    assert main["best"]["arguments"]["parameters"][0]["value"] == fed
     assert spec["parallelism"] == 4 and spec["podPriorityClassName"] == "high"
     assert spec["podMetadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "ml-team"
 
@@ -168,8 +174,11 @@ def test_wait_each_puts_the_consumer_in_the_loop_body() -> None:
     main = tasks(ts["sync-async"])
     assert main["model"]["template"] == "model-each" and main["model"]["withItems"] == ["cnn", "dropout", "mlp"]
     body = tasks(ts["model-each"])
-    assert list(body) == ["model", "check"] and body["check"]["depends"] == "model.Succeeded"
-    assert main["best"]["arguments"]["parameters"][0]["value"] == "{{tasks.model.outputs.parameters.model-model}}"
+    assert list(body) == ["model", "check"] and body["check"]["depends"] == "model"
+    assert body["check"]["when"] == "{{=tasks['model'].status == 'Succeeded'}}"
+    assert ts["model-each"]["dag"]["target"] == "model check"  # the root decides the body's phase
+    value = "{{=sprig.b64enc(tasks['model'].outputs.parameters['model-model'])}}"
+    assert main["best"]["arguments"]["parameters"][0]["value"] == value
 
 
 def test_min_success_continues_on_failure_and_checks_at_run_time() -> None:
@@ -180,30 +189,37 @@ def test_min_success_continues_on_failure_and_checks_at_run_time() -> None:
     # Argo cannot count instances in `depends`: a gate task counts the successful ones (only those are
     # aggregated, argo-workflows v4 operator.go processAggregateNodeOutputs) and fails the workflow below N
     gate = main["model-min-success"]
-    assert gate["depends"] == "(model.Succeeded || model.Failed)" and gate["template"] == "dmlc-gate"
+    assert gate["depends"] == "model" and gate["template"] == "dmlc-gate"
+    # a loop task whose `when` is false is a Succeeded TaskGroup of Skipped children: the gate repeats it
+    assert gate["when"] == "{{=tasks['model'].status != 'Skipped' && (tasks['data'].status == 'Succeeded')}}"
     args = {p["name"]: p["value"] for p in gate["arguments"]["parameters"]}
-    assert args["values"] == "{{tasks.model.outputs.parameters}}" and args["min"] == "2"
-    assert main["best"]["depends"] == "model-min-success.Succeeded"
+    assert args["values"] == "{{=sprig.b64enc(toJson(tasks['model'].outputs.parameters))}}" and args["min"] == "2"
+    assert main["best"]["depends"] == "model-min-success"
     assert [p["name"] for p in ts["model"]["outputs"]["parameters"]][-1] == "dmlc-ok"
     assert '"min_success":{"models":2}' in spec_json(ts["best"]["container"])
     assert main["model"]["withItems"] == [0.01, 0.003, 0.001]
 
 
 def test_the_gate_script_counts_like_the_local_executor(tmp_path: Path) -> None:
-    """The gate's shell check itself, run as the gate container runs it."""
-    from dmlc_targets.argo.dag import GATE_SCRIPT
+    """The gate's shell check itself, run as the gate container runs it, on what Argo hands it: the
+    base64 of `toJson(tasks['x'].outputs.parameters)`, the aggregated outputs by name (a map once an
+    instance succeeded, the text `[]` before; argo-workflows v4.1.2 util/expand removes the parent key)."""
+    from dmlc_targets.argo.dag import GATE_SCRIPT, OK_ENTRIES, STATUS_ENTRIES
 
-    def gate(values: str, pattern: str, low: int, high: int) -> int:
-        argv = ["sh", "-c", GATE_SCRIPT, values, pattern, str(low), str(high), "msg"]
+    def gate(outputs: object, entries: str, pattern: str, low: int, high: int) -> int:
+        values = base64.b64encode(json.dumps(outputs, separators=(",", ":")).encode()).decode()  # as Go
+        argv = ["sh", "-c", GATE_SCRIPT, values, entries, pattern, str(low), str(high), "msg"]
         return subprocess.run(argv, capture_output=True, check=False).returncode
 
-    two_ok = '[{"dmlc-ok":"1","model":"/a"},{"dmlc-ok":"1","model":"/c"}]'
-    assert gate(two_ok, "dmlc-ok", 2, 1 << 30) == 0
-    assert gate(two_ok, "dmlc-ok", 3, 1 << 30) == 1
-    assert gate("[]", "dmlc-ok", 1, 1 << 30) == 1
-    statuses = '[{"check-status":"Succeeded"},{"check-status":"Skipped"}]'
-    assert gate(statuses, '"(Failed|Error)"', 0, 0) == 0
-    assert gate(statuses.replace("Skipped", "Failed"), '"(Failed|Error)"', 0, 0) == 1
+    # a user's value may spell dmlc's own entries: inside the JSON it is a string, its quotes escaped
+    hostile = json.dumps(['"dmlc-ok":"[1,1,1]"', '"check-status":"[Failed]"'])
+    two_ok = {"dmlc-ok": '["1","1"]', "model": hostile}
+    assert gate(two_ok, OK_ENTRIES, "1", 2, 1 << 30) == 0
+    assert gate(two_ok, OK_ENTRIES, "1", 3, 1 << 30) == 1
+    assert gate("[]", OK_ENTRIES, "1", 1, 1 << 30) == 1
+    statuses = {"check-status": '["Succeeded","Skipped"]', "model-model": hostile}
+    assert gate(statuses, STATUS_ENTRIES, "Failed|Error", 0, 0) == 0
+    assert gate(statuses | {"check-status": '["Succeeded","Failed"]'}, STATUS_ENTRIES, "Failed|Error", 0, 0) == 1
 
 
 def test_schedule_gives_a_cron_workflow() -> None:
@@ -254,8 +270,8 @@ def test_when_becomes_an_expression(tmp_path: Path) -> None:
     )
     main = tasks(templates(workflow(str(src)))["w"])
     assert main["classifier"]["when"] == (
-        "{{=(jsonpath(tasks['model'].outputs.parameters['metrics'], '$.accuracy')"
-        " >= jsonpath(workflow.parameters['threshold'], '$'))}}"
+        "{{=tasks['model'].status == 'Succeeded' && ((jsonpath(tasks['model'].outputs.parameters['metrics'],"
+        " '$.accuracy') >= jsonpath(workflow.parameters['threshold'], '$')))}}"
     )
 
 
@@ -453,8 +469,8 @@ def test_a_reader_of_a_skipped_step_is_not_run_but_an_after_only_step_is(tmp_pat
         '  task later {\n    command = ["echo", "later"]\n    after = [a]\n  }\n}\n'
     )
     main = tasks(templates(workflow(str(src)))["s"])
-    assert main["reader"]["depends"] == "a.Succeeded"
-    assert main["later"]["depends"] == "a"
+    assert main["reader"]["depends"] == "a" and main["reader"]["when"] == "{{=tasks['a'].status == 'Succeeded'}}"
+    assert main["later"]["depends"] == "a" and "when" not in main["later"]
 
 
 def test_argo_3_5_gets_a_single_schedule(tmp_path: Path) -> None:
