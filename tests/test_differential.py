@@ -108,6 +108,26 @@ FOUND = {
             },
         },
     },
+    # loop items from an output, holding Argo's syntax: handed to the template base64 too
+    "user-text-items": {
+        "steps": {
+            "a": {
+                "kind": "task",
+                "outputs": {"list": "param"},
+                "command": [
+                    "sh",
+                    "-c",
+                    'printf "%s" "[\\"a{{workflow.name}}\\", \\"b}}{{=1}}\\"]" > "$DMLC_OUTPUTS/list"',
+                ],
+            },
+            "b": {
+                "kind": "task",
+                "outputs": {"out": "param"},
+                "for_each": "${a.list}",
+                "command": ["sh", "-c", 'printf "%s|%s" "$DMLC_ITEM" "$1" > "$DMLC_OUTPUTS/out"', "sh", "${each}"],
+            },
+        },
+    },
 }
 
 

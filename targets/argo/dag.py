@@ -174,7 +174,9 @@ def _loop(plan: Plan, step: str, scope: str | None) -> dict:
 def _args(plan: Plan, step: str, scope: str | None, params: list[Input], looped: bool) -> m.Arguments | None:
     out = []
     if plan.fanned(step):
-        out.append(fast.Parameter(name="item", value="{{item}}" if looped else "{{inputs.parameters.item}}"))
+        # base64, like every value: an item from an output may hold `{{` (templates decode it)
+        item = "{{=sprig.b64enc(item)}}" if looped else "{{inputs.parameters.item}}"
+        out.append(fast.Parameter(name="item", value=item))
     for inp in params:
         out.append(fast.Parameter(name=inp.param, value=placeholders.feed_value(plan, scope, inp)))
     return fast.Arguments(parameters=out) if out else None

@@ -79,7 +79,7 @@ def _source(plan: Plan, step: str, ref: Ref) -> tuple[str, str]:
         return f"{{{{=sprig.b64enc(workflow.parameters['{ref.fields[0]}'])}}}}", kind
     if ref.root == "each":
         items = plan.steps[step].for_each
-        item = "{{=sprig.b64enc(inputs.parameters['item'])}}"
+        item = "{{inputs.parameters.item}}"  # base64 already (dag: `sprig.b64enc(item)`)
         if not isinstance(items, list):
             return item, "param"  # an output's list: Argo gives strings as they are
         return item, "text" if all(isinstance(i, str) for i in items) else "json"
@@ -134,8 +134,8 @@ def _interp_expr(plan: Plan, step: str, ref: Ref) -> str:
         return f"workflow.parameters['{ref.fields[0]}']"
     if ref.root == "each":
         if ref.fields:
-            return f"string(jsonpath(inputs.parameters['item'], '$.{'.'.join(ref.fields)}'))"
-        return "inputs.parameters['item']"
+            return f"string(jsonpath(sprig.b64dec(inputs.parameters['item']), '$.{'.'.join(ref.fields)}'))"
+        return "sprig.b64dec(inputs.parameters['item'])"
     if ref.index not in (None, "*"):
         raise Unsupported(f"`{ref}` picks one instance")
     inp = Input(ref.root, ref.output or "", plan.star(step, ref))
@@ -177,8 +177,6 @@ def _arg_ref(plan: Plan, step: str, ref: Ref) -> str:
         # pass 1 writes `{{=sprig.b64dec('<base64 of the value>')}}`, pass 2 decodes it
         b64 = f"sprig.b64enc(workflow.parameters['{ref.fields[0]}'])"
         return "{{=" + _text("{{=sprig.b64dec('") + f" + {b64} + " + _text("')}}") + "}}"
-    if ref.root == "each":
-        return "{{inputs.parameters.item}}" if not ref.fields else "{{=" + _interp_expr(plan, step, ref) + "}}"
     return "{{=" + _interp_expr(plan, step, ref) + "}}"
 
 

@@ -120,8 +120,8 @@ class Plan:
         items = self.steps[step].for_each
         safe = isinstance(items, list) and all(isinstance(i, str) and re.match(SAFE_SEGMENT, i) for i in items)
         if safe and items and len(set(items)) == len(items):
-            return "{{inputs.parameters.item}}"
-        return "{{=sprig.trunc(12, sprig.sha1sum(inputs.parameters.item))}}"
+            return "{{=sprig.b64dec(inputs.parameters['item'])}}"
+        return "{{=sprig.trunc(12, sprig.sha1sum(sprig.b64dec(inputs.parameters['item'])))}}"
 
     # -- gates: tasks dmlc adds so a workflow fails exactly when a local run does ----------------------
     def min_success_gate(self, step: str) -> str | None:

@@ -146,7 +146,7 @@ def _command(plan: Plan, step: str) -> tuple[list[str], list[str] | None, dict[s
     eff = plan.steps[step]
     env = {"DMLC_OUTPUTS": plan.outputs_dir(step), "DMLC_STEP": step}
     if plan.fanned(step):
-        env["DMLC_ITEM"] = "{{inputs.parameters.item}}"
+        env["DMLC_ITEM"] = "{{=sprig.b64dec(inputs.parameters['item'])}}"
     if isinstance(eff, Task) and eff.command:
         command = [placeholders.arg_text(plan, step, a) for a in eff.command]
         args = [placeholders.arg_text(plan, step, a) for a in eff.args]

@@ -104,9 +104,10 @@ def test_book_training_is_a_tfjob_with_conditions_under_resource(book: dict[str,
     assert '"model":"${each}"' in spec  # batch_norm is trained too, not hard-coded: the item is handed over
     refs = json.loads(container["command"][container["command"].index("--refs") + 1])
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env[refs["each"]["env"]] == "{{=sprig.b64enc(inputs.parameters['item'])}}"
+    assert env[refs["each"]["env"]] == "{{inputs.parameters.item}}"  # base64 from the DAG: sprig.b64enc(item)
     assert refs["each"]["kind"] == "text" and refs["each"]["b64"] is True
-    assert '"work_dir":"/trained_model/dmlc/{{workflow.name}}/model/{{inputs.parameters.item}}/work"' in spec
+    item = "{{=sprig.b64dec(inputs.parameters['item'])}}"
+    assert f'"work_dir":"/trained_model/dmlc/{{{{workflow.name}}}}/model/{item}/work"' in spec
     assert model["retryStrategy"] == {
         "backoff": {"duration": "10s", "factor": 2},
         "limit": 5,  # retry { limit = 2 } + restarts = 3: each a new TFJob resuming from the checkpoint
