@@ -19,6 +19,7 @@ from dmlc_targets.argo.plan import Plan
 from dmlc.diagnostics.catalogue import DML100, DML102
 from dmlc.diagnostics.model import Diagnostic, Severity
 from dmlc.ir.model import Serve, Train
+from dmlc.ir.types import Ref
 from dmlc.k8s import is_k8s_name, k8s_name, tfjob_limits
 from dmlc.targets import CompileContext
 
@@ -130,8 +131,10 @@ def _step(plan: Plan, ctx: CompileContext, step: str) -> list[Diagnostic]:
     if isinstance(items, list) and len({isinstance(i, str) for i in items}) > 1:
         help_ = "use items of one kind: all strings, or all numbers / booleans / maps"
         out.append(_unsupported(ctx, (*base, "for_each"), "a list mixing strings and other values", help_))
+    if isinstance(items, Ref) and items.root == "params":
+        items = plan.pipeline.params.get(items.fields[0])  # its default: what a plain submission loops over
     if isinstance(items, list) and any("{{" in json.dumps(i) for i in items):
-        help_ = "Argo evaluates `{{` in a loop item when it hands the item to the step; drop `{{` from the items"
+        help_ = "Argo evaluates `{{` in a loop's list before it splits it into items; drop `{{` from the items"
         out.append(_unsupported(ctx, (*base, "for_each"), "an item holding `{{`", help_))
     if eff.wait == "each" and eff.for_each is not None:
         help_ = 'drop `for_each` here, or collect with `x[*].out` and `wait = "all"`'

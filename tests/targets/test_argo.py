@@ -499,3 +499,13 @@ def test_retry_classes_become_argo_retry_expressions(tmp_path: Path) -> None:
     assert "asInt(lastRetry.exitCode) in [75, 137, 143]" in ts["t"]["retryStrategy"]["expression"]
     assert "asInt(lastRetry.exitCode) < 128" in ts["f"]["retryStrategy"]["expression"]
     assert "expression" not in ts["a"]["retryStrategy"]
+
+
+def test_dml100_loop_items_holding_argo_syntax(tmp_path: Path) -> None:
+    """Argo substitutes a loop's list (withItems, or withParam's text) before it splits it into items
+    (v4.1.2 dag.go resolveDependencyReferences, then expandTask): a `{{` there would be evaluated."""
+    task = '  task t {\n    for_each = %s\n    command = ["echo", "${each}"]\n  }\n'
+    static = "pipeline l {\n" + task % '["a{{b}}", "c"]' + "}\n"
+    param = 'pipeline l {\n  params { xs = ["{{workflow.name}}"] }\n' + task % "params.xs" + "}\n"
+    assert errors(tmp_path, static) == [("DML100", 3)]
+    assert errors(tmp_path, param) == [("DML100", 4)]
