@@ -30,6 +30,7 @@ def generated_settings(ci_examples: int) -> settings:
     )
 
 
+TEXTS = ["none", "none", "{{workflow.name}} }}", "{{=sprig.upper('x')}}\n\"q\""]
 ITEMS = st.one_of(
     st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=1, max_size=3, unique=True),
     st.lists(st.integers(0, 9), min_size=1, max_size=3, unique=True),
@@ -81,7 +82,8 @@ def _step(draw: st.DrawFn, i: int, earlier: dict[str, dict[str, Any]], lists: li
     if isinstance(step.get("for_each"), list) and draw(st.booleans()):
         fail_on = str(step["for_each"][-1])
         step["min_success"] = draw(st.integers(1, max(1, len(step["for_each"]) - 1)))
-    step["command"] = ["sh", "-c", _script(fail_on, makes_list), "sh", " ".join(reads) or "none"]
+    text = draw(st.sampled_from(TEXTS))  # sometimes Argo's own syntax: it must reach the step literally
+    step["command"] = ["sh", "-c", _script(fail_on, makes_list), "sh", " ".join(reads) or text]
     if earlier and draw(st.integers(0, 4)) == 0:
         step["after"] = [draw(st.sampled_from(sorted(earlier)))]
     if draw(st.integers(0, 4)) == 0:
@@ -102,5 +104,6 @@ def pipelines(draw: st.DrawFn, max_steps: int = 5) -> dict[str, Any]:
         steps[f"s{i}"] = step
         if "list" in step["outputs"] and "for_each" not in step:
             lists.append(f"s{i}")
-    params = {"items": ["p", "q"], "go": draw(st.booleans()), "n": draw(st.integers(0, 3)), "label": "run"}
+    label = draw(st.sampled_from(TEXTS))
+    params = {"items": ["p", "q"], "go": draw(st.booleans()), "n": draw(st.integers(0, 3)), "label": label}
     return {"pipeline": "gen", "params": params, "steps": steps}

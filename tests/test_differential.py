@@ -131,6 +131,14 @@ FOUND = {
 }
 
 
+# a template with a retryStrategy is substituted twice more, per attempt
+FOUND |= {
+    f"{name}-retried": {**doc, "steps": {k: {**v, "retry": {"limit": 1}} for k, v in doc["steps"].items()}}
+    for name, doc in list(FOUND.items())
+    if name.startswith("user-text")
+}
+
+
 @pytest.mark.parametrize("name", sorted(FOUND))
 def test_found_cases_agree(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "found.yaml"

@@ -9,17 +9,19 @@ would be evaluated) and because inside a Kubernetes manifest a quote or a newlin
 the text of `command` / `args` / `env` values with references in them, the expression of a parsed
 `when`, the memoization key, and the DAG-level value that feeds each template input.
 
-Argo evaluates `{{...}}` anywhere in a template, twice (argo-workflows v4.1.2 workflow/common/util.go
-SubstituteParams: once with the globals, then again with the inputs added; an expression whose
-identifiers are all known is evaluated in the first pass and its result scanned in the second). So:
-- user text goes through `literal`: `{{` becomes an expression whose value, after the first pass, is
-  the expression `{{='{{'}}`, whose value after the second is `{{` (`LITERAL_BRACES`);
+Argo evaluates `{{...}}` anywhere in a template, and more than once (argo-workflows v4.1.2
+workflow/common/util.go SubstituteParams: once with the globals, then again with the inputs added;
+a template with a retryStrategy gets both passes again per attempt, operator.go executeTemplate): an
+expression whose identifiers are all known is evaluated in the first pass that knows them, and its
+result is scanned by every later pass (`Plan.passes` counts them). So:
+- user text goes through `literal`: `{{` becomes `escaped_braces(n)`, an expression each pass peels
+  one layer of, `{{` after the last (`{{=sprig.b64dec('e3s=')}}` is `{{` after one pass);
 - every user string inside an expression goes through `_expr_string` (braces as `\u007b` / `\u007d`,
   so no `}}` of the user's closes dmlc's expression);
-- values never reach a template as text Argo scans again: a step's output is handed to a task
-  base64 (`feed_value`: `{{=sprig.b64enc(tasks['a'].outputs.parameters['out'])}}`, evaluated once, at
-  the DAG level), and decoded only by an expression of the second pass; a pipeline param, known in
-  the first pass, is decoded by an expression the first pass writes for the second (`_arg_ref`).
+- values never reach a template as text Argo scans again: a step's output (and a loop item) is
+  handed to a task base64 (`feed_value`: `{{=sprig.b64enc(tasks['a'].outputs.parameters['out'])}}`,
+  evaluated once, at the DAG level), and decoded by `deferred`, an expression whose value after the
+  remaining passes is the value's text.
 """
 
 from __future__ import annotations
@@ -43,25 +45,38 @@ def _text(text: str) -> str:
     return f"sprig.b64dec('{base64.b64encode(text.encode()).decode()}')"
 
 
-# pass 1 writes the expression `{{=sprig.b64dec('e3s=')}}`, pass 2 turns it into `{{`
-LITERAL_BRACES = "{{=" + _text("{{=" + _text("{{") + "}}") + "}}"
+def escaped_braces(passes: int) -> str:
+    """Text that is `{{` after `passes` substitution passes (each evaluates one layer)."""
+    text = "{{"
+    for _ in range(passes):
+        text = "{{=" + _text(text) + "}}"
+    return text
+
+
+def deferred(value: str, passes: int) -> str:
+    """A tag whose text after `passes` more passes (after the one evaluating it) is the text of the
+    expression `value`: each pass decodes one layer `{{=sprig.b64dec('...')}}` of it."""
+    head, tail = _text("{{=sprig.b64dec('"), _text("')}}")
+    for _ in range(passes):
+        value = f"{head} + sprig.b64enc({value}) + {tail}"
+    return "{{=" + value + "}}"
 
 
 class Unsupported(ValueError):
     """A reference Argo cannot express exactly; the checker reports it as DML100."""
 
 
-def literal(text: str) -> str:
-    """User text as Argo must be given it to pass it on unchanged."""
-    return text.replace("{{", LITERAL_BRACES)
+def literal(text: str, passes: int = 2) -> str:
+    """User text as Argo must be given it to pass it on unchanged through `passes` passes."""
+    return text.replace("{{", escaped_braces(passes))
 
 
-def _literal_all(value: Any) -> Any:
+def _literal_all(value: Any, passes: int) -> Any:
     if isinstance(value, dict):
-        return {literal(k): _literal_all(v) for k, v in value.items()}
+        return {literal(k, passes): _literal_all(v, passes) for k, v in value.items()}
     if isinstance(value, list):
-        return [_literal_all(v) for v in value]
-    return literal(value) if isinstance(value, str) else value
+        return [_literal_all(v, passes) for v in value]
+    return literal(value, passes) if isinstance(value, str) else value
 
 
 # -- pipeline params ---------------------------------------------------------------------------------
@@ -111,7 +126,7 @@ def handover(plan: Plan, step: str) -> tuple[dict[str, Any], dict[str, str]]:
 def runtime_spec(plan: Plan, step: str) -> str:
     """The step spec of one instance of `step` as JSON text: the template every target embeds, user
     text kept literal, and the instance's folders (which hold Argo's own placeholders)."""
-    spec = _literal_all(contract.dump(contract.template(plan.pipeline, step)))
+    spec = _literal_all(contract.dump(contract.template(plan.pipeline, step)), plan.passes(step))
     spec.update(outputs_dir=plan.outputs_dir(step), work_dir=plan.work_dir(step))
     return json.dumps(spec, sort_keys=True, separators=(",", ":"))
 
@@ -164,20 +179,23 @@ def arg_text(plan: Plan, step: str, value: Any) -> str:
     parts: list[str] = []
     pos = 0
     for match in INTERP.finditer(value):
-        parts.append(literal(value[pos : match.start()].replace("$${", "${")))
+        parts.append(literal(value[pos : match.start()].replace("$${", "${"), plan.passes(step)))
         parts.append(_arg_ref(plan, step, parse_ref(match.group(1))))
         pos = match.end()
-    parts.append(literal(value[pos:].replace("$${", "${")))
+    parts.append(literal(value[pos:].replace("$${", "${"), plan.passes(step)))
     return "".join(parts)
 
 
 def _arg_ref(plan: Plan, step: str, ref: Ref) -> str:
-    """The text of a value, inserted by the second pass (so never scanned again)."""
-    if ref.root == "params":
-        # pass 1 writes `{{=sprig.b64dec('<base64 of the value>')}}`, pass 2 decodes it
-        b64 = f"sprig.b64enc(workflow.parameters['{ref.fields[0]}'])"
-        return "{{=" + _text("{{=sprig.b64dec('") + f" + {b64} + " + _text("')}}") + "}}"
-    return "{{=" + _interp_expr(plan, step, ref) + "}}"
+    """The text of a value, as it is after the template's last pass: a param is known from the first
+    pass, an input (base64) from the second."""
+    first = 1 if ref.root == "params" else 2
+    return deferred(_interp_expr(plan, step, ref), plan.passes(step) - first)
+
+
+def item_text(plan: Plan, step: str) -> str:
+    """The loop item's text (`DMLC_ITEM`), decoded from its base64 input in the last pass."""
+    return deferred("sprig.b64dec(inputs.parameters['item'])", plan.passes(step) - 2)
 
 
 # -- DAG-level values ------------------------------------------------------------------------------

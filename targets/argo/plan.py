@@ -14,7 +14,7 @@ from typing import Any
 
 from dmlc.ir.effective import effective
 from dmlc.ir.graph import dependencies, refs
-from dmlc.ir.model import Pipeline, Serve, Step
+from dmlc.ir.model import Pipeline, Serve, Step, Train
 from dmlc.ir.types import Ref
 from dmlc.k8s import k8s_name
 
@@ -71,6 +71,14 @@ class Plan:
     # -- scopes ----------------------------------------------------------------------------------
     def scope(self, step: str) -> str | None:
         return self.body_of.get(step)
+
+    def passes(self, step: str) -> int:
+        """How many times Argo substitutes the step's template: ProcessArgs' two passes (globals, then
+        inputs), and, in a template with a retryStrategy, SubstituteParams' two again for each attempt
+        (argo-workflows v4.1.2 operator.go executeTemplate). A TFJob's `restarts` are retries too."""
+        eff = self.steps[step]
+        restarts = eff.restarts if isinstance(eff, Train) and eff.distributed else 0
+        return 4 if eff.retry is not None or restarts else 2
 
     def fanned(self, step: str) -> bool:
         return self.steps[step].for_each is not None

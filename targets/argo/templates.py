@@ -146,7 +146,7 @@ def _command(plan: Plan, step: str) -> tuple[list[str], list[str] | None, dict[s
     eff = plan.steps[step]
     env = {"DMLC_OUTPUTS": plan.outputs_dir(step), "DMLC_STEP": step}
     if plan.fanned(step):
-        env["DMLC_ITEM"] = "{{=sprig.b64dec(inputs.parameters['item'])}}"
+        env["DMLC_ITEM"] = placeholders.item_text(plan, step)
     if isinstance(eff, Task) and eff.command:
         command = [placeholders.arg_text(plan, step, a) for a in eff.command]
         args = [placeholders.arg_text(plan, step, a) for a in eff.args]
@@ -166,7 +166,7 @@ def runtime_call(plan: Plan, step: str, b64: bool) -> k8s.RuntimeCall:
     and `env` values literally (the runtime sets the resolved ones itself)."""
     bindings, env = placeholders.handover(plan, step)
     refs = json.dumps(bindings, sort_keys=True, separators=(",", ":")) if bindings else None
-    env_of = placeholders.literal if b64 else env_text(plan, step)
+    env_of = (lambda text: placeholders.literal(text, plan.passes(step))) if b64 else env_text(plan, step)
     return k8s.RuntimeCall(placeholders.runtime_spec(plan, step), refs, env, env_of)
 
 
