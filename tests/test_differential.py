@@ -75,7 +75,7 @@ FOUND = {
             "a": _task(
                 env={
                     "V": "{{workflow.parameters.secret}} {{=sprig.b64enc(workflow.name)}}",
-                    "Q": 'say "hi"\nx{{y ${params.label}',
+                    "Q": 'say "hi"\r\nx{{y ${params.label}',
                 },
                 command=[
                     "sh",

@@ -28,8 +28,9 @@ def read_outputs(declared: dict[str, str], outputs_dir: Path) -> tuple[dict[str,
 
 
 def parse_param(path: Path) -> Any:
-    """The value of a param file (see `param_value`)."""
-    return param_value(path.read_text() if path.is_file() else "")
+    """The value of a param file (see `param_value`), byte for byte as the engines read it (read_text
+    would turn a `\r` into `\n`)."""
+    return param_value(path.read_bytes().decode() if path.is_file() else "")
 
 
 def param_value(text: str) -> Any:

@@ -45,13 +45,34 @@ def default_str_representer() -> Iterator[None]:
                 cls.yaml_representers[str] = old
 
 
+@contextmanager
+def commented_header() -> Iterator[None]:
+    """kfp writes a string param's default into its `# Inputs:` header comment as it is (kfp 2.17
+    pipeline_spec_builder.extract_comments_from_pipeline_spec): a line break in it would end the
+    comment and start live YAML. Every line of the header stays a comment; the spec itself is unchanged."""
+    from kfp.compiler import pipeline_spec_builder as builder
+
+    original = builder.extract_comments_from_pipeline_spec
+
+    def safe(spec: dict, description: str) -> str:
+        text = original(spec, description)
+        lines = [line if line.startswith("#") else "#    " + line for line in text.splitlines()]
+        return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
+
+    builder.extract_comments_from_pipeline_spec = safe
+    try:
+        yield
+    finally:
+        builder.extract_comments_from_pipeline_spec = original
+
+
 def compile_text(component: Any) -> str:
     from kfp import compiler
 
     fd, path = tempfile.mkstemp(suffix=".yaml", prefix="dmlc-kfp-")
     os.close(fd)
     try:
-        with default_str_representer():
+        with default_str_representer(), commented_header():
             compiler.Compiler().compile(component, path)
         with open(path, encoding="utf-8") as fh:
             return fh.read()

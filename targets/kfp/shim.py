@@ -94,7 +94,7 @@ def _deliver(outputs: dict[str, str], produced: Path, args: dict[str, Any]) -> N
         target = Path(str(_path(args[name])))
         target.parent.mkdir(parents=True, exist_ok=True)
         if kind == "param":  # as the step wrote it; consumers read it like the local executor does
-            target.write_text(source.read_text())
+            target.write_bytes(source.read_bytes())  # byte for byte (read_text would turn \r into \n)
             continue
         if target.is_dir():
             shutil.rmtree(target)

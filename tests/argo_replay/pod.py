@@ -259,7 +259,7 @@ def save_parameters(ctx: Ctx, node: Node, tmpl: dict[str, Any], mapped) -> None:
         if not path:
             continue
         try:
-            value = Path(mapped(path)).read_text()
+            value = Path(mapped(path)).read_bytes().decode(errors="replace")  # os.ReadFile: no newline translation
         except OSError:
             if (p.get("valueFrom") or {}).get("default") is None:
                 if not node.fulfilled:

@@ -591,3 +591,31 @@ def test_schedule_forbid_is_an_error_unless_delay_is_accepted(tmp_path: Path) ->
         str(write(tmp_path, "ok.dml", body % 'target kfp { schedule_forbid = "delay" }')), "kfp", None, warnings
     )
     assert [w.code for w in warnings] == ["DML100"]
+
+
+HOSTILE = "line1\nevil_key: injected # not a comment\r'q' \"dq\"\u2028end \\ {{x}}"
+
+
+@needs_runtime
+def test_a_param_with_line_breaks_quotes_and_hash_stays_data(tmp_path: Path) -> None:
+    """kfp writes a string default into its header comment unescaped: every line must stay a comment,
+    in the file and through `--param`, and the value must reach the component literally."""
+    script = "import os, sys; open(os.path.join(os.environ['DMLC_OUTPUTS'], 'm'), 'w').write(sys.argv[1])"
+    text = (
+        "pipeline hostile {\n  params { msg = MSG }\n  task show {\n"
+        f'    command = [{json.dumps(sys.executable)}, "-c", {json.dumps(script)}]\n'
+        '    args = ["${params.msg}"]\n    outputs { m = "param" }\n  }\n}\n'
+    )
+    source = write(tmp_path, "h.dml", text.replace("MSG", json.dumps(HOSTILE)))
+    plain = write(tmp_path, "p.dml", text.replace("MSG", '"plain"'))
+    for compiled_text in (kfp_yaml(source), kfp_yaml(plain, params={"msg": HOSTILE})):
+        spec = documents(compiled_text)[0]
+        assert set(spec) == {"components", "deploymentSpec", "pipelineInfo", "root", "schemaVersion", "sdkVersion"}
+        assert spec["root"]["inputDefinitions"]["parameters"]["msg"]["defaultValue"] == HOSTILE
+        header = compiled_text.split("\ncomponents:")[0]
+        assert all(line.startswith("#") for line in header.splitlines())
+    compiled = tmp_path / "h.yaml"
+    compiled.write_text(kfp_yaml(source))
+    run = run_kfp_local(compiled, tmp_path / "root")
+    (out,) = [p for p in run.glob("**/m") if p.is_file()]
+    assert out.read_bytes().decode() == HOSTILE  # (read_text would turn \r into \n)
