@@ -20,13 +20,13 @@ from typing import Any
 from dmlc.atomic import write_text
 from dmlc.semantics import handover
 from dmlc.semantics import spec as contract
+from dmlc.semantics.retry import EXIT_TRANSIENT  # noqa: F401 - the runtime's exit code for a retryable failure
 from dmlc.semantics.spec import StepSpec
 from dmlc.semantics.values import ResolveError, resolve
 
 EXIT_OK = 0
 EXIT_USER = 1
 EXIT_FAILED = 2
-EXIT_TRANSIENT = 75  # EX_TEMPFAIL: the executor may retry the step
 
 
 class UserError(Exception):

@@ -131,8 +131,19 @@ def _step(plan: Plan, ctx: CompileContext, step: str) -> list[Diagnostic]:
     if isinstance(items, list) and len({isinstance(i, str) for i in items}) > 1:
         help_ = "use items of one kind: all strings, or all numbers / booleans / maps"
         out.append(_unsupported(ctx, (*base, "for_each"), "a list mixing strings and other values", help_))
+    if isinstance(items, Ref) and len(items.fields) > 1:
+        help_ = "give the list its own param or output, and loop over that"
+        out.append(_unsupported(ctx, (*base, "for_each"), f"a loop over a field (`{items}`)", help_))
     if isinstance(items, Ref) and items.root == "params":
         items = plan.pipeline.params.get(items.fields[0])  # its default: what a plain submission loops over
+    if isinstance(items, list) and not items:
+        help_ = "Argo runs a task whose `withItems` is empty once; drop the step or give it items"
+        out.append(_unsupported(ctx, (*base, "for_each"), "an empty list", help_))
+    if isinstance(items, list) and any(isinstance(i, float) and i.is_integer() for i in items):
+        help_ = "write the numbers as integers, or as strings"
+        out.append(
+            _unsupported(ctx, (*base, "for_each"), "a whole number written as a float (Argo gives `1.0` as `1`)", help_)
+        )
     if isinstance(items, list) and any("{{" in json.dumps(i) for i in items):
         help_ = "Argo evaluates `{{` in a loop's list before it splits it into items; drop `{{` from the items"
         out.append(_unsupported(ctx, (*base, "for_each"), "an item holding `{{`", help_))
@@ -147,6 +158,10 @@ def _step(plan: Plan, ctx: CompileContext, step: str) -> list[Diagnostic]:
 def _step_refs(plan: Plan, ctx: CompileContext, step: str) -> Iterator[Diagnostic]:
     for path, ref in plan.refs_of[step]:
         full = ("steps", step, *path)
+        if path[:1] in (("command",), ("args",), ("env",)) and ref.root != "each" and len(ref.fields) > 1:
+            help_ = "hand the field over as its own output or param"
+            yield _unsupported(ctx, full, f"a field of a value inside text (`{ref}`)", help_)
+            continue
         if ref.is_step and isinstance(ref.index, int):
             help_ = f"read every instance with `{ref.root}[*].{ref.output}` and pick one in a step"
             yield _unsupported(ctx, full, f"one instance's output (`{ref}`)", help_)

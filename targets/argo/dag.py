@@ -121,8 +121,8 @@ def _depends(plan: Plan, step: str, scope: str | None, is_loop_task: bool) -> tu
             continue  # itself, a member of its own body, or satisfied before the loop started
         task = _in_scope(plan, up, scope)
         gate = plan.body_gate(task) if scope is None and task != up else None
-        if gate is not None:  # a per-instance step of a loop body: its failures are reported by the gate
-            kinds[f"gate:{gate}"] = "data"
+        if gate is not None and kinds.get(f"gate:{gate}") != "data":  # a per-instance step of a loop
+            kinds[f"gate:{gate}"] = kind  # body: the gate reports its failures
         if kinds.get(task) != "data":
             kinds[task] = kind
     named = {_argo_name(plan, t, scope): (t, k) for t, k in kinds.items()}
@@ -175,7 +175,8 @@ def _args(plan: Plan, step: str, scope: str | None, params: list[Input], looped:
     out = []
     if plan.fanned(step):
         # base64, like every value: an item from an output may hold `{{` (templates decode it)
-        item = "{{=sprig.b64enc(item)}}" if looped else "{{inputs.parameters.item}}"
+        looped_item = "{{=sprig.b64enc(item)}}" if plan.item_b64(step) else "{{item}}"
+        item = looped_item if looped else "{{inputs.parameters.item}}"
         out.append(fast.Parameter(name="item", value=item))
     for inp in params:
         out.append(fast.Parameter(name=inp.param, value=placeholders.feed_value(plan, scope, inp)))

@@ -45,9 +45,8 @@ def _text(text: str) -> str:
     return f"sprig.b64dec('{base64.b64encode(text.encode()).decode()}')"
 
 
-def escaped_braces(passes: int) -> str:
-    """Text that is `{{` after `passes` substitution passes (each evaluates one layer)."""
-    text = "{{"
+def escaped_braces(passes: int, text: str = "{{") -> str:
+    """Text that is `text` (`{{`) after `passes` substitution passes (each evaluates one layer)."""
     for _ in range(passes):
         text = "{{=" + _text(text) + "}}"
     return text
@@ -94,7 +93,7 @@ def _source(plan: Plan, step: str, ref: Ref) -> tuple[str, str]:
         return f"{{{{=sprig.b64enc(workflow.parameters['{ref.fields[0]}'])}}}}", kind
     if ref.root == "each":
         items = plan.steps[step].for_each
-        item = "{{inputs.parameters.item}}"  # base64 already (dag: `sprig.b64enc(item)`)
+        item = "{{inputs.parameters.item}}" if plan.item_b64(step) else "{{=sprig.b64enc(inputs.parameters['item'])}}"
         if not isinstance(items, list):
             return item, "param"  # an output's list: Argo gives strings as they are
         return item, "text" if all(isinstance(i, str) for i in items) else "json"
@@ -149,12 +148,30 @@ def _interp_expr(plan: Plan, step: str, ref: Ref) -> str:
         return f"workflow.parameters['{ref.fields[0]}']"
     if ref.root == "each":
         if ref.fields:
-            return f"string(jsonpath(sprig.b64dec(inputs.parameters['item']), '$.{'.'.join(ref.fields)}'))"
-        return "sprig.b64dec(inputs.parameters['item'])"
+            return f"string(jsonpath({plan.item_expr(step)}, '$.{'.'.join(ref.fields)}'))"
+        return plan.item_expr(step)
     if ref.index not in (None, "*"):
         raise Unsupported(f"`{ref}` picks one instance")
     inp = Input(ref.root, ref.output or "", plan.star(step, ref))
-    return f"sprig.b64dec(inputs.parameters['{inp.param}'])"
+    raw = f"sprig.b64dec(inputs.parameters['{inp.param}'])"
+    if inp.star or plan.output_kind(ref.root, inp.output) != "json":
+        return raw
+    return _param_text(raw)
+
+
+def _param_text(raw: str) -> str:
+    """The text a param output stands for in a string, as the core's `to_text(param_value(...))`: a JSON
+    string unquoted, other JSON compact, anything else as written less its trailing newlines (sprig
+    fromJson is nil then)."""
+    value = f"sprig.fromJson({raw})"
+    text = f"sprig.regexReplaceAll({_text(chr(10) + '+$')}, {raw}, '')"
+    return f"({value} == nil ? {text} : (type({value}) == 'string' ? {value} : toJson({value})))"
+
+
+def _param_value(raw: str) -> str:
+    """The value of a param output in a `when` (`param_value`): its JSON, or its text when not JSON."""
+    text = f"sprig.regexReplaceAll({_text(chr(10) + '+$')}, {raw}, '')"
+    return f"(sprig.fromJson({raw}) ?? {text})"
 
 
 def interpolate_expr(plan: Plan, step: str, text: str) -> str:
@@ -179,7 +196,10 @@ def arg_text(plan: Plan, step: str, value: Any) -> str:
     parts: list[str] = []
     pos = 0
     for match in INTERP.finditer(value):
-        parts.append(literal(value[pos : match.start()].replace("$${", "${"), plan.passes(step)))
+        text = literal(value[pos : match.start()].replace("$${", "${"), plan.passes(step))
+        if text.endswith("{"):  # with the placeholder's `{{` it would open a tag of its own
+            text = text[:-1] + escaped_braces(plan.passes(step), "{")
+        parts.append(text)
         parts.append(_arg_ref(plan, step, parse_ref(match.group(1))))
         pos = match.end()
     parts.append(literal(value[pos:].replace("$${", "${"), plan.passes(step)))
@@ -195,7 +215,7 @@ def _arg_ref(plan: Plan, step: str, ref: Ref) -> str:
 
 def item_text(plan: Plan, step: str) -> str:
     """The loop item's text (`DMLC_ITEM`), decoded from its base64 input in the last pass."""
-    return deferred("sprig.b64dec(inputs.parameters['item'])", plan.passes(step) - 2)
+    return deferred(plan.item_expr(step), plan.passes(step) - 2)
 
 
 # -- DAG-level values ------------------------------------------------------------------------------
@@ -233,7 +253,7 @@ def when_expr(plan: Plan, step: str, main: bool = False) -> str:
     task takes)."""
     condition = plan.pipeline.steps[step].when
     assert condition is not None
-    return _when_node(plan, step, condition.tree, None if main else plan.scope(step))
+    return _when_node(plan, step, condition.tree, None if main else plan.scope(step), top=True)
 
 
 def when_inputs(plan: Plan, step: str) -> list[Input]:
@@ -265,6 +285,8 @@ def _when_ref(plan: Plan, step: str, ref: Ref, scope: str | None) -> str:
         if fields:
             raise Unsupported(f"`{ref}` reads a field of a path")
         return var
+    if not fields and not inp.star:
+        return _param_value(var)  # a param output may be plain text: jsonpath would fail on it
     return f"jsonpath({var}, '{_jpath(fields)}')"
 
 
@@ -272,23 +294,55 @@ def _jpath(fields: tuple[str, ...]) -> str:
     return "$" + "".join(f".{f}" for f in fields)
 
 
-def _when_node(plan: Plan, step: str, node: w.Node, scope: str | None) -> str:
+def _condition(plan: Plan, node: w.Node) -> w.Node:
+    """A `when` or an operand of `and` / `or` / `not`: expr-lang wants a boolean there, where a local run
+    takes any value's truth ("" and 0 false, "abc" true). So a value there must be a boolean."""
+    if not isinstance(node, (w.Lit, w.Var)):
+        return node
+    if not isinstance(_static(plan, node), bool):
+        raise Unsupported(f"`{w.render(node)}` as a condition (compare it: Argo has no truth of other values)")
+    return node
+
+
+def _when_node(plan: Plan, step: str, node: w.Node, scope: str | None, top: bool = False) -> str:
+    if top:
+        _condition(plan, node)
     if isinstance(node, w.Bool):
-        return "(" + f" {_OPS[node.op]} ".join(_when_node(plan, step, v, scope) for v in node.values) + ")"
+        operands = [_when_node(plan, step, _condition(plan, v), scope) for v in node.values]
+        return "(" + f" {_OPS[node.op]} ".join(operands) + ")"
     if isinstance(node, w.Not):
-        return f"!({_when_node(plan, step, node.operand, scope)})"
+        return f"!({_when_node(plan, step, _condition(plan, node.operand), scope)})"
     if isinstance(node, w.Neg):
         return f"-{_when_node(plan, step, node.operand, scope)}"
     if isinstance(node, w.Compare):
         if len(node.ops) > 1:
             raise Unsupported("chained comparisons")
         left, right = _when_node(plan, step, node.left, scope), _when_node(plan, step, node.rights[0], scope)
+        kinds = {type(_static(plan, n)) for n in (node.left, node.rights[0])}
+        if bool in kinds and kinds & {int, float}:  # Python: True == 1; expr-lang: a bool equals no number
+            raise Unsupported(f"`{w.render(node)}` compares a boolean with a number")
+        if node.ops[0] == "in" and _is_string(plan, node.rights[0]):
+            raise Unsupported(f"`in` on `{w.render(node.rights[0])}`: Argo's `in` takes a list (or a map's keys)")
         return f"({left} {_cmp(node.ops[0])} {right})"
     if isinstance(node, w.Lit):
         return _constant(node.value)
     if isinstance(node, w.Var):
         return _when_ref(plan, step, node.ref, scope)
     raise Unsupported(f"`{w.render(node)}` in `when`")
+
+
+def _static(plan: Plan, node: w.Node) -> Any:
+    """The value of a literal or the default of a whole param; None when not known before the run."""
+    if isinstance(node, w.Lit):
+        return node.value
+    if isinstance(node, w.Var) and node.ref.root == "params" and len(node.ref.fields) == 1:
+        return plan.pipeline.params.get(node.ref.fields[0])
+    return None
+
+
+def _is_string(plan: Plan, node: w.Node) -> bool:
+    """Known to be a string: a local `in` on it is a substring test."""
+    return isinstance(_static(plan, node), str)
 
 
 def _cmp(op: str) -> str:
@@ -321,7 +375,7 @@ def memo_key(plan: Plan, step: str) -> str:
         parts.append(_expr_string(eff.memoize.key) if not INTERP.search(eff.memoize.key) else _user_key(plan, step))
     if not parts:
         return static
-    joined = " + '|' + ".join(parts)
+    joined = " + ".join(f"sprig.sha256sum({p})" for p in parts)  # fixed-width parts: `a|` + `b` != `a` + `|b`
     return f"{static}-{{{{=sprig.trunc(16, sprig.sha256sum({joined}))}}}}"
 
 

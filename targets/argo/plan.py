@@ -80,6 +80,22 @@ class Plan:
         restarts = eff.restarts if isinstance(eff, Train) and eff.distributed else 0
         return 4 if eff.retry is not None or restarts else 2
 
+    def item_b64(self, step: str) -> bool:
+        """Is the loop item handed to the template base64 (`sprig.b64enc(item)`, so that Argo never scans
+        its text)? Not when the items are, or may be, maps: Argo's expressions then see `item` as a map of
+        stringified fields (operator.go processItem, util/expand removeConflicts), and only the tag
+        `{{item}}` gives the item's JSON text. A list from an output may hold maps."""
+        items = self.steps[step].for_each
+        if isinstance(items, Ref):
+            if items.root != "params":
+                return False
+            items = self.pipeline.params.get(items.fields[0])
+        return not (isinstance(items, list) and any(isinstance(i, dict) for i in items))
+
+    def item_expr(self, step: str) -> str:
+        """The loop item's text, as an expression of the step's template."""
+        return "sprig.b64dec(inputs.parameters['item'])" if self.item_b64(step) else "inputs.parameters['item']"
+
     def fanned(self, step: str) -> bool:
         return self.steps[step].for_each is not None
 
@@ -116,20 +132,23 @@ class Plan:
 
     # -- layout ----------------------------------------------------------------------------------
     def instance_dir(self, step: str) -> str:
-        """On the store volume; in the pod's own /tmp when no step has outputs (nothing to hand on)."""
+        """On the store volume (in the pod's own /tmp when no step has outputs: nothing to hand on); one
+        folder per instance, for a loop's step and for a loop body's other members alike."""
         root = self.store.mount if self.store is not None else "/tmp"
         base = f"{root}/dmlc/{{{{workflow.name}}}}/{step}"
-        if not self.fanned(step):
+        if not self.fanned(step) and self.scope(step) is None:
             return base
         return f"{base}/{self.instance_segment(step)}"
 
     def instance_segment(self, step: str) -> str:
-        """The item itself when every item is a distinct, path-safe string; else a digest of the item."""
+        """The item itself when every item is a distinct, path-safe string; else a digest of the node's
+        name, which Argo makes unique per instance (`a(1:x)`, `a(2:x)`, `a(0:x).b`) and keeps across
+        retries (`node.name`, set before the attempts: operator.go executeTemplate)."""
         items = self.steps[step].for_each
         safe = isinstance(items, list) and all(isinstance(i, str) and re.match(SAFE_SEGMENT, i) for i in items)
         if safe and items and len(set(items)) == len(items):
             return "{{=sprig.b64dec(inputs.parameters['item'])}}"
-        return "{{=sprig.trunc(12, sprig.sha1sum(sprig.b64dec(inputs.parameters['item'])))}}"
+        return "{{=sprig.trunc(12, sprig.sha1sum(node.name))}}"
 
     # -- gates: tasks dmlc adds so a workflow fails exactly when a local run does ----------------------
     def min_success_gate(self, step: str) -> str | None:
@@ -150,7 +169,9 @@ class Plan:
         return self.min_success_gate(up)
 
     def outputs_dir(self, step: str) -> str:
-        return self.instance_dir(step) + "/outputs"
+        """Fresh for each attempt (`pod.name`), as locally: a retried step never sees what a failed
+        attempt wrote. `work_dir` stays, for checkpoints."""
+        return self.instance_dir(step) + "/outputs/{{pod.name}}"
 
     def work_dir(self, step: str) -> str:
         return self.instance_dir(step) + "/work"

@@ -18,16 +18,18 @@ from dmlc_targets.argo.plan import REFS_DIR, Plan
 
 from dmlc import k8s
 from dmlc.ir.model import Retry, Serve, Task, Train
+from dmlc.semantics.retry import TRANSIENT_EXITS
 from dmlc.units import format_duration
 
 # The local retry classes (DESIGN §2.3) as Argo retry expressions (argo-workflows docs/retries.md:
 # `lastRetry.exitCode` is a string, "-1" when unknown; a process killed by a signal exits 128 + N).
 # Argo's own OnTransientError means API and infrastructure errors, not an OOM kill or exit 75.
+# dmlc.semantics.retry's classes over what Argo sees of an attempt: the container's exit code (a signal
+# death shows as 128+signal) and the node's message (a missing command has no exit code)
 RETRY_WHEN = {
     "any": None,
-    "failure": "(asInt(lastRetry.exitCode) > 0 && asInt(lastRetry.exitCode) < 128)"
-    " || lastRetry.message matches 'no such file or directory'",
-    "transient": "asInt(lastRetry.exitCode) in [75, 137, 143]"
+    "failure": "asInt(lastRetry.exitCode) != 0 || lastRetry.message matches 'no such file or directory'",
+    "transient": f"asInt(lastRetry.exitCode) in {list(TRANSIENT_EXITS)}"
     " || lastRetry.message matches 'deadline|DeadlineExceeded|OOMKilled|Evicted|pod deleted|node shutdown'",
 }
 ISVC_READY = "status.modelStatus.states.activeModelState == Loaded"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-EXIT_TRANSIENT = 75  # EX_TEMPFAIL: the step asks to be retried
+from dmlc.semantics.retry import classes as retry_classes
 
 
 @dataclass
@@ -174,13 +174,8 @@ def describe(exit: Exit, timed_out: bool) -> str:
 
 
 def failure_classes(exit: Exit, timed_out: bool) -> set[str]:
-    """Which retry classes a failed attempt belongs to: `transient` and/or `failure`."""
-    classes = set()
-    if timed_out or exit.signal or exit.code == EXIT_TRANSIENT:
-        classes.add("transient")
-    if exit.code not in (None, 0) and not timed_out:
-        classes.add("failure")
-    return classes
+    """Which retry classes a failed attempt belongs to: `transient` and/or `failure` (dmlc.semantics.retry)."""
+    return retry_classes(exit.code, exit.signal, timed_out)
 
 
 def retries(step: Any, classes: set[str]) -> bool:

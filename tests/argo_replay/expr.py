@@ -25,7 +25,7 @@ BINARY |= {"*": 60, "/": 60, "%": 60, "**": 100, "^": 100, "??": 500}
 RIGHT = {"**", "^"}
 WORDS = {"not", "in", "and", "or", "matches", "contains", "startsWith", "endsWith"}
 NEGATABLE = {"contains", "matches", "startsWith", "endsWith", "in"}
-BUILTIN_NAMES = {"len", "string", "int", "float", "lower", "upper", "trim", "split", "join", "keys", "values"}
+BUILTIN_NAMES = {"len", "type", "string", "int", "float", "lower", "upper", "trim", "split", "join", "keys", "values"}
 
 _TOKEN = re.compile(
     r"""(?P<space>\s+)

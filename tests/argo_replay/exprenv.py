@@ -6,7 +6,7 @@
   `jsonpath` (github.com/evilmonkeyinc/jsonpath v0.8.1, subset `$`, `.key`, `['key']`, `[n]`, `[*]`),
   `toJson` (json.Marshal) and `sprig` (Masterminds/sprig v3.3.0 GenericFuncMap, subset: trunc,
   sha256sum, sha1sum, b64enc, b64dec, lower, upper, toString, trim, replace, contains, hasPrefix,
-  hasSuffix, quote, squote, default).
+  hasSuffix, quote, squote, default, fromJson, regexReplaceAll).
 - `has_var` = `hasVarInEnv` of `util/template/expression_template.go`.
 """
 
@@ -80,6 +80,21 @@ def _b64dec(s: Any) -> str:
         return f"illegal base64 data: {err}"
 
 
+def _from_json(s: Any) -> Any:
+    """sprig v3.3.0 fromJson: mustFromJson's output, nil when the text is not JSON (numbers float64)."""
+    try:
+        return json.loads(_str("fromJson", s), parse_int=float)
+    except ValueError:
+        return None
+
+
+def _regex_replace_all(regex: Any, s: Any, repl: Any) -> str:
+    """sprig regexReplaceAll (Go regexp, RE2): the subset where Python's `re` agrees, `$` being the end
+    of the text (Go's default) rather than also before a final newline (Python's)."""
+    pattern = re.sub(r"\$$", r"\\Z", _str("regexReplaceAll", regex))
+    return re.sub(pattern, _str("regexReplaceAll", repl), _str("regexReplaceAll", s))
+
+
 def _to_string(v: Any) -> str:
     return v if isinstance(v, str) else go_sprint(v)
 
@@ -107,6 +122,8 @@ SPRIG = {
     "quote": lambda *xs: " ".join('"' + gojson.quote(_to_string(x)) + '"' for x in xs if x is not None),
     "squote": lambda *xs: " ".join("'" + _to_string(x) + "'" for x in xs if x is not None),
     "default": _default,
+    "fromJson": _from_json,
+    "regexReplaceAll": _regex_replace_all,
 }
 
 _STEP = re.compile(

@@ -229,8 +229,19 @@ def _len(x: Any) -> int:
     raise ExprError(f"invalid argument for len (type {go_type(x)})")
 
 
+def _type(v: Any) -> str:
+    """expr v1.17.8 builtin `type`: the kind of a value."""
+    if v is None:
+        return "nil"
+    for kind, name in ((bool, "bool"), (int, "int"), (float, "float"), (str, "string"), (list, "array"), (dict, "map")):
+        if isinstance(v, kind):
+            return name
+    return "func" if callable(v) else "unknown"
+
+
 BUILTINS: dict[str, Callable[..., Any]] = {
     "len": _len,
+    "type": _type,
     "string": go_sprint,
     "int": go_int,
     "float": go_float,

@@ -77,7 +77,10 @@ def test_retry_classes_and_backoff() -> None:
     killed = proc.Exit(1, None, 9, 0.0, 0, 0.0)
     tempfail = proc.Exit(1, 75, None, 0.0, 0, 0.0)
     failed = proc.Exit(1, 2, None, 0.0, 0, 0.0)
-    assert proc.failure_classes(killed, False) == {"transient"}
+    # a container shows a signal death as exit 128+signal: both count alike (dmlc.semantics.retry)
+    assert proc.failure_classes(killed, False) == {"transient", "failure"}
+    assert proc.failure_classes(proc.Exit(1, 137, None, 0.0, 0, 0.0), False) == {"transient", "failure"}
+    assert proc.failure_classes(proc.Exit(1, 255, None, 0.0, 0, 0.0), False) == {"failure"}
     assert proc.failure_classes(tempfail, False) == {"transient", "failure"}
     assert proc.failure_classes(failed, False) == {"failure"}
     assert proc.failure_classes(failed, True) == {"transient"}
