@@ -15,6 +15,7 @@ from dmlc_targets.kfp.plan import KfpPlan, PlacementError, StepPlan, is_distribu
 from dmlc.diagnostics.catalogue import DML100, DML102
 from dmlc.diagnostics.model import Diagnostic, Severity
 from dmlc.ir.model import Pipeline, Train
+from dmlc.ir.types import Ref
 from dmlc.k8s import k8s_name, tfjob_limits
 from dmlc.targets import Checked, CompileContext
 
@@ -24,6 +25,24 @@ ANTICHAIN_LIMIT = 5000  # sets of independent steps examined for `parallelism` b
 def _source_path(pipeline: Pipeline, name: str, attr: str) -> tuple[str, ...]:
     """Where an effective setting was written: on the step, or inherited from `defaults`."""
     return ("steps", name, attr) if getattr(pipeline.steps[name], attr) is not None else ("defaults", attr)
+
+
+def _loop_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[Diagnostic]:
+    """`dsl.ParallelFor` refuses an empty static list, a field of a parameter and a fan-in's list."""
+    items, where = p.step.for_each, ("steps", p.name, "for_each")
+    problem = None
+    if isinstance(items, list) and not items:
+        problem = "an empty list (kfp refuses one)", "drop the step or give it items"
+    elif isinstance(items, Ref) and len(items.fields) > 1:
+        problem = f"a loop over a field (`{items}`)", "give the list its own param or output, and loop over that"
+    elif isinstance(items, Ref) and items.is_step and (items.index is not None or pipeline.steps[items.root].for_each):
+        problem = (
+            f"a loop over the instances of a loop (`{items}`)",
+            "collect the list in a step, and loop over its output",
+        )
+    if problem is None:
+        return []
+    return [ctx.error(DML100, f"KFP cannot express {problem[0]}", where, "not expressible on kfp", problem[1])]
 
 
 def _step_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[Diagnostic]:
@@ -42,6 +61,7 @@ def _step_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[D
     if isinstance(step, Train) and step.gang and not is_distributed(step):
         help_ = 'gang scheduling applies to TFJobs: use strategy = "allreduce" or "parameter_server", or drop `gang`'
         out.append(ctx.error(DML100, "KFP can gang-schedule only a TFJob", ("steps", name, "gang"), "one pod", help_))
+    out += _loop_checks(pipeline, ctx, p)
     out += _retry_checks(pipeline, ctx, p)
     memo = step.memoize
     if memo is not None and memo.max_age is not None:

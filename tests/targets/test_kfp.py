@@ -619,3 +619,11 @@ def test_a_param_with_line_breaks_quotes_and_hash_stays_data(tmp_path: Path) -> 
     run = run_kfp_local(compiled, tmp_path / "root")
     (out,) = [p for p in run.glob("**/m") if p.is_file()]
     assert out.read_bytes().decode() == HOSTILE  # (read_text would turn \r into \n)
+
+
+@pytest.mark.parametrize(
+    "source", sorted((ROOT / "tests" / "fixtures" / "kfp_dml100").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_loops_kfp_refuses_are_dml100_not_tracebacks(source: Path) -> None:
+    """An empty static list, a loop over a field, a loop over a fan-in: kfp's ParallelFor raises."""
+    assert {d.code for d in errors_of(source)} == {"DML100"}
