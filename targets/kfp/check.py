@@ -40,6 +40,9 @@ def _loop_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[D
             f"a loop over the instances of a loop (`{items}`)",
             "collect the list in a step, and loop over its output",
         )
+    if p.step.wait == "each" and items is not None:  # its loop would nest in the one it pairs with
+        where = ("steps", p.name, "wait")
+        problem = '`wait = "each"` on a step that also fans out', 'drop `for_each`, or read `x[*]` with `wait = "all"`'
     if problem is None:
         return []
     return [ctx.error(DML100, f"KFP cannot express {problem[0]}", where, "not expressible on kfp", problem[1])]

@@ -622,7 +622,7 @@ def test_a_param_with_line_breaks_quotes_and_hash_stays_data(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(
-    "source", sorted((ROOT / "tests" / "fixtures" / "kfp_dml100").glob("*.yaml")), ids=lambda p: p.stem
+    "source", sorted((ROOT / "tests" / "fixtures" / "kfp_dml100").glob("*.*")), ids=lambda p: p.stem
 )
 def test_loops_kfp_refuses_are_dml100_not_tracebacks(source: Path) -> None:
     """An empty static list, a loop over a field, a loop over a fan-in: kfp's ParallelFor raises."""
