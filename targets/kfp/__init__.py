@@ -29,7 +29,7 @@ class KfpTarget:
         "wait = each": "downstream task inside the same ParallelFor body",
         "when": "condition task evaluating the expression + dsl.If",
         "min_success": "ignore_upstream_failure + count check in the consumer",
-        "memoize": "task caching (fingerprint = spec, image, inputs, key); max_age: warning, not enforced",
+        "memoize": "task caching (fingerprint = spec, image, inputs, key); max_age: an uncached epoch input",
         "retry": 'set_retry with backoff (on = "any"); TFJob/serve launchers apply any/failure/transient',
         "timeout": "pod activeDeadlineSeconds (kfp-kubernetes set_timeout)",
         "resources": "cpu/memory requests = limits, nvidia.com/gpu accelerator limit",

@@ -121,7 +121,7 @@ class Builder:
         iface = components.Interface(components.function_name(p.name), outputs=outputs)
         iface.inputs = {b.input: b.kind for b in p.bindings.values()} | self._item_input()
         spec = self._base_spec(p, p.bindings) | {"spec": contract.dump(contract.template(self.pipeline, p.name))}
-        if any(b.collected and self._tolerant(b) for b in p.bindings.values()):
+        if self._tolerates_failures(p):
             # kfp lets a task ignore upstream failures only if every task-fed input has a default; the
             # shim fails the step itself when an input that is not a tolerated fan-in is missing
             iface.optional = {b.input for b in p.bindings.values() if b.source is not None}
@@ -132,12 +132,35 @@ class Builder:
         if p.launched:
             spec["launch"] = manifests.launch_spec(self.pipeline, p)
             iface.inputs.update({f"dmlc_pvc_{v}": "str" for v in self.pipeline.volumes})
-        comp = components.component(iface, p.step.image or self.pipeline.image)
         arguments = self._arguments(p, p.bindings, spec)
         if p.launched:
             arguments.update({f"dmlc_pvc_{v}": t.outputs["name"] for v, t in self.pvcs.items()})
+        epoch = self._epoch(p)
+        if epoch is not None:
+            iface.inputs["dmlc_cache_epoch"] = "int"
+            iface.optional |= {"dmlc_cache_epoch"} if iface.optional else set()
+            arguments["dmlc_cache_epoch"] = epoch.output
+        comp = components.component(iface, p.step.image or self.pipeline.image)
         task = comp(**arguments)
         self._configure(task, p)
+        return task
+
+    def _epoch(self, p: StepPlan) -> Any:
+        """For `memoize.max_age`: an uncached task started right before the step (after the same upstream
+        tasks), whose output, `floor(now / max_age)`, the step takes as an input. KFP's cache key holds
+        the task's inputs, so a cached result is reused only within the period it was made in."""
+        memo = p.step.memoize
+        if memo is None or memo.max_age is None or self.options.cache_max_age == "ignore":
+            return None
+        iface = components.Interface(components.function_name(p.name, "max_age_"))
+        task = components.epoch(iface.name, p.step.image or self.pipeline.image)(seconds=float(memo.max_age))
+        task.set_caching_options(False)
+        task.set_display_name(f"max_age {p.name}")
+        if self._tolerates_failures(p):
+            task.ignore_upstream_failure()
+        for up in p.upstream:
+            task.after(self.tasks[up])
+        self._kubernetes(task, p, volumes=False)
         return task
 
     def _item_input(self) -> dict[str, str]:
@@ -145,6 +168,9 @@ class Builder:
         if not self.loops:
             return {}
         return {"dmlc_item": "str"}
+
+    def _tolerates_failures(self, p: StepPlan) -> bool:
+        return any(b.collected and self._tolerant(b) for b in p.bindings.values())
 
     def _tolerant(self, binding: Any) -> bool:
         return self.pipeline.steps[binding.source.root].min_success is not None
@@ -182,7 +208,7 @@ class Builder:
         task.set_display_name(p.name)
         memo = step.memoize
         task.set_caching_options(memo is not None)
-        if any(b.collected and self._tolerant(b) for b in p.bindings.values()):
+        if self._tolerates_failures(p):
             task.ignore_upstream_failure()
         for up in step.after:
             task.after(self.tasks[up])
@@ -206,7 +232,7 @@ class Builder:
         if res.gpu:
             task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(res.gpu)
 
-    def _kubernetes(self, task: Any, p: StepPlan) -> None:
+    def _kubernetes(self, task: Any, p: StepPlan, volumes: bool = True) -> None:
         step = p.step
         if step.timeout and not is_distributed(step):  # a TFJob has its own activeDeadlineSeconds
             k8s_kfp.set_timeout(task, int(step.timeout))
@@ -220,7 +246,9 @@ class Builder:
             by_secret.setdefault(secret, {})[key] = env
         for secret, mapping in sorted(by_secret.items()):
             k8s_kfp.use_secret_as_env(task, secret_name=secret, secret_key_to_env=mapping)
-        for vol_name, vol in self.pipeline.volumes.items():
+        # KFP's cache fingerprint holds the names of the PVCs a task mounts (backend driver/cache.go,
+        # 2.17.0), and a run's volumes are named per run: a memoized task that mounted them never hits
+        for vol_name, vol in self.pipeline.volumes.items() if volumes and step.memoize is None else ():
             k8s_kfp.mount_pvc(task, pvc_name=self.pvcs[vol_name].outputs["name"], mount_path=vol.mount)
         for key, value in sorted(self.options.node_selector.items()):
             k8s_kfp.add_node_selector(task, key, value)

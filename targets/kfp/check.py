@@ -2,7 +2,7 @@
 
 Takes a validated `Pipeline` and the compile context; gives one diagnostic per construct KFP v2
 cannot express exactly, pointing at the attribute that asks for it (DML100), and DML102 for a
-pipeline name that is no Kubernetes name. `memoize.max_age` is a warning: see README.md.
+pipeline name that is no Kubernetes name; a warning for `max_age` under `cache_max_age = "ignore"`.
 Never imports kfp, so `dmlc check` stays fast.
 """
 
@@ -67,16 +67,11 @@ def _step_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[D
     out += _loop_checks(pipeline, ctx, p)
     out += _retry_checks(pipeline, ctx, p)
     memo = step.memoize
-    if memo is not None and memo.max_age is not None:
+    if memo is not None and memo.max_age is not None and getattr(ctx.options, "cache_max_age", "epoch") == "ignore":
         where = (*_source_path(pipeline, name, "memoize"), "max_age")
-        ignore = getattr(ctx.options, "cache_max_age", "error") == "ignore"
-        help_ = (
-            "KFP v2 reuses a cached result however old it is: remove `max_age`, or opt in to that with "
-            '`target kfp { cache_max_age = "ignore" }`'
-        )
-        diag = ctx.error(DML100, "KFP v2 cannot bound the age of a cached result", where, "not enforced", help_)
-        severity = Severity.WARNING if ignore else Severity.ERROR
-        out.append(Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=severity))
+        help_ = 'drop `cache_max_age = "ignore"` to bound the age with an epoch task (see the KFP README)'
+        diag = ctx.error(DML100, "cached results are reused however old on KFP", where, "not enforced", help_)
+        out.append(Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=Severity.WARNING))
     return out
 
 

@@ -74,6 +74,18 @@ def when_source(iface: Interface) -> str:
     )
 
 
+EPOCH_SOURCE = (
+    "def dmlc_epoch(seconds: float) -> int:\n"
+    "    from dmlc_targets.kfp.shim import cache_epoch\n"
+    "    return cache_epoch(seconds)\n"
+)
+
+
+def epoch(name: str, image: str) -> Any:
+    """The uncached task of a `memoize.max_age` step: how many `max_age` periods have passed since 1970."""
+    return component(Interface(name), image, source=EPOCH_SOURCE)
+
+
 def _namespace() -> dict[str, Any]:
     from typing import Optional
 
@@ -96,7 +108,7 @@ def define(name: str, source: str) -> Any:
 _SHAPES: dict[tuple[str, str], Any] = {}
 
 
-def component(iface: Interface, image: str, when: bool = False) -> Any:
+def component(iface: Interface, image: str, when: bool = False, source: str = "") -> Any:
     """A kfp lightweight Python component named after the step, for `image` (which has dmlc, hence kfp).
 
     kfp builds one component per interface shape (from a function named `dmlc_step` / `dmlc_when`);
@@ -110,7 +122,10 @@ def component(iface: Interface, image: str, when: bool = False) -> Any:
     from kfp.dsl.python_component import PythonComponent
 
     generic = Interface("dmlc_when" if when else "dmlc_step", iface.inputs, iface.optional, iface.outputs)
-    source = when_source(generic) if when else step_source(generic)
+    if source:
+        generic.name = source.split("(")[0].removeprefix("def ")
+    else:
+        source = when_source(generic) if when else step_source(generic)
     shared = _SHAPES.get((source, image))
     if shared is None:
         shared = dsl.component(define(generic.name, source), base_image=image, install_kfp_package=False)

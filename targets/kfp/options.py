@@ -43,6 +43,7 @@ class KfpOptions(TargetOptions):
     elastic: Literal["error", "ignore"] = "error"
     """A TFJob cannot shrink to the workers that are left (`elastic`): "error" refuses it (DML100);
     "ignore" runs it with `workers` and restarts the whole job from its checkpoint instead."""
-    cache_max_age: Literal["error", "ignore"] = "error"
-    """KFP v2 cannot bound the age of a cached result: "error" refuses `memoize.max_age` (DML100);
-    "ignore" is the explicit opt-in to reuse cached results however old (a warning is still printed)."""
+    cache_max_age: Literal["epoch", "ignore"] = "epoch"
+    """How `memoize.max_age` holds on KFP, whose cache has no age: "epoch" feeds the memoized task the
+    number of `max_age` periods since 1970 from an uncached task run just before it, so its cache key
+    changes every `max_age`; "ignore" adds no task and reuses cached results however old (a warning)."""

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +104,15 @@ def _deliver(outputs: dict[str, str], produced: Path, args: dict[str, Any]) -> N
         shutil.move(str(source), str(target))
 
 
+def cache_epoch(seconds: float) -> int:
+    """The body of a `max_age` epoch task: its value, an input of the memoized task, changes every `seconds`."""
+    return int(time.time() // seconds)
+
+
 def run_step(args: dict[str, Any]) -> None:
     """The body of every built-in / `run` / `command` step component: spec -> runtime -> outputs."""
     task = json.loads(args.pop("dmlc_spec"))
+    args.pop("dmlc_cache_epoch", None)  # only a part of KFP's cache key (`memoize.max_age`)
     lookup = _Lookup(task, args)
     missing = [name for name in task.get("required", ()) if args.get(name) is None]
     if missing:  # the task ignores upstream failures for a `min_success` fan-in, not for these

@@ -141,7 +141,8 @@ def test_book_pipeline_structure() -> None:
     labels = executors["exec-data"]["podMetadata"]["labels"]
     assert labels["kueue.x-k8s.io/queue-name"] == "ml-team"
     assert labels["dmlc.io/step"] == "data"
-    assert executors["exec-data"]["pvcMount"][0]["mountPath"] == "/trained_model"
+    assert executors["exec-best"]["pvcMount"][0]["mountPath"] == "/trained_model"
+    assert "pvcMount" not in executors["exec-data"]  # memoized: a per-run claim name would defeat the cache
 
 
 def _spec_of(task: dict[str, Any]) -> dict[str, Any]:
@@ -296,29 +297,62 @@ def test_parallelism_that_kfp_cannot_hold_is_an_error(tmp_path: Path) -> None:
     assert [(d.code, d.span.line) for d in errors_of(path)] == [("DML100", 2)]
 
 
-def test_max_age_is_an_error_unless_explicitly_ignored(tmp_path: Path) -> None:
-    from dmlc.driver import get_target, load, target_context
+MEMO = """\
+    pipeline memo {
+      image = "python:3.12"
+      volume scratch { size = 1Gi  mount = "/scratch" }
+      task up { command = ["sh", "-c", "echo 3 > $DMLC_OUTPUTS/n"]  outputs { n = "param" } }
+      task slow {
+        command = ["sh", "-c", "echo ${up.n} > $DMLC_OUTPUTS/n"]
+        outputs { n = "param" }
+        memoize { max_age = 1h }
+      }
+      %s
+    }
+    """
 
-    body = """\
-        pipeline memo {
-          ingest data {
-            dataset = "digits"
-            memoize { max_age = 1h }
-          }
-          %s
-        }
-        """
-    path = write(tmp_path, "memo.dml", body % "")
-    assert [(d.code, d.span.line) for d in errors_of(path)] == [("DML100", 4)]
-    path = write(tmp_path, "memo_ok.dml", body % 'target kfp { cache_max_age = "ignore" }')
-    loaded = load(str(path))
-    target = get_target("kfp")
-    diags = target.check(loaded.pipeline, target_context(target, loaded)).diagnostics
-    assert [(d.code, d.severity, d.span.line) for d in diags] == [("DML100", Severity.WARNING, 4)]
+
+def test_max_age_is_bounded_by_an_uncached_epoch_task(tmp_path: Path) -> None:
+    spec, platform = documents(kfp_yaml(write(tmp_path, "memo.dml", MEMO % "")))
+    tasks = spec["root"]["dag"]["tasks"]
+    epoch, slow = tasks["max-age-slow"], tasks["slow"]
+    assert epoch["cachingOptions"] == {} and slow["cachingOptions"] == {"enableCache": True}
+    assert epoch["dependentTasks"] == ["up"]  # runs right before the step, not at the start of the run
+    assert epoch["inputs"]["parameters"]["seconds"]["runtimeValue"]["constant"] == 3600.0
+    fed = slow["inputs"]["parameters"]["dmlc_cache_epoch"]["taskOutputParameter"]
+    assert fed == {"outputParameterKey": "Output", "producerTask": "max-age-slow"}
+    # the fingerprint holds the PVC names a task mounts (backend driver/cache.go 2.17.0): not on a memoized task
+    mounts = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert "pvcMount" in mounts["exec-up"] and "pvcMount" not in mounts["exec-slow"]
+
+
+def test_max_age_periods_bound_the_age_of_a_reused_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dmlc_targets.kfp import shim
+
+    made = 10 * 3600 + 5  # a result cached 5 s into a period is reused for at most max_age - 5 s
+    for now, reused in [(made + 3594, True), (made + 3595, False), (made + 7200, False), (made - 10, False)]:
+        monkeypatch.setattr(shim.time, "time", lambda now=now: now)
+        later = shim.cache_epoch(3600.0)
+        monkeypatch.setattr(shim.time, "time", lambda: made)
+        assert (shim.cache_epoch(3600.0) == later) is reused
+
+
+def test_max_age_ignore_adds_no_task_and_warns(tmp_path: Path) -> None:
+    path = write(tmp_path, "memo_ok.dml", MEMO % 'target kfp { cache_max_age = "ignore" }')
     warnings: list[Any] = []
     out = compile_file(str(path), "kfp", None, warnings)
-    assert "# warning[DML100]: KFP v2 cannot bound the age" in out
-    assert [w.code for w in warnings] == ["DML100"]
+    assert "# warning[DML100]: cached results are reused however old on KFP" in out
+    assert [(w.code, w.severity, w.span.line) for w in warnings] == [("DML100", Severity.WARNING, 8)]
+    assert "max-age-slow" not in documents(out)[0]["root"]["dag"]["tasks"]
+
+
+@needs_runtime
+def test_kfp_local_runs_a_max_age_step_with_its_epoch(tmp_path: Path) -> None:
+    compiled = tmp_path / "memo.yaml"
+    no_volume = "\n".join(line for line in (MEMO % "").splitlines() if "volume" not in line)  # kfp.local has no PVCs
+    compiled.write_text(kfp_yaml(write(tmp_path, "memo.dml", no_volume)))
+    run = run_kfp_local(compiled, tmp_path / "root")
+    assert outputs(run, "slow/n") == [3]
 
 
 def test_bad_target_option_is_dml101(tmp_path: Path) -> None:
