@@ -104,6 +104,24 @@ def _deliver(outputs: dict[str, str], produced: Path, args: dict[str, Any]) -> N
         shutil.move(str(source), str(target))
 
 
+def _check_upstream(task: dict[str, Any], args: dict[str, Any]) -> None:
+    """A task that ignores upstream failures (see plan._tolerance) runs only when the local executor
+    would run its step: every input it needs arrived whole, every `after` dependency succeeded (its
+    `min_success` instances, or all of them)."""
+    missing = [name for name in task.get("required", ()) if _incomplete(args.get(name))]
+    for name, need in (task.get("after_ok") or {}).items():
+        value = args.pop(name, None)
+        marks = value if isinstance(value, list) else [value]
+        if sum(m is not None for m in marks) < (len(marks) if need is None else need) or value is None:
+            missing.append(name.removesuffix("dmlc_ok").removesuffix("__all__").removesuffix("__"))
+    if missing:
+        raise SystemExit(f"dmlc: upstream {', '.join(missing)} did not succeed: an upstream step failed")
+
+
+def _incomplete(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and any(v is None for v in value))
+
+
 def cache_epoch(seconds: float) -> int:
     """The body of a `max_age` epoch task: its value, an input of the memoized task, changes every `seconds`."""
     return int(time.time() // seconds)
@@ -113,10 +131,8 @@ def run_step(args: dict[str, Any]) -> None:
     """The body of every built-in / `run` / `command` step component: spec -> runtime -> outputs."""
     task = json.loads(args.pop("dmlc_spec"))
     args.pop("dmlc_cache_epoch", None)  # only a part of KFP's cache key (`memoize.max_age`)
+    _check_upstream(task, args)
     lookup = _Lookup(task, args)
-    missing = [name for name in task.get("required", ()) if args.get(name) is None]
-    if missing:  # the task ignores upstream failures for a `min_success` fan-in, not for these
-        raise SystemExit(f"dmlc: upstream output(s) {', '.join(missing)} missing: an upstream step failed")
     with tempfile.TemporaryDirectory(prefix="dmlc-kfp-") as tmp:
         try:
             spec = _instance(task, lookup, tmp)
@@ -127,6 +143,9 @@ def run_step(args: dict[str, Any]) -> None:
         else:
             _run(spec, tmp)
         _deliver(spec["outputs"], Path(spec["outputs_dir"]), args)
+    if task.get("ok_output"):  # read by tasks that ignore upstream failures (`after` on this step)
+        Path(str(args["dmlc_ok"])).parent.mkdir(parents=True, exist_ok=True)
+        Path(str(args["dmlc_ok"])).write_text("true")
 
 
 def _run(spec: dict[str, Any], tmp: str) -> None:
@@ -180,4 +199,5 @@ def _fill(value: Any, spec: dict[str, Any], marker: str, claims: dict[str, str],
 def check_when(args: dict[str, Any]) -> bool:
     """The body of a `when` component: the step's condition, evaluated by the core like the local executor."""
     task = json.loads(args.pop("dmlc_spec"))
+    _check_upstream(task, args)
     return when.holds(when_ir.parse(task["when"]), _Lookup(task, args))
