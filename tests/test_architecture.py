@@ -128,3 +128,34 @@ def test_the_checker_sees_a_cycle_and_a_function_level_import(tmp_path: Path) ->
     names = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     assert names == ["dmlc.ir"]
     assert "dmlc.ir.model" in imports_of("dmlc.ir.graph")
+
+
+def _third_party(module: str) -> set[str]:
+    """Top-level names of the packages `module` imports that are neither ours nor the standard library."""
+    import sys
+
+    tree = ast.parse(MODULES[module].read_text())
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and not n.level}
+    tops = {name.split(".")[0] for name in names}
+    return {t for t in tops if t not in sys.stdlib_module_names and t not in PACKAGES and t != "tests"}
+
+
+def test_every_imported_package_is_declared() -> None:
+    """A package dmlc imports arrives because pyproject names it, not because another package pins it
+    (`kubernetes`, imported by the KFP launcher, came only through kfp)."""
+    import re
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [*project["dependencies"], *(d for ds in project["optional-dependencies"].values() for d in ds)]
+    names = {re.split(r"[<>=;\[ ]", d, maxsplit=1)[0].lower().replace("_", "-") for d in declared}
+    dists = packages_distributions()
+    missing = {}
+    for module in MODULES:
+        for top in _third_party(module):
+            owners = {d.lower().replace("_", "-") for d in dists.get(top, [top])}
+            if not owners & (names | {"tensorflow", "tensorflow-cpu"}):
+                missing[top] = module
+    assert missing == {}

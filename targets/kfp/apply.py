@@ -129,9 +129,13 @@ class Cluster:
         return found
 
 
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
 def current_namespace() -> str:
-    """The namespace of this pod (where objects without one of their own are created)."""
-    path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    """The namespace of this pod, from its service-account token folder: where the launched objects go
+    (the run's data volume is there; on multi-user KFP, the profile's namespace)."""
+    path = SERVICE_ACCOUNT / "namespace"
     return path.read_text().strip() if path.exists() else "default"
 
 
@@ -201,24 +205,14 @@ def launch_with_retries(cluster: Any, launch: dict[str, Any], sleep: Callable[[f
 
 
 def fetch(source: str, target: Path) -> None:
-    """Copy a job output (a local path, or an object-store URI through tf.io.gfile) to `target`."""
-    if "://" not in source or source.startswith("file://"):
-        local = Path(source.removeprefix("file://"))
-        if local.is_dir():
-            shutil.copytree(local, target, dirs_exist_ok=True)
-        else:
-            shutil.copyfile(local, target)
-        return
-    import tensorflow as tf  # object stores: the runtime image has TensorFlow and its filesystems
-
-    if tf.io.gfile.isdir(source):
-        for root, _, files in tf.io.gfile.walk(source):
-            rel = root[len(source) :].lstrip("/")
-            (target / rel).mkdir(parents=True, exist_ok=True)
-            for name in files:
-                tf.io.gfile.copy(f"{root}/{name}", str(target / rel / name), overwrite=True)
+    """Copy a job output from the run's data volume (mounted here too) to `target`."""
+    local = Path(source)
+    if not local.exists():
+        raise UserError(f"the job did not write its output {local.name}")
+    if local.is_dir():
+        shutil.copytree(local, target, dirs_exist_ok=True)
     else:
-        tf.io.gfile.copy(source, str(target), overwrite=True)
+        shutil.copyfile(local, target)
 
 
 def endpoint(objects: list[dict[str, Any]]) -> str:

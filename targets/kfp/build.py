@@ -39,6 +39,7 @@ class Builder:
         self.loops: list[str] = []  # loop owners around the code being emitted, outermost first
         self.params: dict[str, Any] = {}
         self.pvcs: dict[str, Any] = {}
+        self.data_pvc: Any = None
         self.ok_steps = {gate.step for p in self.plans.values() for gate in p.ok_gates}
 
     # --- the pipeline function -----------------------------------------------------------------
@@ -62,6 +63,15 @@ class Builder:
         return dsl.pipeline(name=name, description=self.pipeline.description)(body)
 
     def _volumes(self) -> None:
+        if any(p.launched for p in self.plans.values()):
+            self.data_pvc = k8s_kfp.CreatePVC(
+                pvc_name_suffix=f"-{manifests.DATA_VOLUME}",
+                access_modes=["ReadWriteMany"],  # the launcher task and the workload's pods, on any node
+                size=self.options.data_volume_size,
+                storage_class_name=self.options.data_volume_class or "",
+            )
+            self.data_pvc.set_caching_options(False)
+            self.data_pvc.set_display_name("volume for launched workloads")
         for vol_name, vol in self.pipeline.volumes.items():
             task = k8s_kfp.CreatePVC(
                 pvc_name_suffix=f"-{k8s.k8s_name(vol_name)}",
@@ -137,10 +147,11 @@ class Builder:
             spec["after_ok"] = {g.input: g.need for g in p.ok_gates}
         if p.launched:
             spec["launch"] = manifests.launch_spec(self.pipeline, p)
-            iface.inputs.update({f"dmlc_pvc_{v}": "str" for v in self.pipeline.volumes})
+            iface.inputs.update({f"dmlc_pvc_{v}": "str" for v in self.pipeline.volumes} | {"dmlc_data_pvc": "str"})
         arguments = self._arguments(p, p.bindings, spec)
         if p.launched:
             arguments.update({f"dmlc_pvc_{v}": t.outputs["name"] for v, t in self.pvcs.items()})
+            arguments["dmlc_data_pvc"] = self.data_pvc.outputs["name"]
         for gate in p.ok_gates:
             iface.inputs[gate.input] = "jsons" if gate.collected else "json"
             iface.optional.add(gate.input)
@@ -235,6 +246,8 @@ class Builder:
             if "${" not in value:  # values with references are resolved by the shim for the step's process
                 task.set_env_variable(key, value)
         self._kubernetes(task, p)
+        if p.launched:  # its workload reads its inputs from and writes its outputs to this volume
+            k8s_kfp.mount_pvc(task, pvc_name=self.data_pvc.outputs["name"], mount_path=manifests.DATA_MOUNT)
 
     def _resources(self, task: Any, step: Any) -> None:
         res = step.resources

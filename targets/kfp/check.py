@@ -103,6 +103,11 @@ def _pipeline_checks(pipeline: Pipeline, ctx: CompileContext, plans: dict[str, S
         help_ = "KFP limits only the instances of one loop (ParallelFor parallelism); raise the limit or drop it"
         message = f"KFP cannot hold the whole pipeline to {sched.parallelism} steps at once"
         out.append(ctx.error(DML100, message, ("scheduling", "parallelism"), "independent steps exceed it", help_))
+    if pipeline.namespace:
+        help_ = "drop `namespace` for KFP, or start the run from the profile whose namespace you want"
+        diag = ctx.error(DML100, "KFP runs a pipeline, and the objects its steps launch, in the namespace of the "
+                         "profile that starts it", ("namespace",), "not applied on kfp", help_)  # fmt: skip
+        out.append(Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=Severity.WARNING))
     out += _schedule_checks(pipeline, ctx)
     return out
 

@@ -4,7 +4,9 @@ Takes a planned `train` (allreduce / parameter_server) or `serve` step; gives th
 its task spec: the TFJob or InferenceService objects from `dmlc.k8s` (the very builders the Argo
 target uses, so both targets create byte-identical objects), what to wait for, and the retry
 policy the launcher applies. The runtime SPEC and this run's PVC names are not known at compile
-time: the manifests carry placeholders that `shim.py` fills in inside the launcher task.
+time: the manifests carry placeholders that `shim.py` fills in inside the launcher task. Launched pods
+have neither KFP's launcher nor object-store credentials: they mount the run's data volume, onto
+which the launcher task copies their input artifacts and from which it copies their outputs back.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from dmlc.ir.model import Pipeline, Serve, Train
 SPEC_MARKER = "dmlc_kfp_spec"
 SPEC_PLACEHOLDER = '{"' + SPEC_MARKER + '":true}'
 NAMESPACE_PLACEHOLDER = "__DMLC_NAMESPACE__"  # the launcher pod's namespace, filled in at run time
+DATA_VOLUME = "dmlc-data"  # the run's volume that launched workloads read their inputs from and write to
+DATA_MOUNT = "/dmlc-data"  # where the launcher task and the launched pods mount it
+DATA_CLAIM = "__DMLC_PVC_DATA__"
 
 
 def claim_placeholder(volume: str) -> str:
@@ -26,7 +31,8 @@ def claim_placeholder(volume: str) -> str:
 
 
 def _volumes(pipeline: Pipeline) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    volumes, mounts = [], []
+    volumes = [{"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": DATA_CLAIM}}]
+    mounts = [{"name": DATA_VOLUME, "mountPath": DATA_MOUNT}]
     for name, vol in pipeline.volumes.items():
         volume = k8s.k8s_name(name)
         volumes.append({"name": volume, "persistentVolumeClaim": {"claimName": claim_placeholder(name)}})
@@ -53,8 +59,10 @@ def _retry(p: StepPlan) -> dict[str, Any] | None:
 
 
 def launch_spec(pipeline: Pipeline, p: StepPlan) -> dict[str, Any]:
+    """The objects carry no namespace: they land in the launcher pod's, where the run's data volume is
+    (KFP runs every pod of a run in the namespace of the profile that started it)."""
     volumes, mounts = _volumes(pipeline)
-    common = {"volumes": volumes, "volume_mounts": mounts, "namespace": pipeline.namespace,
+    common = {"volumes": volumes, "volume_mounts": mounts, "namespace": None,
               "call": k8s.RuntimeCall(SPEC_PLACEHOLDER)}  # fmt: skip
     dns = {"dns_namespace": NAMESPACE_PLACEHOLDER}
     step = p.step
@@ -77,6 +85,7 @@ def launch_spec(pipeline: Pipeline, p: StepPlan) -> dict[str, Any]:
         wait = [{"object": i, "success": _ready(m), "failure": ""} for i, m in enumerate(manifests)]
     claims = {name: claim_placeholder(name) for name in pipeline.volumes}
     return {
+        "data": {"claim": DATA_CLAIM, "mount": DATA_MOUNT},
         "manifests": manifests,
         "wait": wait,
         "claims": claims,

@@ -43,6 +43,11 @@ class KfpOptions(TargetOptions):
     elastic: Literal["error", "ignore"] = "error"
     """A TFJob cannot shrink to the workers that are left (`elastic`): "error" refuses it (DML100);
     "ignore" runs it with `workers` and restarts the whole job from its checkpoint instead."""
+    data_volume_size: str = Field("10Gi", pattern=r"^[0-9]+(\.[0-9]+)?([KMGTPE]i?)?$")
+    """Size of the run's volume (ReadWriteMany) through which TFJobs and InferenceServices get their
+    input artifacts and hand back their outputs (created only when a step is launched)."""
+    data_volume_class: str | None = None
+    """Storage class of that volume (default: the cluster's default class)."""
     cache_max_age: Literal["epoch", "ignore"] = "epoch"
     """How `memoize.max_age` holds on KFP, whose cache has no age: "epoch" feeds the memoized task the
     number of `max_age` periods since 1970 from an uncached task run just before it, so its cache key

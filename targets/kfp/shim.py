@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,23 +32,23 @@ from dmlc.semantics.spec import command, environment, instantiate
 from dmlc.semantics.values import ResolveError, dig, interpolate
 
 
-def _path(value: Any, uri: bool = False) -> str | None:
-    """A KFP artifact (has `.path`, `.uri`) or an output path string -> a path (or the artifact's URI)."""
+def _path(value: Any) -> str | None:
+    """A KFP artifact (has `.path`: the launcher downloaded it there) or an output path string -> a path."""
     if value is None:
         return None  # the output of an instance that failed (a `min_success` fan-in)
-    if hasattr(value, "path"):
-        return value.uri if uri else value.path
-    return str(value)
+    return value.path if hasattr(value, "path") else str(value)
 
 
-def _decode(kind: str, value: Any, uri: bool = False) -> Any:
-    """A component input value -> the value a reference stands for (artifacts as URIs for launched jobs)."""
+def _decode(kind: str, value: Any, stage: Callable[[str], str] | None = None) -> Any:
+    """A component input value -> the value a reference stands for; `stage` moves artifacts where a
+    launched workload can read them (the run's data volume)."""
     if value is None:
         return None
     if kind == "artifact":
-        return _path(value, uri)
+        path = _path(value)
+        return stage(path) if stage and path else path
     if kind == "artifacts":
-        return [_path(v, uri) for v in value]
+        return [_decode("artifact", v, stage) for v in value]
     if kind == "json":  # a param output, as its producer wrote it: JSON, or plain text
         return param_value(value) if isinstance(value, str) else value
     if kind == "jsons":
@@ -57,10 +59,10 @@ def _decode(kind: str, value: Any, uri: bool = False) -> Any:
 class _Lookup:
     """`lookup(Ref)` for the core's resolver, answered from the component's inputs."""
 
-    def __init__(self, task: dict[str, Any], args: dict[str, Any]) -> None:
+    def __init__(self, task: dict[str, Any], args: dict[str, Any], stage: Callable[[str], str] | None = None) -> None:
         self.bindings = task["bindings"]
         self.args = args
-        self.uri = bool(task.get("launch"))  # a TFJob's pods read the object store, not this pod's files
+        self.stage = stage  # a _Staging for a launched step
         self.item, self.index = args.get("dmlc_item"), None
         if task.get("item_wrapped"):  # a static list: {"index", "item"} as JSON text
             wrapped = json.loads(self.item)
@@ -72,10 +74,31 @@ class _Lookup:
         binding = self.bindings.get(binding_key(ref))
         if binding is None:
             raise ResolveError(f"`{ref.text}` has no input in this KFP component")
-        value = _decode(binding["kind"], self.args.get(binding["input"]), self.uri)
+        value = _decode(binding["kind"], self.args.get(binding["input"]), self.stage)
         if isinstance(ref.index, int):
             value = value[ref.index]
         return dig(value, ref.fields[1:], ref.text)
+
+
+class _Staging:
+    """This attempt's folder on the run's data volume: `in/` the input artifacts, copied there for the
+    launched pods (which have no object-store access), `out/` what the workload writes, `work/` its
+    checkpoints (kept across the launcher's own retries, which resume from them)."""
+
+    def __init__(self, launch: dict[str, Any]) -> None:
+        self.root = Path(launch["data"]["mount"]) / uuid.uuid4().hex
+        self.copied: dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        if path not in self.copied:
+            target = self.root / "in" / str(len(self.copied)) / Path(path).name
+            target.parent.mkdir(parents=True)
+            if Path(path).is_dir():
+                shutil.copytree(path, target)
+            else:
+                shutil.copyfile(path, target)
+            self.copied[path] = str(target)
+        return self.copied[path]
 
 
 def _instance(task: dict[str, Any], lookup: _Lookup, tmp: str) -> dict[str, Any]:
@@ -132,13 +155,14 @@ def run_step(args: dict[str, Any]) -> None:
     task = json.loads(args.pop("dmlc_spec"))
     args.pop("dmlc_cache_epoch", None)  # only a part of KFP's cache key (`memoize.max_age`)
     _check_upstream(task, args)
-    lookup = _Lookup(task, args)
+    staging = _Staging(task["launch"]) if task.get("launch") else None
+    lookup = _Lookup(task, args, staging)
     with tempfile.TemporaryDirectory(prefix="dmlc-kfp-") as tmp:
         try:
             spec = _instance(task, lookup, tmp)
         except ResolveError as exc:
             raise SystemExit(f"dmlc: {exc}") from None
-        if task.get("launch"):
+        if staging is not None:
             _launch(task, spec, args, lookup)
         else:
             _run(spec, tmp)
@@ -161,24 +185,25 @@ def _run(spec: dict[str, Any], tmp: str) -> None:
 
 
 def _launch(task: dict[str, Any], spec: dict[str, Any], args: dict[str, Any], lookup: _Lookup) -> None:
+    """Create the step's TFJob / InferenceService in this pod's namespace, on the data volume, and wait;
+    then copy what the job wrote on the volume into this task's outputs (KFP uploads them from there)."""
     from dmlc_targets.kfp import apply
 
-    launch = {**task["launch"], "outputs_dir": _job_outputs_dir(spec, args), "outputs": spec["outputs"]}
-    job_spec = {**spec, "outputs_dir": launch["outputs_dir"]}
+    staging = lookup.stage
+    assert isinstance(staging, _Staging)
+    out, work = staging.root / "out", staging.root / "work"
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    launch = {**task["launch"], "outputs_dir": str(out), "outputs": spec["outputs"]}
+    job_spec = {**spec, "outputs_dir": str(out), "work_dir": str(work)}
     claims = {placeholder: str(args[f"dmlc_pvc_{volume}"]) for volume, placeholder in launch["claims"].items()}
+    claims[launch["data"]["claim"]] = str(args["dmlc_data_pvc"])
     manifests = _fill(launch["manifests"], job_spec, launch["marker"], claims, lookup)
-    marker = launch.get("namespace_marker")  # shard URLs name the namespace the objects land in
-    text = json.dumps(manifests)
-    launch["manifests"] = json.loads(text.replace(marker, apply.current_namespace()) if marker else text)
+    text = json.dumps(manifests).replace(launch["namespace_marker"], apply.current_namespace())
+    launch["manifests"] = json.loads(text)  # shard URLs name the namespace the objects land in
     apply.run(launch, spec["attrs"]["kind"], Path(spec["outputs_dir"]))
-
-
-def _job_outputs_dir(spec: dict[str, Any], args: dict[str, Any]) -> str:
-    """Where the launched job writes its outputs: beside this task's first output artifact in the store."""
-    for name, kind in spec["outputs"].items():
-        if kind == "artifact":
-            return str(_path(args[name], uri=True)).rstrip("/") + ".dmlc-outputs"
-    return ""
+    if spec["attrs"]["kind"] != "serve":  # a server keeps reading its model from the volume
+        shutil.rmtree(staging.root, ignore_errors=True)
 
 
 def _fill(value: Any, spec: dict[str, Any], marker: str, claims: dict[str, str], lookup: _Lookup) -> Any:

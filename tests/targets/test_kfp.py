@@ -161,10 +161,13 @@ def test_distributed_train_launches_the_shared_tfjob() -> None:
 
     expected = k8s.tfjob(pipeline, "model", effective(pipeline, "model"), job_name="fashion-mnist-model-",
                          call=k8s.RuntimeCall(launch["manifests"][0]["spec"]["tfReplicaSpecs"]["Worker"]["template"]
-                                              ["spec"]["containers"][0]["command"][-1]), namespace="kubeflow",
-                         volumes=[{"name": "models", "persistentVolumeClaim": {"claimName": "__DMLC_PVC_models__"}}],
-                         volume_mounts=[{"name": "models", "mountPath": "/trained_model"}])  # fmt: skip
-    assert launch["manifests"] == [expected]
+                                              ["spec"]["containers"][0]["command"][-1]), namespace=None,
+                         volumes=[{"name": "dmlc-data", "persistentVolumeClaim": {"claimName": "__DMLC_PVC_DATA__"}},
+                                  {"name": "models", "persistentVolumeClaim": {"claimName": "__DMLC_PVC_models__"}}],
+                         volume_mounts=[{"name": "dmlc-data", "mountPath": "/dmlc-data"},
+                                        {"name": "models", "mountPath": "/trained_model"}])  # fmt: skip
+    assert launch["manifests"] == [expected]  # no namespace: the launcher pod's (the book says "kubeflow")
+    assert launch["data"] == {"claim": "__DMLC_PVC_DATA__", "mount": "/dmlc-data"}
     assert launch["retry"]["on"] == "transient"  # the launcher applies it, KFP's own retry is not set
     assert "retryPolicy" not in loop_dag["model"]
 

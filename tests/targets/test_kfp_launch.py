@@ -1,0 +1,109 @@
+"""The data path of a launched KFP step (issue 11 #1), run for real without a cluster.
+
+A distributed `train` compiled for KFP becomes a launcher task. Here its shim runs as KFP's
+launcher would start it: input artifacts downloaded to local paths but known by `minio://` URIs,
+output artifacts to be uploaded from local paths, the run's data volume mounted, a service-account
+folder naming its namespace. Its TFJob goes to `tests/kfp_cluster.LocalCluster` (the Argo replay's
+TFJob stand-in: real worker processes with TF_CONFIG), whose workers here run a small script in
+place of the TensorFlow runtime, so the test needs no TensorFlow and checks what matters: the pods
+read their inputs from the volume (never a URI), write there, and the launcher copies the result
+into the task's output artifact; the objects land in the launcher pod's namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dmlc.driver import compile_file
+from tests.kfp_cluster import LocalCluster
+
+PIPELINE = """\
+pipeline launched {
+  namespace = "kubeflow"
+  ingest data { dataset = "digits" }
+  train model {
+    data     = data.dataset
+    strategy = "allreduce"
+    workers  = 2
+  }
+}
+"""
+
+# stands in for `python -m dmlc.runtime train`: worker 0 copies the dataset into the model it "trains"
+WORKER = """\
+import json, os, pathlib, sys
+spec = json.loads(sys.argv[1])
+data = pathlib.Path(spec["attrs"]["data"])
+assert "://" not in str(data) and data.is_dir(), data
+if json.loads(os.environ["TF_CONFIG"])["task"]["index"] == 0:
+    out = pathlib.Path(spec["outputs_dir"])
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "saved_model.pb").write_text((data / "dataset.json").read_text())
+    (out / "metrics").write_text(json.dumps({"accuracy": 0.5, "seen": str(data)}))
+"""
+
+
+@dataclass
+class Artifact:
+    """What kfp's executor hands a component: `.path` (local, where the launcher downloaded it) and `.uri`."""
+
+    path: str
+    uri: str
+
+
+def _launcher_task(tmp_path: Path, volume: Path) -> dict[str, Any]:
+    source = tmp_path / "launched.dml"
+    source.write_text(PIPELINE)
+    spec = yaml.safe_load_all(compile_file(str(source), "kfp"))
+    tasks = next(spec)["root"]["dag"]["tasks"]
+    task = json.loads(tasks["model"]["inputs"]["parameters"]["dmlc_spec"]["runtimeValue"]["constant"])
+    # the harness mounts the data volume at a folder of its own: the mount path, remapped as text
+    task = json.loads(json.dumps(task).replace('"/dmlc-data"', json.dumps(str(volume))))
+    container = task["launch"]["manifests"][0]["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]
+    container["command"] = [sys.executable, "-c", WORKER, container["command"][-1]]
+    return task
+
+
+def test_a_launched_tfjob_reads_and_writes_only_through_the_data_volume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dmlc_targets.kfp import apply, shim
+
+    cluster = LocalCluster(tmp_path / "cluster")
+    volume = tmp_path / "cluster" / "volumes" / "dmlc-data"  # where the stand-in's pods see the claim
+    task = _launcher_task(tmp_path, volume)
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "namespace").write_text("team-a\n")
+    monkeypatch.setattr(apply, "SERVICE_ACCOUNT", account)
+    monkeypatch.setattr(apply, "Cluster", lambda: cluster)
+    downloaded = tmp_path / "minio" / "mlpipeline" / "v2" / "artifacts" / "launched" / "r1" / "data" / "dataset"
+    downloaded.mkdir(parents=True)
+    (downloaded / "dataset.json").write_text('{"rows": 3}')
+    uri = "minio://mlpipeline/v2/artifacts/launched/r1/"
+    args = {
+        "dmlc_spec": json.dumps(task),
+        "data__dataset": Artifact(str(downloaded), uri + "data/dataset"),
+        "model": Artifact(str(tmp_path / "upload" / "model"), uri + "model/model"),
+        "metrics": str(tmp_path / "upload" / "metrics"),
+        "dmlc_data_pvc": "launched-r1-dmlc-data",
+    }
+    try:
+        shim.run_step(args)
+    finally:
+        cluster.close()
+    (job,) = cluster.created
+    assert job["kind"] == "TFJob" and job["metadata"]["namespace"] == "team-a"  # not the file's "kubeflow"
+    volumes = job["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["volumes"]
+    assert {"name": "dmlc-data", "persistentVolumeClaim": {"claimName": "launched-r1-dmlc-data"}} in volumes
+    assert (tmp_path / "upload" / "model" / "saved_model.pb").read_text() == '{"rows": 3}'  # KFP uploads it
+    metrics = json.loads((tmp_path / "upload" / "metrics").read_text())
+    assert metrics["accuracy"] == 0.5 and metrics["seen"].startswith(str(volume))  # read on the volume
+    assert not any(volume.iterdir())  # a finished job's staging folder is removed
