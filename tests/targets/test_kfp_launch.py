@@ -107,3 +107,58 @@ def test_a_launched_tfjob_reads_and_writes_only_through_the_data_volume(
     metrics = json.loads((tmp_path / "upload" / "metrics").read_text())
     assert metrics["accuracy"] == 0.5 and metrics["seen"].startswith(str(volume))  # read on the volume
     assert not any(volume.iterdir())  # a finished job's staging folder is removed
+
+
+SERVE = """\
+pipeline served {
+  task best {
+    command = ["true"]
+    outputs { model = "artifact" }
+  }
+  serve classifier { model = best.model }
+}
+"""
+
+# stands in for `python -m dmlc.runtime serve`: answers on $PORT only if the model is on the volume
+SERVER = """\
+import http.server, json, os, pathlib, sys
+model = pathlib.Path(json.loads(sys.argv[1])["attrs"]["model"])
+assert "://" not in str(model) and (model / "saved_model.pb").read_text() == "weights", model
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), http.server.SimpleHTTPRequestHandler).serve_forever()
+"""
+
+
+def test_a_launched_server_reads_its_model_from_the_data_volume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dmlc_targets.kfp import apply, shim
+
+    cluster = LocalCluster(tmp_path / "cluster")
+    volume = tmp_path / "cluster" / "volumes" / "dmlc-data"
+    source = tmp_path / "served.dml"
+    source.write_text(SERVE)
+    tasks = next(yaml.safe_load_all(compile_file(str(source), "kfp")))["root"]["dag"]["tasks"]
+    task = json.loads(tasks["classifier"]["inputs"]["parameters"]["dmlc_spec"]["runtimeValue"]["constant"])
+    task = json.loads(json.dumps(task).replace('"/dmlc-data"', json.dumps(str(volume))))
+    container = task["launch"]["manifests"][0]["spec"]["predictor"]["containers"][0]
+    container["command"] = [sys.executable, "-c", SERVER, container["command"][-1]]
+    monkeypatch.setattr(apply, "Cluster", lambda: cluster)
+    monkeypatch.setattr(apply, "POLL_S", 0.2)
+    model = tmp_path / "minio" / "best" / "model"
+    model.mkdir(parents=True)
+    (model / "saved_model.pb").write_text("weights")
+    args = {
+        "dmlc_spec": json.dumps(task),
+        "best__model": Artifact(str(model), "minio://mlpipeline/v2/artifacts/served/r1/best/model"),
+        "endpoint": str(tmp_path / "upload" / "endpoint"),
+        "dmlc_data_pvc": "served-r1-dmlc-data",
+    }
+    try:
+        shim.run_step(args)
+    finally:
+        cluster.close()
+    (isvc,) = cluster.created
+    assert isvc["metadata"]["namespace"] == "default"  # no service-account folder here: the client's default
+    assert (tmp_path / "upload" / "endpoint").read_text().startswith('"http://127.0.0.1:')
+    (staged,) = volume.glob("*/in/*/model/saved_model.pb")  # kept: the server keeps reading it
+    assert staged.read_text() == "weights"
