@@ -3,8 +3,9 @@
 A distributed `train` compiled for KFP becomes a launcher task. Here its shim runs as KFP's
 launcher would start it: input artifacts downloaded to local paths but known by `minio://` URIs,
 output artifacts to be uploaded from local paths, the run's data volume mounted, a service-account
-folder naming its namespace. Its TFJob goes to `tests/kfp_cluster.LocalCluster` (the Argo replay's
-TFJob stand-in: real worker processes with TF_CONFIG), whose workers here run a small script in
+folder naming its namespace. Its own kubernetes client (`apply.Cluster`) creates the TFJob through a
+local API server (`tests/kfp_cluster.ApiServer`) in front of the Argo replay's TFJob stand-in (real
+worker processes with TF_CONFIG), whose workers here run a small script in
 place of the TensorFlow runtime, so the test needs no TensorFlow and checks what matters: the pods
 read their inputs from the volume (never a URI), write there, and the launcher copies the result
 into the task's output artifact; the objects land in the launcher pod's namespace.
@@ -22,7 +23,7 @@ import pytest
 import yaml
 
 from dmlc.driver import compile_file
-from tests.kfp_cluster import LocalCluster
+from tests.kfp_cluster import ApiServer, LocalCluster
 
 PIPELINE = """\
 pipeline launched {
@@ -71,19 +72,34 @@ def _launcher_task(tmp_path: Path, volume: Path) -> dict[str, Any]:
     return task
 
 
+@pytest.fixture
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A LocalCluster behind a local API server, which the launcher's own kubernetes client reaches."""
+    from dmlc_targets.kfp import apply
+    from kubernetes.config import kube_config
+
+    local = LocalCluster(tmp_path / "cluster")
+    server = ApiServer(local, tmp_path / "api")
+    monkeypatch.setenv("KUBECONFIG", str(server.kubeconfig))
+    # kube_config read $KUBECONFIG when it was imported; a launcher task is a fresh process, this is not
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(server.kubeconfig))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setattr(apply, "POLL_S", 0.2)
+    yield local
+    server.close()
+
+
 def test_a_launched_tfjob_reads_and_writes_only_through_the_data_volume(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cluster: LocalCluster
 ) -> None:
     from dmlc_targets.kfp import apply, shim
 
-    cluster = LocalCluster(tmp_path / "cluster")
     volume = tmp_path / "cluster" / "volumes" / "dmlc-data"  # where the stand-in's pods see the claim
     task = _launcher_task(tmp_path, volume)
     account = tmp_path / "serviceaccount"
     account.mkdir()
     (account / "namespace").write_text("team-a\n")
     monkeypatch.setattr(apply, "SERVICE_ACCOUNT", account)
-    monkeypatch.setattr(apply, "Cluster", lambda: cluster)
     downloaded = tmp_path / "minio" / "mlpipeline" / "v2" / "artifacts" / "launched" / "r1" / "data" / "dataset"
     downloaded.mkdir(parents=True)
     (downloaded / "dataset.json").write_text('{"rows": 3}')
@@ -95,10 +111,7 @@ def test_a_launched_tfjob_reads_and_writes_only_through_the_data_volume(
         "metrics": str(tmp_path / "upload" / "metrics"),
         "dmlc_data_pvc": "launched-r1-dmlc-data",
     }
-    try:
-        shim.run_step(args)
-    finally:
-        cluster.close()
+    shim.run_step(args)
     (job,) = cluster.created
     assert job["kind"] == "TFJob" and job["metadata"]["namespace"] == "team-a"  # not the file's "kubeflow"
     volumes = job["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["volumes"]
@@ -128,12 +141,9 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), http.server.Simpl
 """
 
 
-def test_a_launched_server_reads_its_model_from_the_data_volume(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from dmlc_targets.kfp import apply, shim
+def test_a_launched_server_reads_its_model_from_the_data_volume(tmp_path: Path, cluster: LocalCluster) -> None:
+    from dmlc_targets.kfp import shim
 
-    cluster = LocalCluster(tmp_path / "cluster")
     volume = tmp_path / "cluster" / "volumes" / "dmlc-data"
     source = tmp_path / "served.dml"
     source.write_text(SERVE)
@@ -142,8 +152,6 @@ def test_a_launched_server_reads_its_model_from_the_data_volume(
     task = json.loads(json.dumps(task).replace('"/dmlc-data"', json.dumps(str(volume))))
     container = task["launch"]["manifests"][0]["spec"]["predictor"]["containers"][0]
     container["command"] = [sys.executable, "-c", SERVER, container["command"][-1]]
-    monkeypatch.setattr(apply, "Cluster", lambda: cluster)
-    monkeypatch.setattr(apply, "POLL_S", 0.2)
     model = tmp_path / "minio" / "best" / "model"
     model.mkdir(parents=True)
     (model / "saved_model.pb").write_text("weights")
@@ -153,10 +161,7 @@ def test_a_launched_server_reads_its_model_from_the_data_volume(
         "endpoint": str(tmp_path / "upload" / "endpoint"),
         "dmlc_data_pvc": "served-r1-dmlc-data",
     }
-    try:
-        shim.run_step(args)
-    finally:
-        cluster.close()
+    shim.run_step(args)
     (isvc,) = cluster.created
     assert isvc["metadata"]["namespace"] == "default"  # no service-account folder here: the client's default
     assert (tmp_path / "upload" / "endpoint").read_text().startswith('"http://127.0.0.1:')
