@@ -28,7 +28,7 @@ class KfpTarget:
         "fan-in x[*].out": "dsl.Collected",
         "wait = each": "downstream task inside the same ParallelFor body",
         "when": "condition task evaluating the expression + dsl.If",
-        "min_success": "ignore_upstream_failure + count check in the consumer",
+        "min_success": 'DML100, or every instance must succeed (target kfp { min_success = "all" })',
         "memoize": "task caching (fingerprint = spec, image, inputs, key); max_age: an uncached epoch input",
         "retry": 'set_retry with backoff (on = "any"); TFJob/serve launchers apply any/failure/transient',
         "timeout": "pod activeDeadlineSeconds (kfp-kubernetes set_timeout)",

@@ -40,7 +40,6 @@ class Builder:
         self.params: dict[str, Any] = {}
         self.pvcs: dict[str, Any] = {}
         self.data_pvc: Any = None
-        self.ok_steps = {gate.step for p in self.plans.values() for gate in p.ok_gates}
 
     # --- the pipeline function -----------------------------------------------------------------
 
@@ -115,15 +114,10 @@ class Builder:
         p = self.plans[owner]
         iface = components.Interface(components.function_name(owner, "when_"))
         iface.inputs = {b.input: b.kind for b in p.when_bindings.values()} | self._item_input()
+        comp = components.component(iface, p.step.image or self.pipeline.image, when=True)
         assert p.step.when is not None
         spec = self._base_spec(p, p.when_bindings) | {"when": when.render(p.step.when.tree)}
-        tolerant = p.tolerant and any(b.collected for b in p.when_bindings.values())
-        if tolerant:  # it reads into the same loop group as its step: it must run when the step would
-            self._tolerate(iface, spec, p, p.when_bindings)
-        comp = components.component(iface, p.step.image or self.pipeline.image, when=True)
         task = comp(**self._arguments(p, p.when_bindings, spec))
-        if tolerant:
-            task.ignore_upstream_failure()
         task.set_caching_options(False)
         task.set_display_name(f"when {owner}")
         self._kubernetes(task, p)
@@ -134,17 +128,9 @@ class Builder:
 
     def _task(self, p: StepPlan) -> Any:
         outputs = output_kinds(self.pipeline, p.name, self.lists)
-        if p.name in self.ok_steps:  # an `after` dependency of a task that ignores upstream failures
-            outputs["dmlc_ok"] = "param"
         iface = components.Interface(components.function_name(p.name), outputs=outputs)
         iface.inputs = {b.input: b.kind for b in p.bindings.values()} | self._item_input()
         spec = self._base_spec(p, p.bindings) | {"spec": contract.dump(contract.template(self.pipeline, p.name))}
-        if p.name in self.ok_steps:
-            spec["ok_output"] = True
-        if p.tolerant:
-            self._tolerate(iface, spec, p, p.bindings)
-        if p.ok_gates:
-            spec["after_ok"] = {g.input: g.need for g in p.ok_gates}
         if p.launched:
             spec["launch"] = manifests.launch_spec(self.pipeline, p)
             iface.inputs.update({f"dmlc_pvc_{v}": "str" for v in self.pipeline.volumes} | {"dmlc_data_pvc": "str"})
@@ -152,29 +138,14 @@ class Builder:
         if p.launched:
             arguments.update({f"dmlc_pvc_{v}": t.outputs["name"] for v, t in self.pvcs.items()})
             arguments["dmlc_data_pvc"] = self.data_pvc.outputs["name"]
-        for gate in p.ok_gates:
-            iface.inputs[gate.input] = "jsons" if gate.collected else "json"
-            iface.optional.add(gate.input)
-            ok = self.tasks[gate.step].outputs["dmlc_ok"]
-            arguments[gate.input] = dsl.Collected(ok) if gate.collected else ok
         epoch = self._epoch(p)
         if epoch is not None:
             iface.inputs["dmlc_cache_epoch"] = "int"
-            iface.optional |= {"dmlc_cache_epoch"} if p.tolerant else set()
             arguments["dmlc_cache_epoch"] = epoch.output
-        task = components.component(iface, p.step.image or self.pipeline.image)(**arguments)
+        comp = components.component(iface, p.step.image or self.pipeline.image)
+        task = comp(**arguments)
         self._configure(task, p)
         return task
-
-    def _tolerate(self, iface: Any, spec: dict[str, Any], p: StepPlan, bindings: dict[str, Any]) -> None:
-        """kfp lets a task ignore upstream failures only if every task-fed input has a default; the shim
-        then fails the step itself when an input that is not a tolerated fan-in is missing, or an `after`
-        dependency delivered too few ok markers."""
-        iface.optional = {b.input for b in bindings.values() if b.source is not None}
-        iface.optional |= set(self._item_input())  # the item of a loop over an output is task-fed too
-        spec["required"] = sorted(
-            b.input for b in bindings.values() if b.source is not None and not (b.collected and self._tolerant(b))
-        )
 
     def _epoch(self, p: StepPlan) -> Any:
         """For `memoize.max_age`: an uncached task started right before the step (after the same upstream
@@ -187,8 +158,6 @@ class Builder:
         task = components.epoch(iface.name, p.step.image or self.pipeline.image)(seconds=float(memo.max_age))
         task.set_caching_options(False)
         task.set_display_name(f"max_age {p.name}")
-        if p.tolerant:
-            task.ignore_upstream_failure()
         for up in p.upstream:
             task.after(self.tasks[up])
         self._kubernetes(task, p, volumes=False)
@@ -200,9 +169,6 @@ class Builder:
             return {}
         return {"dmlc_item": "str"}
 
-    def _tolerant(self, binding: Any) -> bool:
-        return self.pipeline.steps[binding.source.root].min_success is not None
-
     def _base_spec(self, p: StepPlan, bindings: dict[str, Any]) -> dict[str, Any]:
         """How the shim resolves the references of a step: which component input each one reads."""
         return {
@@ -211,7 +177,9 @@ class Builder:
         }
 
     def _arguments(self, p: StepPlan, bindings: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
-        args: dict[str, Any] = {"dmlc_spec": _spec_argument(spec)}
+        # kfp.local rewrites every "python3" in a task's arguments into its interpreter path; a JSON
+        # escape keeps the spec's own text (a command, a path) intact there and on the cluster alike
+        args: dict[str, Any] = {"dmlc_spec": _canonical(spec).replace("python3", "\\u0070ython3")}
         for b in bindings.values():
             if b.source is None:
                 args[b.input] = self.params[b.input.removeprefix("params__")]
@@ -234,8 +202,6 @@ class Builder:
         task.set_display_name(p.name)
         memo = step.memoize
         task.set_caching_options(memo is not None)
-        if p.tolerant:
-            task.ignore_upstream_failure()
         for up in step.after:
             task.after(self.tasks[up])
         if step.retry is not None and step.retry.limit and step.retry.on == "any" and not p.launched:
@@ -298,12 +264,6 @@ def _scheduling_labels(pipeline: Pipeline) -> dict[str, str]:
     if sched is not None and isinstance(sched.priority, str):
         labels["kueue.x-k8s.io/priority-class"] = sched.priority
     return labels
-
-
-def _spec_argument(spec: dict[str, Any]) -> str:
-    # kfp.local rewrites every "python3" in a task's arguments into its interpreter path; a JSON
-    # escape keeps the spec's own text (a command, a path) intact there and on the cluster alike
-    return _canonical(spec).replace("python3", "\\u0070ython3")
 
 
 def _canonical(value: Any) -> str:

@@ -64,6 +64,8 @@ def _step_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[D
     if isinstance(step, Train) and step.gang and not is_distributed(step):
         help_ = 'gang scheduling applies to TFJobs: use strategy = "allreduce" or "parameter_server", or drop `gang`'
         out.append(ctx.error(DML100, "KFP can gang-schedule only a TFJob", ("steps", name, "gang"), "one pod", help_))
+    if step.min_success is not None:
+        out.append(_min_success_check(ctx, name))
     out += _loop_checks(pipeline, ctx, p)
     out += _retry_checks(pipeline, ctx, p)
     memo = step.memoize
@@ -73,6 +75,19 @@ def _step_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[D
         diag = ctx.error(DML100, "cached results are reused however old on KFP", where, "not enforced", help_)
         out.append(Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=Severity.WARNING))
     return out
+
+
+def _min_success_check(ctx: CompileContext, name: str) -> Diagnostic:
+    help_ = (
+        "KFP 2.17 compiles `ignore_upstream_failure` into an exit hook, which a ParallelFor drops, and stops "
+        "starting tasks after a failure: accept that every instance must succeed with "
+        '`target kfp { min_success = "all" }`'
+    )
+    diag = ctx.error(DML100, "KFP cannot run a step after a loop with a failed instance",
+                     ("steps", name, "min_success"), "every instance must succeed on kfp", help_)  # fmt: skip
+    accept = getattr(ctx.options, "min_success", "error") == "all"
+    severity = Severity.WARNING if accept else Severity.ERROR
+    return Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=severity)
 
 
 def _retry_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[Diagnostic]:

@@ -37,7 +37,6 @@ class Interface:
 
     name: str
     inputs: dict[str, str] = field(default_factory=dict)  # input name -> INPUT_TYPES key
-    optional: set[str] = field(default_factory=set)  # inputs that may be missing (min_success fan-in)
     outputs: dict[str, str] = field(default_factory=dict)  # output name -> OUTPUT_TYPES key
 
 
@@ -49,13 +48,9 @@ def function_name(step: str, prefix: str = "") -> str:
 
 def _signature(iface: Interface) -> str:
     parts = ["dmlc_spec: str"]
-    for name, kind in iface.inputs.items():
-        annotation = INPUT_TYPES[kind]
-        parts.append(f"{name}: Optional[{annotation}] = None" if name in iface.optional else f"{name}: {annotation}")
+    parts += [f"{name}: {INPUT_TYPES[kind]}" for name, kind in iface.inputs.items()]
     parts += [f"{name}: {OUTPUT_TYPES[kind]}" for name, kind in iface.outputs.items()]
-    # kfp requires parameters without defaults first; optional inputs only follow required ones
-    required = [p for p in parts if "= None" not in p]
-    return ", ".join(required + [p for p in parts if "= None" in p])
+    return ", ".join(parts)
 
 
 def step_source(iface: Interface) -> str:
@@ -87,12 +82,9 @@ def epoch(name: str, image: str) -> Any:
 
 
 def _namespace() -> dict[str, Any]:
-    from typing import Optional
-
     from kfp.dsl import Artifact, Input, Output, OutputPath
 
-    return {"Artifact": Artifact, "Input": Input, "Output": Output, "OutputPath": OutputPath, "List": list,
-            "Optional": Optional}  # fmt: skip
+    return {"Artifact": Artifact, "Input": Input, "Output": Output, "OutputPath": OutputPath, "List": list}
 
 
 def define(name: str, source: str) -> Any:
@@ -121,7 +113,7 @@ def component(iface: Interface, image: str, when: bool = False, source: str = ""
     from kfp import dsl
     from kfp.dsl.python_component import PythonComponent
 
-    generic = Interface("dmlc_when" if when else "dmlc_step", iface.inputs, iface.optional, iface.outputs)
+    generic = Interface("dmlc_when" if when else "dmlc_step", iface.inputs, iface.outputs)
     if source:
         generic.name = source.split("(")[0].removeprefix("def ")
     else:

@@ -48,6 +48,10 @@ class KfpOptions(TargetOptions):
     input artifacts and hand back their outputs (created only when a step is launched)."""
     data_volume_class: str | None = None
     """Storage class of that volume (default: the cluster's default class)."""
+    min_success: Literal["error", "all"] = "error"
+    """KFP cannot run a step after a loop with a failed iteration: the backend (2.17) compiles
+    `ignore_upstream_failure` into an exit hook, which a ParallelFor drops. "error" refuses
+    `min_success` (DML100); "all" is the explicit opt-in to KFP's rule: every instance must succeed."""
     cache_max_age: Literal["epoch", "ignore"] = "epoch"
     """How `memoize.max_age` holds on KFP, whose cache has no age: "epoch" feeds the memoized task the
     number of `max_age` periods since 1970 from an uncached task run just before it, so its cache key

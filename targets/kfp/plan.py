@@ -45,19 +45,6 @@ class Binding:
 
 
 @dataclass
-class OkGate:
-    """An `after` dependency of a task that ignores upstream failures: the shim counts its ok markers."""
-
-    step: str
-    input: str  # component input name (the step's hidden `dmlc_ok` output, collected over its instances)
-    collected: bool
-    need: int | None  # `min_success` of a fanned-out step; None: every instance
-
-    def to_json(self) -> dict[str, Any]:
-        return {"input": self.input, "need": self.need}
-
-
-@dataclass
 class StepPlan:
     name: str
     step: Step
@@ -65,8 +52,6 @@ class StepPlan:
     bindings: dict[str, Binding] = field(default_factory=dict)  # binding key -> binding
     when_bindings: dict[str, Binding] = field(default_factory=dict)
     upstream: list[str] = field(default_factory=list)
-    tolerant: bool = False  # runs with failed upstream tasks (`ignore_upstream_failure`); the shim checks
-    ok_gates: list[OkGate] = field(default_factory=list)
 
     @property
     def launched(self) -> bool:
@@ -182,52 +167,13 @@ def plan(pipeline: Pipeline) -> dict[str, StepPlan]:
     """Every step's plan, in topological order; raises PlacementError."""
     deps, lists = dependencies(pipeline), list_outputs(pipeline)
     plans: dict[str, StepPlan] = {}
-    ancestors: dict[str, set[str]] = {}
     for name in topological_order(pipeline):
         step = effective(pipeline, name)
         plans[name] = StepPlan(name, step, upstream=deps[name])
         plans[name].scope = _scope(pipeline, name, plans)
         plans[name].bindings = bindings_of(pipeline, plans, name, False, lists)
         plans[name].when_bindings = bindings_of(pipeline, plans, name, True, lists)
-        ancestors[name] = set(deps[name]).union(*(ancestors[u] for u in deps[name]))
-    for name, p in plans.items():  # once every step is placed: a loop group's members are all known
-        _tolerance(pipeline, plans, p, ancestors[name])
     return plans
-
-
-def _outside_loop(plans: dict[str, StepPlan], consumer: str, producer: str) -> Scope | None:
-    """The outermost loop group holding `producer` but not `consumer`: what KFP makes the consumer wait for."""
-    own = plans[consumer].scope
-    for depth, frame in enumerate(plans[producer].scope):
-        if frame[0] == "loop" and frame not in own:
-            return plans[producer].scope[: depth + 1]
-    return None
-
-
-def _tolerance(pipeline: Pipeline, plans: dict[str, StepPlan], p: StepPlan, ancestors: set[str]) -> None:
-    """Must `p` ignore upstream failures to run when it does locally? Then every upstream is checked by the
-    shim instead: its inputs (`required`), and its `after` dependencies through their ok markers.
-
-    KFP makes a task that reads into a loop wait for the whole loop group and skips it when any task in
-    the group failed. Locally a step waits only for what it reads, and a `min_success` step succeeds
-    with failed instances: so `p` tolerates failures when it reads a `min_success` fan-out, or reads a
-    loop group that holds a step it does not depend on (say a `wait = "each"` evaluation)."""
-    sources = [b.source.root for b in p.bindings.values() if b.collected and b.source is not None]
-    sources += [u for u in p.step.after if _outside_loop(plans, p.name, u) is not None]
-    tolerant = any(pipeline.steps[s].min_success is not None for s in sources)
-    for source in sources:
-        group = _outside_loop(plans, p.name, source)
-        members = {n for n, q in plans.items() if group is not None and q.scope[: len(group)] == group}
-        tolerant = tolerant or bool(members - ancestors - {p.name})
-    p.tolerant = tolerant
-    if tolerant:
-        p.ok_gates = [_ok_gate(pipeline, plans, p.name, u) for u in p.step.after]
-
-
-def _ok_gate(pipeline: Pipeline, plans: dict[str, StepPlan], consumer: str, up: str) -> OkGate:
-    collected = _outside_loop(plans, consumer, up) is not None
-    need = pipeline.steps[up].min_success if pipeline.steps[up].for_each is not None else None
-    return OkGate(up, f"{up}{'__all__' if collected else '__'}dmlc_ok", collected, need)
 
 
 @dataclass

@@ -35,7 +35,7 @@ from dmlc.semantics.values import ResolveError, dig, interpolate
 def _path(value: Any) -> str | None:
     """A KFP artifact (has `.path`: the launcher downloaded it there) or an output path string -> a path."""
     if value is None:
-        return None  # the output of an instance that failed (a `min_success` fan-in)
+        return None
     return value.path if hasattr(value, "path") else str(value)
 
 
@@ -127,24 +127,6 @@ def _deliver(outputs: dict[str, str], produced: Path, args: dict[str, Any]) -> N
         shutil.move(str(source), str(target))
 
 
-def _check_upstream(task: dict[str, Any], args: dict[str, Any]) -> None:
-    """A task that ignores upstream failures (see plan._tolerance) runs only when the local executor
-    would run its step: every input it needs arrived whole, every `after` dependency succeeded (its
-    `min_success` instances, or all of them)."""
-    missing = [name for name in task.get("required", ()) if _incomplete(args.get(name))]
-    for name, need in (task.get("after_ok") or {}).items():
-        value = args.pop(name, None)
-        marks = value if isinstance(value, list) else [value]
-        if sum(m is not None for m in marks) < (len(marks) if need is None else need) or value is None:
-            missing.append(name.removesuffix("dmlc_ok").removesuffix("__all__").removesuffix("__"))
-    if missing:
-        raise SystemExit(f"dmlc: upstream {', '.join(missing)} did not succeed: an upstream step failed")
-
-
-def _incomplete(value: Any) -> bool:
-    return value is None or (isinstance(value, list) and any(v is None for v in value))
-
-
 def cache_epoch(seconds: float) -> int:
     """The body of a `max_age` epoch task: its value, an input of the memoized task, changes every `seconds`."""
     return int(time.time() // seconds)
@@ -154,7 +136,6 @@ def run_step(args: dict[str, Any]) -> None:
     """The body of every built-in / `run` / `command` step component: spec -> runtime -> outputs."""
     task = json.loads(args.pop("dmlc_spec"))
     args.pop("dmlc_cache_epoch", None)  # only a part of KFP's cache key (`memoize.max_age`)
-    _check_upstream(task, args)
     staging = _Staging(task["launch"]) if task.get("launch") else None
     lookup = _Lookup(task, args, staging)
     with tempfile.TemporaryDirectory(prefix="dmlc-kfp-") as tmp:
@@ -167,9 +148,6 @@ def run_step(args: dict[str, Any]) -> None:
         else:
             _run(spec, tmp)
         _deliver(spec["outputs"], Path(spec["outputs_dir"]), args)
-    if task.get("ok_output"):  # read by tasks that ignore upstream failures (`after` on this step)
-        Path(str(args["dmlc_ok"])).parent.mkdir(parents=True, exist_ok=True)
-        Path(str(args["dmlc_ok"])).write_text("true")
 
 
 def _run(spec: dict[str, Any], tmp: str) -> None:
@@ -224,5 +202,4 @@ def _fill(value: Any, spec: dict[str, Any], marker: str, claims: dict[str, str],
 def check_when(args: dict[str, Any]) -> bool:
     """The body of a `when` component: the step's condition, evaluated by the core like the local executor."""
     task = json.loads(args.pop("dmlc_spec"))
-    _check_upstream(task, args)
     return when.holds(when_ir.parse(task["when"]), _Lookup(task, args))

@@ -203,96 +203,18 @@ def test_dynamic_for_each_iterates_a_list_output(tmp_path: Path) -> None:
     assert loop["parameterIterator"]["items"] == {"inputParameter": "pipelinechannel--gen-list"}
 
 
-def test_min_success_lets_the_fan_in_run_after_failed_instances() -> None:
-    spec = documents(kfp_yaml(ROOT / "examples" / "fan_in_fan_out.dml"))[0]
+def test_min_success_is_dml100_unless_kfp_rule_is_accepted(tmp_path: Path) -> None:
+    """KFP 2.17 compiles `ignore_upstream_failure` into an exit hook on each upstream task, which a
+    ParallelFor drops (backend/src/v2/compiler/argocompiler/dag.go): a fan-in after a failed instance
+    never runs (tests/test_kfp_replay.py replays it). So `min_success` is refused, or accepted as "all"."""
+    text = (ROOT / "examples" / "fan_in_fan_out.dml").read_text()
+    refused = write(tmp_path, "refused.dml", text.replace('target kfp { min_success = "all" }', ""))
+    assert [(d.code, d.severity, d.span.line) for d in errors_of(refused)] == [("DML100", Severity.ERROR, 14)]
+    warnings: list[Any] = []
+    spec = documents(compile_file(str(ROOT / "examples" / "fan_in_fan_out.dml"), "kfp", None, warnings))[0]
+    assert [(w.code, w.span.line) for w in warnings] == [("DML100", 14)]
     best = spec["root"]["dag"]["tasks"]["best"]
-    assert best["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
-    assert spec["components"]["comp-best"]["inputDefinitions"]["artifacts"]["model__all__model"]["isOptional"]
-    assert _spec_of(best)["spec"]["min_success"] == {"models": 2}  # the runtime counts the instances delivered
-
-
-AFTER_ONLY = """\
-    pipeline after_only {
-      image = "python:3.12"
-      task p {
-        for_each = [1, 2, 3]
-        min_success = 2
-        command = ["sh", "-c", "test ${each} != 2"]
-      }
-      task u { command = ["true"] }
-      task q { after = ["p", "u"]  command = ["echo", "q"] }
-      task r { after = ["u"]  command = ["echo", "r"] }
-    }
-    """
-
-
-def test_after_a_min_success_fan_out_counts_ok_markers(tmp_path: Path) -> None:
-    """Issue 11 #4: KFP makes `q` wait for the whole loop and skips it on any failed instance; locally it
-    runs once 2 of 3 succeeded. So `q` ignores upstream failures and the shim counts p's ok markers."""
-    spec = documents(kfp_yaml(write(tmp_path, "after.dml", AFTER_ONLY)))[0]
-    tasks = spec["root"]["dag"]["tasks"]
-    q, r = tasks["q"], tasks["r"]
-    assert q["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
-    assert "triggerPolicy" not in r  # nothing tolerated: KFP's own rule is local's
-    assert _spec_of(q)["after_ok"] == {"p__all__dmlc_ok": 2, "u__dmlc_ok": None}  # u: it must have succeeded
-    loop_body = next(c for n, c in spec["components"].items() if n.startswith("comp-for-loop"))
-    assert "dmlc_ok" in spec["components"]["comp-p"]["outputDefinitions"]["parameters"]
-    assert "pipelinechannel--p-dmlc_ok" in loop_body["outputDefinitions"]["parameters"]  # dsl.Collected
-    assert "dmlc_ok" not in spec["components"]["comp-r"].get("outputDefinitions", {}).get("parameters", {})
-
-
-@needs_runtime
-def test_kfp_local_runs_the_ok_markers_and_their_reader(tmp_path: Path) -> None:
-    text = AFTER_ONLY.replace("test ${each} != 2", "echo ${each} > $DMLC_OUTPUTS/n").replace(
-        'command = ["echo", "q"]', 'command = ["sh", "-c", "echo q > $DMLC_OUTPUTS/n"]  outputs { n = "param" }'
-    )
-    text = text.replace("min_success = 2", 'min_success = 2\n    outputs { n = "param" }')
-    compiled = tmp_path / "after.yaml"
-    compiled.write_text(kfp_yaml(write(tmp_path, "after.dml", text)))
-    run = run_kfp_local(compiled, tmp_path / "root")
-    assert outputs(run, "p/n") == [1, 2, 3] and [p.read_text() for p in run.glob("**/q/n")] == ["q\n"]
-    assert [p.read_text() for p in sorted(run.glob("**/p/dmlc_ok"))] == ["true"] * 3
-
-
-@pytest.mark.parametrize(
-    ("marks", "u", "runs"),
-    [
-        (["true", None, "true"], "true", True),  # 2 of 3: min_success met
-        (["true", "true", "true"], "true", True),
-        ([None, None, "true"], "true", False),  # 1 of 3
-        (["true", "true", "true"], None, False),  # u failed: an `after` dependency without min_success
-        (None, "true", False),  # the loop never ran
-    ],
-)
-def test_shim_runs_an_after_step_exactly_when_local_would(marks: Any, u: Any, runs: bool) -> None:
-    from dmlc_targets.kfp.shim import _check_upstream
-
-    task = {"after_ok": {"p__all__dmlc_ok": 2, "u__dmlc_ok": None}, "required": []}
-    args = {"p__all__dmlc_ok": marks, "u__dmlc_ok": u}
-    if runs:
-        _check_upstream(task, args)
-        assert "p__all__dmlc_ok" not in args  # the markers are no input of the step itself
-    else:
-        with pytest.raises(SystemExit, match="did not succeed"):
-            _check_upstream(task, args)
-
-
-def test_a_barrier_after_a_wait_each_body_waits_only_for_what_it_reads() -> None:
-    """Issue 11 #5: `best` reads model[*] but KFP makes it wait for the whole loop body, `check` (wait =
-    "each") included; a failed evaluation would skip it, locally it runs. It tolerates failures and the
-    shim requires every model instead."""
-    from dmlc_targets.kfp.shim import _check_upstream
-
-    spec = documents(kfp_yaml(ROOT / "examples" / "sync_async.dml"))[0]
-    best = spec["root"]["dag"]["tasks"]["best"]
-    assert best["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
-    task = _spec_of(best)
-    assert task["required"] == ["model__all__model"] and "after_ok" not in task
-    _check_upstream(task, {"model__all__model": ["a", "b", "c"]})
-    with pytest.raises(SystemExit):
-        _check_upstream(task, {"model__all__model": ["a", None, "c"]})  # a model failed: as locally, no barrier
-    plain = documents(kfp_yaml(ROOT / "examples" / "fan_in_fan_out.dml"))[0]["root"]["dag"]["tasks"]
-    assert all("triggerPolicy" not in t for n, t in plain.items() if n != "best")  # nothing else tolerates
+    assert "triggerPolicy" not in best  # no exit hook: best runs after the loop succeeded, as KFP runs it
 
 
 def test_when_retry_timeout_resources_env_and_secrets(tmp_path: Path) -> None:
