@@ -8,6 +8,9 @@ folders under `<root>/volumes/<volume name>`, as in the Argo replay, so a launch
 data volume where the launcher task sees it when the harness mounts it at that folder. Each object
 keeps the namespace the launcher asked for, so a test can check where it landed.
 
+`kubernetes(root)` sets both up for a KFP replay: the executor environment (`KUBECONFIG`) and how to
+mount the run's data volume (`/dmlc-data`, remapped as text to the folder the stand-ins use).
+
 `ApiServer` puts a `LocalCluster` behind the Kubernetes REST API (discovery, create, get, list pods),
 so the launcher's real `apply.Cluster` (the kubernetes client's DynamicClient and CoreV1Api) talks
 to it from any process through a kubeconfig: `KUBECONFIG=<server.kubeconfig>`.
@@ -15,10 +18,13 @@ to it from any process through a kubeconfig: `KUBECONFIG=<server.kubeconfig>`.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import threading
 import uuid
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -198,3 +204,27 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _gv(match: re.Match[str]) -> str:
     return f"{match['group']}/{match['version']}" if match["group"] else match["version"]
+
+
+class Launching:
+    """What a KFP replay needs to run launched steps: `env` for its executors, `mount` for the YAML."""
+
+    def __init__(self, cluster: LocalCluster, server: ApiServer) -> None:
+        self.cluster = cluster
+        self.volume = cluster.ctx.root / "volumes" / "dmlc-data"
+        base = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}  # not in a pod
+        self.env = base | {"KUBECONFIG": str(server.kubeconfig)}
+
+    def mount(self, compiled: str) -> str:
+        """The launcher tasks' and the launched pods' mount path of the data volume -> its folder here."""
+        return compiled.replace('"/dmlc-data"', json.dumps(str(self.volume)))
+
+
+@contextlib.contextmanager
+def kubernetes(root: Path) -> Iterator[Launching]:
+    cluster = LocalCluster(root / "cluster")
+    server = ApiServer(cluster, root / "api")
+    try:
+        yield Launching(cluster, server)
+    finally:
+        server.close()

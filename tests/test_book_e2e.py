@@ -62,3 +62,26 @@ def test_book_pipeline_on_the_argo_replay_selects_as_locally(
     state, best = argo[("best", "-")]
     assert state == "ok" and len(best["metrics"]["candidates"]) == 3
     assert argo[("classifier", "-")][0] == "ok"
+
+
+def test_book_pipeline_on_the_kfp_replay_selects_as_locally(
+    keras_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11's acceptance: the book compiles for KFP without an opt-in (a warning: `namespace` is the
+    profile's there) and on the KFP 2.17 replay its TFJobs read Fashion-MNIST and write their models
+    through the run's data volume; same selected model and metrics as `dmlc run --local`."""
+    from tests.differential import outcome_local
+    from tests.kfp_replay.outcome import outcome_kfp_launching
+    from tests.test_differential import _comparable, _without_tfjob_params
+
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))
+    monkeypatch.setenv("HOME", str(keras_home.parent))
+    with monkeypatch.context() as patch:
+        patch.chdir(tmp_path)
+        local = _comparable(_without_tfjob_params(outcome_local(BOOK, {"steps_per_epoch": "5"}), BOOK))
+    outcome, created = outcome_kfp_launching(BOOK, tmp_path / "kfp", {"steps_per_epoch": 5})
+    kfp = _comparable(_without_tfjob_params(outcome, BOOK))
+    assert kfp == local
+    state, best = kfp[("best", "-")]
+    assert state == "ok" and len(best["metrics"]["candidates"]) == 3
+    assert {o["metadata"]["namespace"] for o in created} == {"default"}  # the launcher pod's, not "kubeflow"

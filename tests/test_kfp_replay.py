@@ -358,3 +358,32 @@ def test_examples_agree_on_kfp_and_locally(name: str, tmp_path: Path, monkeypatc
         patch.chdir(tmp_path)
         local = _comparable(outcome_local(path))
     assert _comparable(outcome_kfp(path, tmp_path / "kfp")) == local
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+def test_the_quickstart_launches_through_the_data_volume_and_runs_as_locally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11's acceptance: the quickstart compiles for KFP without an opt-in, and on the replay its three
+    2-worker TFJobs (created by the launcher's kubernetes client in the launcher pod's namespace) read
+    the dataset from the run's data volume and hand the models back through it; the InferenceService
+    serves the selected one. Same states, metrics and selection as `dmlc run --local`."""
+    pytest.importorskip("tensorflow")
+    from tests.kfp_replay.outcome import outcome_kfp_launching
+    from tests.test_differential import _comparable, _without_tfjob_params
+
+    path = ROOT / "examples" / "quickstart.dml"
+    with monkeypatch.context() as patch:
+        patch.chdir(tmp_path)
+        local = _comparable(_without_tfjob_params(outcome_local(path), path))
+    kfp, created = outcome_kfp_launching(path, tmp_path / "kfp")
+    assert _comparable(_without_tfjob_params(kfp, path)) == local
+    assert sorted(o["kind"] for o in created) == ["InferenceService", "TFJob", "TFJob", "TFJob"]
+    for obj in created:
+        volumes = obj["spec"].get("predictor", obj["spec"]).get("volumes") or [
+            v for r in obj["spec"]["tfReplicaSpecs"].values() for v in r["template"]["spec"]["volumes"]
+        ]
+        assert any(
+            v["name"] == "dmlc-data" and "-dmlc-data" in v["persistentVolumeClaim"]["claimName"] for v in volumes
+        )

@@ -68,3 +68,13 @@ def outcome_kfp(
     except BackendRejected:
         return _collapse({}, kinds)
     return outcome_of(run, kinds)
+
+
+def outcome_kfp_launching(path: Path, root: Path, params: dict[str, Any] | None = None) -> tuple[Outcome, list]:
+    """`outcome_kfp` for a pipeline with launched steps: their TFJobs and InferenceServices go through a
+    local API server to the Argo replay's stand-ins (`tests/kfp_cluster.py`); also every object created."""
+    from tests.kfp_cluster import kubernetes
+
+    with kubernetes(root / "k8s") as k8s:
+        run = replay(k8s.mount(compile_file(str(path), "kfp")), root / "kfp", params=params, env=k8s.env)
+        return outcome_of(run, _kinds(path)), k8s.cluster.created
