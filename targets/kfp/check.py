@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from itertools import islice
 
+from dmlc_targets.kfp.manifests import DATA_MOUNT, DATA_VOLUME
 from dmlc_targets.kfp.plan import KfpPlan, PlacementError, StepPlan, is_distributed, plan, tree
 
 from dmlc.diagnostics.catalogue import DML100, DML102
@@ -123,7 +124,22 @@ def _pipeline_checks(pipeline: Pipeline, ctx: CompileContext, plans: dict[str, S
         diag = ctx.error(DML100, "KFP runs a pipeline, and the objects its steps launch, in the namespace of the "
                          "profile that starts it", ("namespace",), "not applied on kfp", help_)  # fmt: skip
         out.append(Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=Severity.WARNING))
+    if any(p.launched for p in plans.values()):
+        out += _reserved_volume_checks(pipeline, ctx)
     out += _schedule_checks(pipeline, ctx)
+    return out
+
+
+def _reserved_volume_checks(pipeline: Pipeline, ctx: CompileContext) -> list[Diagnostic]:
+    """Launched pods mount the run's data volume as `dmlc-data` at /dmlc-data: a volume of the pipeline's
+    by that name or at that path would give them two volumes of one name or two mounts on one path."""
+    out = []
+    for name, vol in pipeline.volumes.items():
+        clash = k8s_name(name) == DATA_VOLUME or vol.mount.rstrip("/") == DATA_MOUNT
+        if clash:
+            help_ = f"rename the volume and mount it elsewhere than {DATA_MOUNT}"
+            message = f"`{DATA_VOLUME}` at {DATA_MOUNT} is where KFP's launched workloads get their data"
+            out.append(ctx.error(DML100, message, ("volumes", name), "reserved on kfp", help_))
     return out
 
 
