@@ -66,6 +66,12 @@ def k8s_name(text: str, max_len: int = 63) -> str:
     return name[:max_len].rstrip("-")
 
 
+def isvc_name(pipeline: Pipeline, step: str) -> str:
+    """The InferenceService of a serve step: 45 characters leave room for a shard's `-<i>` and KServe's
+    `-predictor` within a 63-character DNS label."""
+    return k8s_name(f"{pipeline.pipeline}-{step}", 45)
+
+
 def is_k8s_name(text: str, max_len: int = 63) -> bool:
     return len(text) <= max_len and bool(_LABEL_RE.match(text))
 

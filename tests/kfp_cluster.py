@@ -56,11 +56,17 @@ class LocalCluster:
         self.objects: dict[tuple[str, str, str], Any] = {}
         self.created: list[dict[str, Any]] = []  # every object as created (name and namespace filled in)
 
-    def create(self, manifest: dict[str, Any], namespace: str) -> dict[str, Any]:
+    def create(self, manifest: dict[str, Any], namespace: str, apply: bool = False) -> dict[str, Any]:
+        """POST (409 for a name that exists, as the API server answers) or server-side apply (replaces)."""
         obj = json.loads(json.dumps(manifest))
         meta = obj["metadata"]
         meta["name"] = meta.get("name") or meta["generateName"] + uuid.uuid4().hex[:5]
         meta["namespace"] = namespace
+        old = self.objects.get((obj["kind"], namespace, meta["name"]))
+        if old is not None and not apply:
+            raise FileExistsError(meta["name"])
+        if old is not None:
+            old.stop()
         self.ctx.namespace = namespace
         node = Node(name=meta["name"], id=meta["name"], type="Pod", template=None, boundary="")
         kinds = {"TFJob": TFJob, "InferenceService": InferenceService}
@@ -163,6 +169,10 @@ class _Handler(BaseHTTPRequestHandler):
         with self.lock:
             self._post()
 
+    def do_PATCH(self) -> None:
+        with self.lock:
+            self._post(apply="apply-patch" in (self.headers.get("Content-Type") or ""))
+
     def _get(self) -> None:
         url = urlsplit(self.path)
         found = _discovery(url.path)
@@ -182,12 +192,16 @@ class _Handler(BaseHTTPRequestHandler):
         except KeyError:
             return self._missing()
 
-    def _post(self) -> None:
+    def _post(self, apply: bool = False) -> None:
         match = _PATH.match(urlsplit(self.path).path)
-        if match is None or match["name"]:
+        if match is None or bool(match["name"]) != apply:
             return self._missing()
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-        return self._answer(201, self.cluster.create(body, match["ns"]))
+        try:
+            return self._answer(200 if apply else 201, self.cluster.create(body, match["ns"], apply))
+        except FileExistsError:
+            status = {"kind": "Status", "status": "Failure", "reason": "AlreadyExists", "code": 409}
+            return self._answer(409, status)
 
     def _pods(self, selector: str, namespace: str) -> list[dict[str, Any]]:
         job = selector.removeprefix("training.kubeflow.org/job-name=")

@@ -186,6 +186,15 @@ def test_a_barrier_after_a_wait_each_body_waits_for_the_whole_body(
     assert {k: v for k, v in kfp.items() if k[0] != "c"} == {k: v for k, v in local.items() if k[0] != "c"}
 
 
+FOUND = sorted((Path(__file__).parent / "fixtures" / "kfp_found").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", FOUND, ids=lambda p: p.stem)
+def test_found_cases_agree(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pipelines a review found to differ on KFP, kept as regressions (each file says what it was)."""
+    _agree(path, tmp_path, monkeypatch)
+
+
 # -- 1b. backend rules on kfp-SDK pipelines ---------------------------------------------------------
 
 

@@ -239,10 +239,6 @@ def tfjob_template(plan: Plan, step: str) -> m.Template:
 
 
 # -- serve -----------------------------------------------------------------------------------------
-def isvc_name(plan: Plan, step: str) -> str:
-    return k8s.k8s_name(f"{plan.pipeline.pipeline}-{step}", 45)
-
-
 def _apply_template(plan: Plan, step: str, name: str, obj: dict, endpoint: str | None) -> m.Template:
     resource = m.ResourceTemplate(
         action="apply",
@@ -267,7 +263,7 @@ def serve_templates(plan: Plan, step: str) -> list[m.Template]:
         plan.pipeline,
         step,
         eff,
-        isvc_name=isvc_name(plan, step),
+        isvc_name=k8s.isvc_name(plan.pipeline, step),
         call=runtime_call(plan, step, b64=True),
         volumes=pod_volumes(plan),
         volume_mounts=volume_mounts(plan),

@@ -110,7 +110,14 @@ class Cluster:
         return self.api.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
 
     def create(self, manifest: dict[str, Any], namespace: str) -> dict[str, Any]:
-        return self._resource(manifest).create(body=manifest, namespace=namespace).to_dict()
+        """A fresh object (`generateName`: a TFJob per attempt), or one with a fixed name (a service)
+        created or replaced by server-side apply, as Argo's `action: apply`: a re-run updates it."""
+        resource = self._resource(manifest)
+        if manifest["metadata"].get("name"):
+            applied = resource.server_side_apply(body=manifest, namespace=namespace, field_manager="dmlc",
+                                                 force_conflicts=True)  # fmt: skip
+            return applied.to_dict()
+        return resource.create(body=manifest, namespace=namespace).to_dict()
 
     def get(self, manifest: dict[str, Any], name: str, namespace: str) -> dict[str, Any]:
         return self._resource(manifest).get(name=name, namespace=namespace).to_dict()

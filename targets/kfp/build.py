@@ -24,6 +24,9 @@ from dmlc.ir.types import Ref
 from dmlc.semantics import spec as contract
 from dmlc.units import format_cpu, format_memory
 
+# CreatePVC's "" means "a pre-provisioned volume only" (the claim stays Pending), and the 2.17 backend
+# has no way to ask for the cluster's default class (driver/k8s.go createPVC: "standard" when absent)
+DEFAULT_STORAGE_CLASS = "standard"
 PY_TYPES = {"bool": bool, "int": int, "float": float, "str": str, "list": list, "dict": dict}
 
 
@@ -67,7 +70,7 @@ class Builder:
                 pvc_name_suffix=f"-{manifests.DATA_VOLUME}",
                 access_modes=["ReadWriteMany"],  # the launcher task and the workload's pods, on any node
                 size=self.options.data_volume_size,
-                storage_class_name=self.options.data_volume_class or "",
+                storage_class_name=self.options.data_volume_class,
             )
             self.data_pvc.set_caching_options(False)
             self.data_pvc.set_display_name("volume for launched workloads")
@@ -76,7 +79,7 @@ class Builder:
                 pvc_name_suffix=f"-{k8s.k8s_name(vol_name)}",
                 access_modes=[vol.access],
                 size=format_memory(vol.size),
-                storage_class_name=vol.storage_class or "",
+                storage_class_name=vol.storage_class or DEFAULT_STORAGE_CLASS,
             )
             task.set_caching_options(False)
             task.set_display_name(f"volume {vol_name}")
@@ -240,9 +243,7 @@ class Builder:
             by_secret.setdefault(secret, {})[key] = env
         for secret, mapping in sorted(by_secret.items()):
             k8s_kfp.use_secret_as_env(task, secret_name=secret, secret_key_to_env=mapping)
-        # KFP's cache fingerprint holds the names of the PVCs a task mounts (backend driver/cache.go,
-        # 2.17.0), and a run's volumes are named per run: a memoized task that mounted them never hits
-        for vol_name, vol in self.pipeline.volumes.items() if volumes and step.memoize is None else ():
+        for vol_name, vol in self.pipeline.volumes.items() if volumes else ():
             k8s_kfp.mount_pvc(task, pvc_name=self.pvcs[vol_name].outputs["name"], mount_path=vol.mount)
         for key, value in sorted(self.options.node_selector.items()):
             k8s_kfp.add_node_selector(task, key, value)

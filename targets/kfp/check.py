@@ -8,7 +8,9 @@ Never imports kfp, so `dmlc check` stays fast.
 
 from __future__ import annotations
 
+import keyword
 from itertools import islice
+from typing import Any
 
 from dmlc_targets.kfp.manifests import DATA_MOUNT, DATA_VOLUME
 from dmlc_targets.kfp.plan import KfpPlan, PlacementError, StepPlan, is_distributed, plan, tree
@@ -70,12 +72,24 @@ def _step_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[D
     out += _loop_checks(pipeline, ctx, p)
     out += _retry_checks(pipeline, ctx, p)
     memo = step.memoize
+    if memo is not None and (pipeline.volumes or p.launched):
+        out.append(_per_run_claims(pipeline, ctx, name))
     if memo is not None and memo.max_age is not None and getattr(ctx.options, "cache_max_age", "epoch") == "ignore":
         where = (*_source_path(pipeline, name, "memoize"), "max_age")
         help_ = 'drop `cache_max_age = "ignore"` to bound the age with an epoch task (see the KFP README)'
         diag = ctx.error(DML100, "cached results are reused however old on KFP", where, "not enforced", help_)
         out.append(Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=Severity.WARNING))
     return out
+
+
+def _per_run_claims(pipeline: Pipeline, ctx: CompileContext, name: str) -> Diagnostic:
+    """KFP's cache fingerprint holds the names of the PVCs a task mounts (and its parameter inputs: a
+    launched task gets the data volume's name), and `CreatePVC` names a claim per run (backend
+    driver/cache.go, driver/k8s.go, 2.17.0): such a task is never found in the cache. A miss is safe."""
+    help_ = "KFP recomputes it in every run (a miss is always safe); drop `memoize` or the volume to silence this"
+    diag = ctx.error(DML100, "KFP never reuses this step: its cache key holds the run's volume names",
+                     (*_source_path(pipeline, name, "memoize"),), "recomputed on kfp", help_)  # fmt: skip
+    return Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=Severity.WARNING)
 
 
 def _min_success_check(ctx: CompileContext, name: str) -> Diagnostic:
@@ -126,8 +140,41 @@ def _pipeline_checks(pipeline: Pipeline, ctx: CompileContext, plans: dict[str, S
         out.append(Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=Severity.WARNING))
     if any(p.launched for p in plans.values()):
         out += _reserved_volume_checks(pipeline, ctx)
+    out += _name_checks(pipeline, ctx, plans)
     out += _schedule_checks(pipeline, ctx)
     return out
+
+
+HIDDEN_INPUTS = ("dmlc_spec", "dmlc_item", "dmlc_cache_epoch", "dmlc_data_pvc")
+
+
+def _name_checks(pipeline: Pipeline, ctx: CompileContext, plans: dict[str, StepPlan]) -> list[Diagnostic]:
+    """KFP builds a Python function per pipeline and per component: params and outputs become parameter
+    names, so a Python keyword, or an output named like one of the component's inputs, cannot be one;
+    and a KFP parameter value cannot be null."""
+    out = []
+    for name, value in pipeline.params.items():
+        problem = "is a Python keyword" if keyword.iskeyword(name) else "holds a null" if _has_null(value) else ""
+        if problem:
+            help_ = "rename the param" if "keyword" in problem else "give it a value, or leave the key out"
+            message = f"KFP cannot take the param `{name}`: it {problem}"
+            out.append(ctx.error(DML100, message, ("params", name), "not expressible on kfp", help_))
+    for p in plans.values():
+        inputs = {b.input for b in [*p.bindings.values(), *p.when_bindings.values()]} | set(HIDDEN_INPUTS)
+        for output in p.step.outputs():
+            if keyword.iskeyword(output) or output in inputs or output.startswith("dmlc_pvc_"):
+                message = f"KFP cannot name an output `{output}` (a Python keyword, or one of the component's inputs)"
+                where = ("steps", p.name, "outputs", output)
+                out.append(ctx.error(DML100, message, where, "not expressible on kfp", "rename the output"))
+    return out
+
+
+def _has_null(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_null(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_null(v) for v in value)
+    return value is None
 
 
 def _reserved_volume_checks(pipeline: Pipeline, ctx: CompileContext) -> list[Diagnostic]:

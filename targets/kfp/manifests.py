@@ -80,7 +80,7 @@ def launch_spec(pipeline: Pipeline, p: StepPlan) -> dict[str, Any]:
     else:
         assert isinstance(step, Serve)
         manifests = k8s.inference_service(
-            pipeline, p.name, step, isvc_name=k8s.k8s_name(f"{pipeline.pipeline}-{p.name}"), **common, **dns
+            pipeline, p.name, step, isvc_name=k8s.isvc_name(pipeline, p.name), **common, **dns
         )
         wait = [{"object": i, "success": _ready(m), "failure": ""} for i, m in enumerate(manifests)]
     claims = {name: claim_placeholder(name) for name in pipeline.volumes}

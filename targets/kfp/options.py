@@ -46,8 +46,9 @@ class KfpOptions(TargetOptions):
     data_volume_size: str = Field("10Gi", pattern=r"^[0-9]+(\.[0-9]+)?([KMGTPE]i?)?$")
     """Size of the run's volume (ReadWriteMany) through which TFJobs and InferenceServices get their
     input artifacts and hand back their outputs (created only when a step is launched)."""
-    data_volume_class: str | None = None
-    """Storage class of that volume (default: the cluster's default class)."""
+    data_volume_class: str = Field("standard", min_length=1)
+    """Storage class of that volume; it must offer ReadWriteMany (NFS, EFS, Filestore, CephFS...). KFP's
+    CreatePVC cannot ask for the cluster's default class: the backend's own default is "standard"."""
     min_success: Literal["error", "all"] = "error"
     """KFP cannot run a step after a loop with a failed iteration: the backend (2.17) compiles
     `ignore_upstream_failure` into an exit hook, which a ParallelFor drops. "error" refuses

@@ -120,7 +120,20 @@ def bindings_of(
         collected = ref.root != "params" and _collected(pipeline, plans, name, ref)
         key, binding = _binding(pipeline, ref, lists, collected)
         found.setdefault(key, binding)
-    return dict(sorted(found.items()))
+    return _distinct(dict(sorted(found.items())))
+
+
+def _distinct(bindings: dict[str, Binding]) -> dict[str, Binding]:
+    """Names are `<step>__<output>`, and names may hold `__` themselves: `a.b__c` and `a__b.c` would share
+    one input. A later reference whose name is taken gets a numbered one (deterministic: sorted keys)."""
+    taken: set[str] = set()
+    for binding in bindings.values():
+        base, n = binding.input, 1
+        while binding.input in taken:
+            n += 1
+            binding.input = f"{base}_{n}"
+        taken.add(binding.input)
+    return bindings
 
 
 def _needed_prefix(plans: dict[str, StepPlan], ref_root: str, collected: bool) -> Scope:

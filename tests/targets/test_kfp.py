@@ -141,8 +141,19 @@ def test_book_pipeline_structure() -> None:
     labels = executors["exec-data"]["podMetadata"]["labels"]
     assert labels["kueue.x-k8s.io/queue-name"] == "ml-team"
     assert labels["dmlc.io/step"] == "data"
-    assert executors["exec-best"]["pvcMount"][0]["mountPath"] == "/trained_model"
-    assert "pvcMount" not in executors["exec-data"]  # memoized: a per-run claim name would defeat the cache
+    assert executors["exec-data"]["pvcMount"][0]["mountPath"] == "/trained_model"
+
+
+def test_volumes_name_a_storage_class() -> None:
+    """CreatePVC's "" means a pre-provisioned volume only (the claim would stay Pending); the 2.17 backend
+    cannot ask for the cluster's default (driver/k8s.go createPVC: "standard" when absent)."""
+    root = documents(kfp_yaml(BOOK))[0]["root"]["dag"]["tasks"]
+    classes = {
+        t["taskInfo"]["name"]: t["inputs"]["parameters"]["storage_class_name"]["runtimeValue"]["constant"]
+        for n, t in root.items()
+        if n.startswith("createpvc")
+    }
+    assert classes == {"volume models": "standard", "volume for launched workloads": "standard"}
 
 
 def _spec_of(task: dict[str, Any]) -> dict[str, Any]:
@@ -330,9 +341,9 @@ def test_max_age_is_bounded_by_an_uncached_epoch_task(tmp_path: Path) -> None:
     assert epoch["inputs"]["parameters"]["seconds"]["runtimeValue"]["constant"] == 3600.0
     fed = slow["inputs"]["parameters"]["dmlc_cache_epoch"]["taskOutputParameter"]
     assert fed == {"outputParameterKey": "Output", "producerTask": "max-age-slow"}
-    # the fingerprint holds the PVC names a task mounts (backend driver/cache.go 2.17.0): not on a memoized task
+    # the volume is mounted (the step may use it); its per-run claim name makes KFP miss: a warning says so
     mounts = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert "pvcMount" in mounts["exec-up"] and "pvcMount" not in mounts["exec-slow"]
+    assert "pvcMount" in mounts["exec-slow"]
 
 
 def test_max_age_periods_bound_the_age_of_a_reused_result(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -351,7 +362,8 @@ def test_max_age_ignore_adds_no_task_and_warns(tmp_path: Path) -> None:
     warnings: list[Any] = []
     out = compile_file(str(path), "kfp", None, warnings)
     assert "# warning[DML100]: cached results are reused however old on KFP" in out
-    assert [(w.code, w.severity, w.span.line) for w in warnings] == [("DML100", Severity.WARNING, 8)]
+    assert [(w.code, w.severity, w.span.line) for w in warnings] == [("DML100", Severity.WARNING, 8)] * 2
+    assert "its cache key holds the run's volume names" in out
     assert "max-age-slow" not in documents(out)[0]["root"]["dag"]["tasks"]
 
 

@@ -161,9 +161,11 @@ def test_a_launched_server_reads_its_model_from_the_data_volume(tmp_path: Path, 
         "endpoint": str(tmp_path / "upload" / "endpoint"),
         "dmlc_data_pvc": "served-r1-dmlc-data",
     }
-    shim.run_step(args)
+    shim.run_step(dict(args))
     (isvc,) = cluster.created
     assert isvc["metadata"]["namespace"] == "default"  # no service-account folder here: the client's default
     assert (tmp_path / "upload" / "endpoint").read_text().startswith('"http://127.0.0.1:')
     (staged,) = volume.glob("*/in/*/model/saved_model.pb")  # kept: the server keeps reading it
     assert staged.read_text() == "weights"
+    shim.run_step(dict(args))  # the next run: the service of that name exists (a create would get 409)
+    assert [o["metadata"]["name"] for o in cluster.created] == [isvc["metadata"]["name"]] * 2
