@@ -78,9 +78,12 @@ class Procs:
     def stop_all(self) -> None:
         for proc in list(self.running):
             self.stop(proc)
-        for pid in self.marked():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        deadline = time.time() + 5.0
+        while (pids := self.marked()) and time.time() < deadline:  # SIGKILL is delivered asynchronously
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
 
     def marked(self) -> list[int]:
         """Live processes whose environment carries this replay's mark."""
