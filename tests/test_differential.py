@@ -7,7 +7,6 @@ generated cases; set DMLC_HYPOTHESIS_EXAMPLES to run many locally.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -133,13 +132,13 @@ def test_found_cases_agree(name: str, tmp_path: Path, monkeypatch: pytest.Monkey
 def test_a_submitted_param_holding_argo_syntax_reaches_the_process_literally(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`argo submit -p label=TEXT` and `dmlc run --param 'label="TEXT"'` (a YAML string) agree."""
+    """`argo submit -p label=TEXT` and `dmlc run --param label=TEXT` agree: a string param takes the text."""
     path = tmp_path / "found.yaml"
     path.write_text(yaml.safe_dump({"pipeline": "found", **FOUND["user-text"]}, sort_keys=False))
     for i, text in enumerate(["{{workflow.name}} {{=sprig.upper('x')}} }}", "}}{{=1}}"]):
         with monkeypatch.context() as patch:
             patch.chdir(tmp_path)
-            local = outcome_local(path, {"label": json.dumps(text)})
+            local = outcome_local(path, {"label": text})
         assert outcome_argo(path, tmp_path / f"argo{i}", {"label": text}) == local
         ran = local.get(("a", "-"), ("not run", {}))
         assert ran[0] == ("ok" if text == "}}{{=1}}" else "not run")  # the `when` compared the literal text

@@ -384,13 +384,59 @@ def test_serve_step_with_a_taken_port_is_a_user_error(tmp_path: Path, taken_port
 # --- --param and missing programs --------------------------------------------------------------
 
 
-def test_bad_param_is_dml027(capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = dmlc(capsys, "compile", QUICKSTART, "-t", "argo", "--param", "noequals")
-    assert code == 1 and "error[DML027]: `--param noequals` must be KEY=VALUE" in err
-    code, err = dmlc(capsys, "compile", QUICKSTART, "-t", "argo", "--param", "epochs=[1")
-    assert code == 1 and "error[DML027]: `--param epochs=[1` cannot be read" in err
-    code, err = dmlc(capsys, "compile", QUICKSTART, "-t", "argo", "--param", "=3")
-    assert code == 1 and "DML027" in err
+PARAMS = """\
+pipeline p {
+  params { epochs = 2  lr = 0.1  deploy = false  label = "x"  sizes = [1]  opts = { a = 1 } }
+  task t { command = ["echo", "${params.label}"] }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [
+        ("noequals", "`--param noequals` must be KEY=VALUE"),
+        ("=3", "must be KEY=VALUE"),
+        ("epoch=3", "names no param of this pipeline (`epoch`)"),
+        ("epochs=abc", "does not fit `epochs`: expected a whole number, got 'abc'"),
+        ("epochs=1.5", "expected a whole number"),
+        ("epochs=true", "expected a whole number"),
+        ("epochs=99999999999999999999", "out of range"),
+        ("lr=1e999", "is not a finite number"),
+        ("lr=nan", "is not a finite number"),
+        ("deploy=yes", "expected true or false"),
+        ("sizes=[1", "does not fit `sizes`"),
+        ("sizes={a: 1}", "expected a list"),
+        ("sizes=!!binary aGk=", "tags, anchors and aliases"),
+        ("sizes=[&a 1, *a]", "tags, anchors and aliases"),
+        ("opts=[1]", "expected a map"),
+        ("sizes=[2020-01-01]", None),  # a date is text, as in JSON
+        ("label=2020-01-01", None),  # a string param takes the text as given
+        ("label=[1", None),
+        ("epochs=-3", None),
+        ("lr=2", None),
+    ],
+)
+def test_params_are_typed_and_declared(
+    pair: str, message: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "p.dml"
+    path.write_text(PARAMS)
+    code, err = dmlc(capsys, "compile", str(path), "-t", "local", "--param", pair, "-o", str(tmp_path / "o.json"))
+    if message is None:
+        assert code == 0, err
+    else:
+        assert code == 1 and "error[DML027]" in err and message in err, err
+        assert "DML900" not in err
+
+
+def test_a_string_param_keeps_its_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "p.dml"
+    path.write_text(PARAMS)
+    out = tmp_path / "o.json"
+    code, err = dmlc(capsys, "compile", str(path), "-t", "local", "--param", "label=007", "-o", str(out))
+    assert code == 0, err
+    assert '"label": "007"' in out.read_text() or '"label":"007"' in out.read_text()
 
 
 def test_graph_without_graphviz_is_dml205(

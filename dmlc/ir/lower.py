@@ -33,7 +33,10 @@ TYPE_WORDS = {
 def lower(doc: Document, params: dict[str, Any] | None = None) -> Pipeline:
     data = dict(doc.data)
     if params:
-        data["params"] = {**data.get("params", {}), **params}
+        from dmlc.params import typed
+
+        declared = data.get("params") if isinstance(data.get("params"), dict) else {}
+        data["params"] = {**declared, **typed(params, declared)}
     try:
         pipeline = Pipeline.model_validate(data)
     except ValidationError as exc:
