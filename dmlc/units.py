@@ -7,6 +7,7 @@ into a DML021 diagnostic. Values are kept as plain numbers: seconds, millicores,
 
 from __future__ import annotations
 
+import math
 import re
 
 _NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
@@ -46,6 +47,8 @@ def _split(text: str, what: str, units: dict[str, float]) -> tuple[float, str]:
             base = unit[:-1].upper().replace("K", "k")
             hint = f"write `{number}{base.replace('k', 'K')}i` (binary, as Kubernetes) or `{number}{base}` (decimal)"
         raise UnitError(f"unknown {what} unit `{unit}` in `{text}`", hint)
+    if not math.isfinite(float(number)):
+        raise UnitError(f"`{text[:40]}` is too large a {what}", "write a smaller number")
     return float(number), unit
 
 

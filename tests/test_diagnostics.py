@@ -29,7 +29,7 @@ EXPECT = re.compile(r"^# expect: (DML\d{3}) at (\d+):(\d+)$")
 FRONT_END_CODES = sorted(c for c in CATALOGUE if c < "DML100")
 # Codes that a fixture file cannot show (`dmlc check FILE` alone does not give them): the test that does.
 TESTED_BY: dict[str, str] = {
-    "DML027": "tests/test_environment.py::test_bad_param_is_dml027",
+    "DML027": "tests/test_environment.py::test_params_are_typed_and_declared",
     "DML100": "tests/targets/test_argo.py::test_dml100_at_each_attribute_argo_cannot_express",
     "DML101": "tests/targets/test_argo.py::test_dml101_bad_target_option",
     "DML102": "tests/targets/test_argo.py::test_dml102_names_invalid_after_sanitising",

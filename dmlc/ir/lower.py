@@ -6,6 +6,7 @@ exact key or value, with did-you-mean help drawn from the model that rejected th
 
 from __future__ import annotations
 
+import math
 import re
 import types
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -30,7 +31,13 @@ TYPE_WORDS = {
 }
 
 
+INT_LIMIT = 2**63  # what every engine holds (Go's int64, protobuf, JSON readers)
+
+
 def lower(doc: Document, params: dict[str, Any] | None = None) -> Pipeline:
+    out_of_range = list(_numbers_out_of_range(doc.data, (), doc))
+    if out_of_range:
+        raise DmlError(out_of_range[:MAX_ERRORS])
     data = dict(doc.data)
     if params:
         from dmlc.params import typed
@@ -43,6 +50,22 @@ def lower(doc: Document, params: dict[str, Any] | None = None) -> Pipeline:
         diags = [_diagnostic(err, doc) for err in exc.errors(include_url=False)]
         raise DmlError(_dedupe(diags)[:MAX_ERRORS]) from None
     return normalize_when(pipeline)
+
+
+def _numbers_out_of_range(value: Any, path: Path, doc: Document) -> Any:
+    """Every number in the file is finite and within 64 bits, whatever field it is in (`1e999`, a
+    5000-digit count): the engines could not hold it, and Python's own arithmetic would overflow."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _numbers_out_of_range(item, (*path, key), doc)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _numbers_out_of_range(item, (*path, i), doc)
+    elif isinstance(value, float) and not math.isfinite(value):
+        yield Diagnostic(DML022, f"`{path[-1]}` must be a finite number", Label(doc.span(path), f"found {value}"))
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= INT_LIMIT:
+        message = f"`{path[-1]}` must be within ±{INT_LIMIT - 1}"
+        yield Diagnostic(DML022, message, Label(doc.span(path), "found a number too large"))
 
 
 def normalize_when(pipeline: Pipeline) -> Pipeline:

@@ -7,6 +7,7 @@ and serialise back to the canonical unit string, so a dump of the IR is the YAML
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -120,19 +121,26 @@ REF_OR = _RefOr()
 class _Unit:
     """A unit number field: parsed with `parse`, stored as a number, dumped with `fmt`."""
 
-    def __init__(self, what: str, parse: Callable[[Any], Any], fmt: Callable[[Any], str], example: str) -> None:
+    def __init__(
+        self, what: str, parse: Callable[[Any], Any], fmt: Callable[[Any], str], example: str, limit: tuple[float, str]
+    ) -> None:
         self.what, self.parse, self.fmt, self.example = what, parse, fmt, example
+        self.limit, self.limit_text = limit
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         def validate(value: Any) -> Any:
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 raise PydanticCustomError("dml_type", f"expected a {self.what} like {self.example}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise PydanticCustomError("dml_range", f"a {self.what} must be a finite number")
             try:
                 number = self.parse(value)
             except units.UnitError as exc:
                 raise PydanticCustomError("dml_unit", "{msg}", {"msg": str(exc), "hint": exc.hint}) from None
             if number < 0:
                 raise PydanticCustomError("dml_range", f"a {self.what} cannot be negative")
+            if number > self.limit:
+                raise PydanticCustomError("dml_range", f"a {self.what} can be at most {self.limit_text}")
             return number
 
         return core_schema.no_info_plain_validator_function(
@@ -146,6 +154,9 @@ class _Unit:
         }
 
 
-Duration = Annotated[float, _Unit("duration", units.parse_duration, units.format_duration, "10s, 30m, 1h, 7d")]
-Memory = Annotated[int, _Unit("memory size", units.parse_memory, units.format_memory, "512Mi, 2Gi")]
-Cpu = Annotated[int, _Unit("cpu amount", units.parse_cpu, units.format_cpu, "500m, 2")]
+# ranges every engine can hold and no pipeline needs to exceed: 10 years, 1 EiB, a million cores
+Duration = Annotated[
+    float, _Unit("duration", units.parse_duration, units.format_duration, "10s, 30m, 1h, 7d", (3650 * 86400, "3650d"))
+]
+Memory = Annotated[int, _Unit("memory size", units.parse_memory, units.format_memory, "512Mi, 2Gi", (2**60, "1Ei"))]
+Cpu = Annotated[int, _Unit("cpu amount", units.parse_cpu, units.format_cpu, "500m, 2", (10**9, "1000000"))]

@@ -16,7 +16,7 @@ from typing import Any
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedInput
 
-from dmlc.diagnostics.catalogue import DML001, DML005, DML013, DML014, Code
+from dmlc.diagnostics.catalogue import DML001, DML005, DML013, DML014, DML022, Code
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label
 from dmlc.parse.dml_errors import syntax_error
 from dmlc.parse.document import MAX_DEPTH, Document, Path, first_deep_opener
@@ -174,6 +174,9 @@ class _Builder(Transformer):
         text = tok.value
         if text[-1].isalpha() and not _is_float(text):
             return Node("scalar", text, self._tok(tok))
+        if len(text) > 40:  # int() refuses 4,300+ digits; no field takes more than 19 (DML022 says so)
+            message = f"the number `{text[:20]}...` has {len(text)} digits"
+            raise _syntax(self._tok(tok), message, "write a smaller number", DML022)
         value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
         return Node("scalar", value, self._tok(tok))
 

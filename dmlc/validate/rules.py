@@ -25,6 +25,7 @@ from dmlc.ir.types import Ref, interpolated
 from dmlc.parse.document import Path
 from dmlc.validate.context import Ctx
 from dmlc.validate.kinds import check_kinds
+from dmlc.validate.process import check_commands_and_mounts, check_process_text
 
 RESERVED = ("params", "each", "pipeline", "steps", "inputs", "outputs", "workflow", "tasks", "item")
 
@@ -248,5 +249,7 @@ RULES: list[Callable[[Ctx], list[Diagnostic]]] = [
     check_strings,
     check_kinds,
     check_resources,
+    check_process_text,
+    check_commands_and_mounts,
     check_target_blocks,
 ]
