@@ -116,13 +116,20 @@ class When:
         return [node.ref for node in walk(self.tree) if isinstance(node, Var)]
 
 
+MAX_LENGTH = 10_000  # characters: a condition is a line; Python's parser needs memory in proportion
+
+
 def parse(text: str) -> When:
     """`When` of `text`; raises WhenError with a message for the user."""
+    if len(text) > MAX_LENGTH:
+        raise WhenError(f"the expression is {len(text):,} characters long (at most {MAX_LENGTH:,})")
     try:
         tree = ast.parse(text.strip(), mode="eval")
+        return When(text, _build(tree.body))
     except SyntaxError as exc:
         raise WhenError(f"invalid syntax: {exc.msg}") from None
-    return When(text, _build(tree.body))
+    except (RecursionError, MemoryError):
+        raise WhenError("the expression is nested too deeply") from None
 
 
 def walk(node: Node) -> Iterator[Node]:

@@ -24,14 +24,48 @@ COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "in": lambda a, b: a in b,
     "not in": lambda a, b: a not in b,
 }
+MAX_SIZE = 100_000  # items (or characters) a value built by a `when` may hold: a condition needs few
+
+
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, (str, list)) else 0
+
+
+def _add(a: Any, b: Any) -> Any:
+    if _size(a) + _size(b) > MAX_SIZE:
+        raise ResolveError(f"a `when` would build a value of more than {MAX_SIZE:,} items")
+    return operator.add(a, b)
+
+
+def _mul(a: Any, b: Any) -> Any:
+    count = b if _size(a) else a if _size(b) else 0
+    if isinstance(count, int) and (_size(a) or _size(b)) * max(count, 0) > MAX_SIZE:
+        raise ResolveError(f"a `when` would build a value of more than {MAX_SIZE:,} items")
+    return operator.mul(a, b)
+
+
+def _mod(a: Any, b: Any) -> Any:
+    if isinstance(a, str):  # `'%9999999999d' % 1` is printf formatting, not a remainder
+        raise ResolveError("`%` in a `when` takes numbers")
+    return operator.mod(a, b)
+
+
+def _sum(values: Any, start: Any = 0) -> Any:
+    items = list(values)
+    if not all(isinstance(v, (int, float)) for v in [*items, start]):  # sum(lists, []) is quadratic
+        raise ResolveError("`sum` in a `when` takes numbers")
+    return sum(items, start)
+
+
 ARITH: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add,
+    "+": _add,
     "-": operator.sub,
-    "*": operator.mul,
+    "*": _mul,
     "/": operator.truediv,
     "//": operator.floordiv,
-    "%": operator.mod,
+    "%": _mod,
 }
+CALLS: dict[str, Callable[..., Any]] = {**FUNCTIONS, "sum": _sum}
 
 
 def holds(when: When, lookup: Lookup) -> bool:
@@ -61,7 +95,7 @@ def value(node: Node, lookup: Lookup) -> Any:
     if isinstance(node, Arith):
         return ARITH[node.op](value(node.left, lookup), value(node.right, lookup))
     if isinstance(node, Call):
-        return FUNCTIONS[node.func](*(value(a, lookup) for a in node.args))
+        return CALLS[node.func](*(value(a, lookup) for a in node.args))
     if isinstance(node, Seq):
         return [value(i, lookup) for i in node.items]
     assert isinstance(node, Item)
