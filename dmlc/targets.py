@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict
 
 from dmlc.diagnostics.catalogue import Code
-from dmlc.diagnostics.model import Diagnostic, Label
+from dmlc.diagnostics.model import Diagnostic, Label, Severity
 from dmlc.ir.model import Pipeline
 from dmlc.parse.document import Document, Path
 from dmlc.source import Span
@@ -55,9 +55,13 @@ class CompileContext:
     def span(self, *path: str | int, key: bool = False) -> Span | None:
         return self.document.span(tuple(path), key=key)
 
-    def error(self, code: Code, message: str, path: Path, note: str = "", help: str | None = None) -> Diagnostic:
-        """A diagnostic pointing at the attribute at `path` (e.g. ("steps", "best", "when"))."""
-        return Diagnostic(code, message, Label(self.document.span(path, key=True), note), help=help)
+    def error(
+        self, code: Code, message: str, path: Path, note: str = "", help: str | None = None, warning: bool = False
+    ) -> Diagnostic:
+        """A diagnostic pointing at the attribute at `path` (e.g. ("steps", "best", "when")); `warning` for
+        what the user accepted with an opt-in (it is printed, and the output is still written)."""
+        severity = Severity.WARNING if warning else Severity.ERROR
+        return Diagnostic(code, message, Label(self.document.span(path, key=True), note), help=help, severity=severity)
 
 
 @dataclass

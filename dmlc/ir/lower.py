@@ -17,6 +17,7 @@ from dmlc.diagnostics.catalogue import DML010, DML011, DML019, DML020, DML021, D
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label, did_you_mean
 from dmlc.ir import when
 from dmlc.ir.model import STEP_KINDS, Pipeline
+from dmlc.params import INT_LIMIT, typed
 from dmlc.parse.document import Document, Path
 
 MAX_ERRORS = 50
@@ -31,17 +32,12 @@ TYPE_WORDS = {
 }
 
 
-INT_LIMIT = 2**63  # what every engine holds (Go's int64, protobuf, JSON readers)
-
-
 def lower(doc: Document, params: dict[str, Any] | None = None) -> Pipeline:
     out_of_range = list(_numbers_out_of_range(doc.data, (), doc))
     if out_of_range:
         raise DmlError(out_of_range[:MAX_ERRORS])
     data = dict(doc.data)
     if params:
-        from dmlc.params import typed
-
         declared = data.get("params") if isinstance(data.get("params"), dict) else {}
         data["params"] = {**declared, **typed(params, declared)}
     try:

@@ -29,3 +29,18 @@ class Ctx:
 
     def steps(self) -> list[tuple[str, Step]]:
         return list(self.pipeline.steps.items())
+
+
+def strings(value: object, path: Path, keys: bool = False) -> list[tuple[Path, str]]:
+    """Every text in a document value with its path (map keys too, with `keys`), in document order."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        found = []
+        for k, v in value.items():
+            found += [(path + (k,), str(k))] if keys else []
+            found += strings(v, path + (k,), keys)
+        return found
+    if isinstance(value, list):
+        return [s for i, v in enumerate(value) for s in strings(v, path + (i,), keys)]
+    return []

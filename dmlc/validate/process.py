@@ -15,7 +15,7 @@ from typing import Any
 from dmlc.diagnostics.catalogue import DML019, DML020, DML022, DML026
 from dmlc.diagnostics.model import Diagnostic
 from dmlc.parse.document import Path
-from dmlc.validate.context import Ctx
+from dmlc.validate.context import Ctx, strings
 
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")  # Kubernetes' rule for an env var name
 
@@ -23,7 +23,7 @@ ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")  # Kubernetes' rule for a
 def check_process_text(ctx: Ctx) -> list[Diagnostic]:
     out = []
     for name, raw in ctx.document.data.get("steps", {}).items():
-        for path, text in _strings(raw, ("steps", name)):
+        for path, text in strings(raw, ("steps", name), keys=True):
             if "\0" in text:
                 help_ = "a process cannot receive a NUL character: remove it"
                 out.append(ctx.diag(DML020, "a NUL character in text a process receives", path, "here", help_))
@@ -45,16 +45,6 @@ def _env_names(ctx: Ctx, step: str | None, raw: Any) -> list[Diagnostic]:
                 message = f"`{key}` is no environment variable name"
                 out.append(ctx.diag(DML019, message, (*base, attr, key), "invalid name", help_, key=True))
     return out
-
-
-def _strings(value: object, path: Path) -> list[tuple[Path, str]]:
-    if isinstance(value, str):
-        return [(path, value)]
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in [*_strings(str(k), path + (k,)), *_strings(v, path + (k,))]]
-    if isinstance(value, list):
-        return [s for i, v in enumerate(value) for s in _strings(v, path + (i,))]
-    return []
 
 
 def check_commands_and_mounts(ctx: Ctx) -> list[Diagnostic]:

@@ -23,7 +23,7 @@ from dmlc.ir import graph
 from dmlc.ir.model import Step
 from dmlc.ir.types import Ref, interpolated
 from dmlc.parse.document import Path
-from dmlc.validate.context import Ctx
+from dmlc.validate.context import Ctx, strings
 from dmlc.validate.kinds import check_kinds
 from dmlc.validate.process import check_commands_and_mounts, check_process_text
 
@@ -170,22 +170,14 @@ def check_strings(ctx: Ctx) -> list[Diagnostic]:
     """`${...}` inside strings must be well-formed references."""
     out = []
     for name, raw in ctx.document.data.get("steps", {}).items():
-        for path, text in _strings(raw, ("steps", name)):
+        for path, text in strings(raw, ("steps", name)):
+            if "${" not in text:
+                continue
             try:
                 interpolated(text)
             except ValueError as exc:
                 out.append(ctx.diag(DML020, str(exc), path, "bad reference"))
     return out
-
-
-def _strings(value: object, path: Path) -> list[tuple[Path, str]]:
-    if isinstance(value, str):
-        return [(path, value)] if "${" in value else []
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in _strings(v, path + (k,))]
-    if isinstance(value, list):
-        return [s for i, v in enumerate(value) for s in _strings(v, path + (i,))]
-    return []
 
 
 def check_resources(ctx: Ctx) -> list[Diagnostic]:

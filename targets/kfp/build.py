@@ -157,8 +157,8 @@ class Builder:
         memo = p.step.memoize
         if memo is None or memo.max_age is None or self.options.cache_max_age == "ignore":
             return None
-        iface = components.Interface(components.function_name(p.name, "max_age_"))
-        task = components.epoch(iface.name, p.step.image or self.pipeline.image)(seconds=float(memo.max_age))
+        epoch = components.epoch(components.function_name(p.name, "max_age_"), p.step.image or self.pipeline.image)
+        task = epoch(seconds=float(memo.max_age))
         task.set_caching_options(False)
         task.set_display_name(f"max_age {p.name}")
         for up in p.upstream:

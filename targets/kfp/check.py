@@ -60,10 +60,9 @@ def _step_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[D
                              "not expressible on kfp", help_))  # fmt: skip
     if isinstance(step, Train) and is_distributed(step):
         for attr, what, help_ in tfjob_limits(step):
-            diag = ctx.error(DML100, f"KFP cannot launch {what}", ("steps", name, attr), "as a TFJob", help_)
             ignore = getattr(ctx.options, "elastic", "error") == "ignore"
-            out.append(Diagnostic(diag.code, diag.message, diag.primary, help=diag.help,
-                                  severity=Severity.WARNING if ignore else Severity.ERROR))  # fmt: skip
+            where = ("steps", name, attr)
+            out.append(ctx.error(DML100, f"KFP cannot launch {what}", where, "as a TFJob", help_, warning=ignore))
     if isinstance(step, Train) and step.gang and not is_distributed(step):
         help_ = 'gang scheduling applies to TFJobs: use strategy = "allreduce" or "parameter_server", or drop `gang`'
         out.append(ctx.error(DML100, "KFP can gang-schedule only a TFJob", ("steps", name, "gang"), "one pod", help_))
@@ -77,8 +76,8 @@ def _step_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[D
     if memo is not None and memo.max_age is not None and getattr(ctx.options, "cache_max_age", "epoch") == "ignore":
         where = (*_source_path(pipeline, name, "memoize"), "max_age")
         help_ = 'drop `cache_max_age = "ignore"` to bound the age with an epoch task (see the KFP README)'
-        diag = ctx.error(DML100, "cached results are reused however old on KFP", where, "not enforced", help_)
-        out.append(Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=Severity.WARNING))
+        message = "cached results are reused however old on KFP"
+        out.append(ctx.error(DML100, message, where, "not enforced", help_, warning=True))
     return out
 
 
@@ -87,9 +86,8 @@ def _per_run_claims(pipeline: Pipeline, ctx: CompileContext, name: str) -> Diagn
     launched task gets the data volume's name), and `CreatePVC` names a claim per run (backend
     driver/cache.go, driver/k8s.go, 2.17.0): such a task is never found in the cache. A miss is safe."""
     help_ = "KFP recomputes it in every run (a miss is always safe); drop `memoize` or the volume to silence this"
-    diag = ctx.error(DML100, "KFP never reuses this step: its cache key holds the run's volume names",
-                     (*_source_path(pipeline, name, "memoize"),), "recomputed on kfp", help_)  # fmt: skip
-    return Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=Severity.WARNING)
+    return ctx.error(DML100, "KFP never reuses this step: its cache key holds the run's volume names",
+                     _source_path(pipeline, name, "memoize"), "recomputed on kfp", help_, warning=True)  # fmt: skip
 
 
 def _min_success_check(ctx: CompileContext, name: str) -> Diagnostic:
@@ -98,11 +96,10 @@ def _min_success_check(ctx: CompileContext, name: str) -> Diagnostic:
         "starting tasks after a failure: accept that every instance must succeed with "
         '`target kfp { min_success = "all" }`'
     )
-    diag = ctx.error(DML100, "KFP cannot run a step after a loop with a failed instance",
-                     ("steps", name, "min_success"), "every instance must succeed on kfp", help_)  # fmt: skip
     accept = getattr(ctx.options, "min_success", "error") == "all"
-    severity = Severity.WARNING if accept else Severity.ERROR
-    return Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=severity)
+    message = "KFP cannot run a step after a loop with a failed instance"
+    where = ("steps", name, "min_success")
+    return ctx.error(DML100, message, where, "every instance must succeed on kfp", help_, warning=accept)
 
 
 def _retry_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[Diagnostic]:
@@ -135,9 +132,10 @@ def _pipeline_checks(pipeline: Pipeline, ctx: CompileContext, plans: dict[str, S
         out.append(ctx.error(DML100, message, ("scheduling", "parallelism"), "independent steps exceed it", help_))
     if pipeline.namespace:
         help_ = "drop `namespace` for KFP, or start the run from the profile whose namespace you want"
-        diag = ctx.error(DML100, "KFP runs a pipeline, and the objects its steps launch, in the namespace of the "
-                         "profile that starts it", ("namespace",), "not applied on kfp", help_)  # fmt: skip
-        out.append(Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=Severity.WARNING))
+        message = (
+            "KFP runs a pipeline, and the objects its steps launch, in the namespace of the profile that starts it"
+        )
+        out.append(ctx.error(DML100, message, ("namespace",), "not applied on kfp", help_, warning=True))
     if any(p.launched for p in plans.values()):
         out += _reserved_volume_checks(pipeline, ctx)
     out += _name_checks(pipeline, ctx, plans)
@@ -205,11 +203,9 @@ def _schedule_checks(pipeline: Pipeline, ctx: CompileContext) -> list[Diagnostic
             "KFP (max_concurrency 1, no_catchup) starts the latest missed run when the running one ends; "
             'accept that with `target kfp { schedule_forbid = "delay" }`'
         )
-        diag = ctx.error(DML100, "KFP delays, rather than skips, a run that falls while one is active",
-                         ("schedule", "concurrency"), "not exactly forbid", help_)  # fmt: skip
         delay = getattr(ctx.options, "schedule_forbid", "error") == "delay"
-        severity = Severity.WARNING if delay else Severity.ERROR
-        out.append(Diagnostic(diag.code, diag.message, diag.primary, help=diag.help, severity=severity))
+        out.append(ctx.error(DML100, "KFP delays, rather than skips, a run that falls while one is active",
+                             ("schedule", "concurrency"), "not exactly forbid", help_, warning=delay))  # fmt: skip
     if schedule.concurrency == "replace":
         help_ = 'use concurrency = "forbid" or "allow"'
         message = "KFP recurring runs cannot stop the previous run"

@@ -78,7 +78,7 @@ EPOCH_SOURCE = (
 
 def epoch(name: str, image: str) -> Any:
     """The uncached task of a `memoize.max_age` step: how many `max_age` periods have passed since 1970."""
-    return component(Interface(name), image, source=EPOCH_SOURCE)
+    return _named(_shared("dmlc_epoch", EPOCH_SOURCE, image), name)
 
 
 def _namespace() -> dict[str, Any]:
@@ -100,7 +100,7 @@ def define(name: str, source: str) -> Any:
 _SHAPES: dict[tuple[str, str], Any] = {}
 
 
-def component(iface: Interface, image: str, when: bool = False, source: str = "") -> Any:
+def component(iface: Interface, image: str, when: bool = False) -> Any:
     """A kfp lightweight Python component named after the step, for `image` (which has dmlc, hence kfp).
 
     kfp builds one component per interface shape (from a function named `dmlc_step` / `dmlc_when`);
@@ -108,21 +108,27 @@ def component(iface: Interface, image: str, when: bool = False, source: str = ""
     its executor after. Reading the function back and parsing its signature is most of kfp's cost
     per component, and most steps of a big pipeline share a shape.
     """
-    import dataclasses
-
-    from kfp import dsl
-    from kfp.dsl.python_component import PythonComponent
-
     generic = Interface("dmlc_when" if when else "dmlc_step", iface.inputs, iface.outputs)
-    if source:
-        generic.name = source.split("(")[0].removeprefix("def ")
-    else:
-        source = when_source(generic) if when else step_source(generic)
+    source = when_source(generic) if when else step_source(generic)
+    return _named(_shared(generic.name, source, image), iface.name)
+
+
+def _shared(function: str, source: str, image: str) -> Any:
+    from kfp import dsl
+
     shared = _SHAPES.get((source, image))
     if shared is None:
-        shared = dsl.component(define(generic.name, source), base_image=image, install_kfp_package=False)
+        shared = dsl.component(define(function, source), base_image=image, install_kfp_package=False)
         _SHAPES[(source, image)] = shared
-    spec = dataclasses.replace(shared.component_spec, name=_component_name(iface.name))
+    return shared
+
+
+def _named(shared: Any, function: str) -> Any:
+    import dataclasses
+
+    from kfp.dsl.python_component import PythonComponent
+
+    spec = dataclasses.replace(shared.component_spec, name=_component_name(function))
     return PythonComponent(component_spec=spec, python_func=shared.python_func)
 
 
