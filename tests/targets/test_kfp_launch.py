@@ -14,7 +14,6 @@ into the task's output artifact; the objects land in the launcher pod's namespac
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +67,9 @@ def _launcher_task(tmp_path: Path, volume: Path) -> dict[str, Any]:
     # the harness mounts the data volume at a folder of its own: the mount path, remapped as text
     task = json.loads(json.dumps(task).replace('"/dmlc-data"', json.dumps(str(volume))))
     container = task["launch"]["manifests"][0]["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]
-    container["command"] = [sys.executable, "-c", WORKER, container["command"][-1]]
+    # "python" as in the manifest (the stand-in puts this interpreter first on PATH): an absolute path
+    # under /tmp would be remapped like any path into the pod's own /tmp
+    container["command"] = ["python", "-c", WORKER, container["command"][-1]]
     return task
 
 
@@ -151,7 +152,7 @@ def test_a_launched_server_reads_its_model_from_the_data_volume(tmp_path: Path, 
     task = json.loads(tasks["classifier"]["inputs"]["parameters"]["dmlc_spec"]["runtimeValue"]["constant"])
     task = json.loads(json.dumps(task).replace('"/dmlc-data"', json.dumps(str(volume))))
     container = task["launch"]["manifests"][0]["spec"]["predictor"]["containers"][0]
-    container["command"] = [sys.executable, "-c", SERVER, container["command"][-1]]
+    container["command"] = ["python", "-c", SERVER, container["command"][-1]]
     model = tmp_path / "minio" / "best" / "model"
     model.mkdir(parents=True)
     (model / "saved_model.pb").write_text("weights")
