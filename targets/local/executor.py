@@ -292,6 +292,7 @@ class Executor(Scheduler):
             "cached": cached,
             "item": inst.item,
             "memo_key": inst.memo_key,
+            "run_key": self.run_key(inst),
         }
         self.rundir.commit(inst.step, inst.key, result)
         folder = self.rundir.instance(inst.step, inst.key) / "outputs"

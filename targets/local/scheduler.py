@@ -30,6 +30,7 @@ from dmlc_targets.local.state import (
     Values,
 )
 
+from dmlc import memo
 from dmlc.semantics import when
 from dmlc.semantics.values import ResolveError, resolve
 
@@ -41,6 +42,7 @@ class Scheduler:
         self.values = Values(self.steps, plan.pipeline.params)
         self.ready: list[tuple[tuple[int, int, int], int, Instance]] = []  # heap: priority, pipeline order, index
         self._seq = itertools.count()
+        self._spec_digests: dict[str, str] = {}
 
     def instances(self) -> list[Instance]:
         return [i for sr in self.steps.values() for i in sr.instances or []]
@@ -86,7 +88,7 @@ class Scheduler:
             self._announce(sr.instances[0])
             return True
         try:
-            sr.instances = [self._restore(Instance(plan.name, i, item)) for i, item in self._items(sr)]
+            sr.instances = [Instance(plan.name, i, item) for i, item in self._items(sr)]
         except ResolveError as exc:
             sr.instances = [Instance(plan.name, None, state=FAILED, reason=str(exc))]
             self._announce(sr.instances[0])
@@ -116,15 +118,29 @@ class Scheduler:
             return [(i.index if i.index is not None else n, None) for n, i in enumerate(driver)]
         return [(None, None)]
 
-    def _restore(self, inst: Instance) -> Instance:
-        """An instance committed by an earlier session of this run is done (resume)."""
+    def _restore(self, inst: Instance) -> bool:
+        """An instance committed by an earlier session of this run is done (resume), unless what it
+        would run changed since: its step was edited, its item, or the digest of an input."""
         result = self.rundir.result(inst.step, inst.key) if self.resume else None
-        if result is not None and result.get("item") == inst.item:  # the list may have changed since
-            inst.state = CACHED if result.get("cached") else SUCCEEDED
-            inst.outputs, inst.digests = result["outputs"], result["digests"]
-            inst.cache, inst.reason = "resumed", "finished before the resume"
-            self.view.event("resumed", inst, "")
-        return inst
+        if result is None:
+            return False
+        inst.inputs = self.values.input_digests(inst)
+        if result.get("run_key") != self.run_key(inst):
+            self.view.event("changed", inst, "changed since the earlier session: run again")
+            return False
+        inst.state = CACHED if result.get("cached") else SUCCEEDED
+        inst.outputs, inst.digests = result["outputs"], result["digests"]
+        inst.cache, inst.reason = "resumed", "finished before the resume"
+        self.steps[inst.step].done_count += 1
+        self.view.event("resumed", inst, "")
+        return True
+
+    def run_key(self, inst: Instance) -> str:
+        """What decides an instance's result: its step's spec digest, item and input digests."""
+        spec = self._spec_digests.get(inst.step)
+        if spec is None:
+            spec = self._spec_digests[inst.step] = memo.spec_digest(self.pipeline, inst.step)
+        return memo.memo_key({"spec": spec, "item": inst.item, "inputs": dict(sorted(inst.inputs.items()))})
 
     def _try_ready(self, sr: StepRun, inst: Instance) -> bool:
         for driver in sr.plan.drivers:
@@ -142,6 +158,11 @@ class Scheduler:
                 return self._settle_instance(inst, FAILED, str(exc))
             if not holds:
                 return self._settle_instance(inst, SKIPPED, f"when `{condition}` is false")
+        try:
+            if self._restore(inst):
+                return True
+        except ResolveError as exc:
+            return self._settle_instance(inst, FAILED, str(exc))
         self._enqueue(inst)
         return True
 

@@ -1,0 +1,75 @@
+"""Resume never reuses a stale result, and nothing a step starts outlives it (issue 12).
+
+`--resume` reuses an instance finished by the earlier session only while what it would run is the
+same (its step's spec, item and input digests): an edited step runs again, and so does everything
+that reads it whose inputs change. A process a step starts in a new session (`setsid`, a daemon) is
+killed with the step at its end, at its timeout and at the end of the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.executor.executor_support import Project
+from tests.executor.test_memo_resume import states
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path)
+
+
+def _chain(project: Project, a_arg: str, b_mode: str, timeout: str = "") -> None:
+    project.write(f"""
+pipeline r {{
+  task a {{
+    command = {project.h("num", "a", a_arg)}
+    outputs {{ v = "param" }}
+    {timeout}
+  }}
+  task b {{
+    command = {project.h(b_mode, "b", "${a.v}", "2")}
+    outputs {{ v = "param" }}
+  }}
+  task c {{
+    command = {project.h("num", "c", "7")}
+    outputs {{ v = "param" }}
+  }}
+}}""")
+
+
+def test_resume_after_editing_a_succeeded_step_runs_it_again(project: Project) -> None:
+    _chain(project, "2", "fail_on")  # a.v = 2: b fails (fail_on fails when its two args are equal)
+    code, _ = project.execute()
+    assert code == 3 and project.count("a") == 1 and project.count("c") == 1
+    _chain(project, "5", "fail_on")  # edit the succeeded step a: its old value (2) would still fail b
+    code, out = project.execute(resume=True)
+    assert code == 0, out
+    assert project.count("a") == 2, "the edited step must run again, not be resumed"
+    assert project.count("b") == 2 and project.count("c") == 1  # c did not change: resumed
+    assert "changed since the earlier session" in out
+    assert states(project)["a"] == "succeeded"
+
+
+def test_resume_keeps_a_result_when_only_how_it_runs_changed(project: Project) -> None:
+    _chain(project, "2", "fail_on")
+    assert project.execute()[0] == 3
+    _chain(project, "2", "ok", timeout="timeout = 10m")  # a: only its timeout changed; b: fixed
+    code, out = project.execute(resume=True)
+    assert code == 0, out
+    assert project.count("a") == 1 and project.count("b") == 2
+    assert states(project)["a"] == "succeeded"
+
+
+def test_resume_reruns_a_succeeded_reader_whose_input_changed(project: Project) -> None:
+    _chain(project, "3", "fail_on")  # b succeeds (3 != 2) ...
+    project.write(project.path.joinpath("p.dml").read_text() + "\n")
+    text = project.path.joinpath("p.dml").read_text()
+    project.write(text.replace("pipeline r {", 'pipeline r {\n  task z {\n    command = ["false"]\n  }'))
+    assert project.execute()[0] == 3  # ... and the run fails on z
+    _chain(project, "4", "fail_on")  # z removed, a edited: b's input changed, so b runs again
+    code, out = project.execute(resume=True)
+    assert code == 0, out
+    assert project.count("a") == 2 and project.count("b") == 2 and project.count("c") == 1
