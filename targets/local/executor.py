@@ -79,6 +79,7 @@ class Executor(Scheduler):
         except BaseException:  # a bug in here must not leave step processes running unsupervised
             for pid in list(self.running):
                 proc.kill_group(pid)
+            self._kill_strays()
             raise
         finally:
             for s, handler in old.items():
@@ -123,6 +124,7 @@ class Executor(Scheduler):
             if p and p.deadline and now >= p.deadline and not p.timed_out:
                 p.timed_out = True
                 proc.kill_group(p.pid)  # the whole group: the step and whatever it started
+                self._kill_strays(inst)
 
     # --- starting -------------------------------------------------------------------------------
 
@@ -260,6 +262,7 @@ class Executor(Scheduler):
             reason = f"exit 0, but output(s) {', '.join(missing)} not written to $DMLC_OUTPUTS"
             classes = {"failure"}
         else:
+            self._kill_strays(inst)  # a failed attempt leaves nothing behind for the retry to meet
             reason = proc.describe(ex, inst.proc.timed_out)
             classes = proc.failure_classes(ex, inst.proc.timed_out)
         self._record_attempt(inst, "failed", ex)
@@ -341,9 +344,23 @@ class Executor(Scheduler):
             for group in proc.serve_groups(folder / "serve.pid"):
                 proc.stop_group(group)
 
+    def _kill_strays(self, inst: Instance | None = None) -> None:
+        """Kill what a step started outside its process group (`setsid`, daemons, detached workers):
+        those of one attempt (`inst`), or of the whole run but its kept servers."""
+        if inst is not None:
+            attempt = {"DMLC_STEP": inst.step, "DMLC_INSTANCE": inst.key, "DMLC_ATTEMPT": str(inst.attempt)}
+            proc.kill_tagged(self.run_id, **attempt)
+            return
+        spare = set()
+        if self.opts.keep_serving:
+            spare = {g for i, folder in self.serving for g in proc.serve_groups(folder / "serve.pid")}
+        proc.kill_tagged(self.run_id, spare)
+
     def _finish(self) -> int:
         if not self.opts.keep_serving:
             self.stop_serving()
+            proc.wait_groups([g for _, folder in self.serving for g in proc.serve_groups(folder / "serve.pid")])
+        self._kill_strays()
         if self.interrupted:
             return EXIT_INTERRUPTED
         failed = any(sr.outcome == "failed" for sr in self.steps.values())

@@ -17,6 +17,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,44 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
         return False
 
 
+def tagged(run_id: str, **match: str) -> list[int]:
+    """Processes whose environment says they belong to run `run_id` (and to `match`, e.g. DMLC_STEP=...).
+
+    Every attempt's environment carries DMLC_RUN_ID, DMLC_STEP, DMLC_INSTANCE and DMLC_ATTEMPT, and its
+    children inherit them, also a child that left the step's process group (`setsid`, a daemon): the
+    group kill misses those, this finds them. One read of /proc, so it runs at a timeout and at the
+    end of a run, not after every step. A process that clears its own environment is not found."""
+    want = {b"DMLC_RUN_ID=" + run_id.encode(), *(f"{k}={v}".encode() for k, v in match.items())}
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                env = set(f.read().split(b"\0"))
+        except OSError:  # gone, or not ours to read
+            continue
+        if want <= env:
+            found.append(int(entry.name))
+    return found
+
+
+def kill_tagged(run_id: str, spare_groups: Collection[int] = (), **match: str) -> int:
+    """SIGKILL the processes `tagged` finds (outside `spare_groups`); how many there were."""
+    pids = [p for p in tagged(run_id, **match) if _pgid(p) not in spare_groups]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return len(pids)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
 def alive(pid: int | None, token: str | None) -> bool:
     """Whether `pid` is still the process that recorded `token` (its start time)."""
     return bool(pid and token and start_token(pid) == token)
@@ -202,6 +241,14 @@ def serve_groups(path: Path) -> list[int]:
     except (OSError, ValueError):
         return []
     return [int(g) for g in data.get("pgids", []) if isinstance(g, int)]
+
+
+def wait_groups(groups: list[int], seconds: float = 3.0) -> None:
+    """Give stopped process groups `seconds` to exit (servers finishing their requests)."""
+    deadline = time.monotonic() + seconds
+    for group in groups:
+        while time.monotonic() < deadline and kill_group(group, 0):
+            time.sleep(0.05)
 
 
 def stop_group(group: int) -> None:

@@ -127,6 +127,7 @@ def _kill_leftovers(store: Store, run_id: str) -> None:
         if row["pid"]:
             proc.kill_stale(row["pid"], row["pid_start"] or "")
         store.put_attempt({**dict(row), "outcome": "lost (executor died)"})
+    proc.kill_tagged(run_id)  # what those attempts started outside their groups (setsid, daemons)
 
 
 def _epilogue(executor: Executor, code: int, file: str, run_id: str, out: TextIO) -> None:

@@ -8,6 +8,10 @@ killed with the step at its end, at its timeout and at the end of the run.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -73,3 +77,71 @@ def test_resume_reruns_a_succeeded_reader_whose_input_changed(project: Project) 
     code, out = project.execute(resume=True)
     assert code == 0, out
     assert project.count("a") == 2 and project.count("b") == 2 and project.count("c") == 1
+
+
+ESCAPE = r"""
+import os, subprocess, sys, time
+mode, pidfile = sys.argv[1:]
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
+if mode == "daemon":  # double fork: the daemon's parent is gone before the step ends
+    pid = os.fork()
+    if pid == 0:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        open(pidfile + ".daemon", "w").write(str(os.getpid()))
+        time.sleep(300)
+        os._exit(0)
+    os.waitpid(pid, 0)
+open(pidfile, "w").write(str(child.pid))
+if mode == "hang":
+    time.sleep(300)
+sys.exit(1 if mode == "fail" else 0)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _gone(pids: list[int], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(_alive(p) for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _escapees(project: Project, mode: str, extra: str = "") -> list[int]:
+    (project.path / "escape.py").write_text(ESCAPE)
+    project.write(f"""
+pipeline e {{
+  task t {{
+    command = ["python", "{project.path / "escape.py"}", "{mode}", "{project.path / "pids"}"]
+    {extra}
+  }}
+}}""")
+    project.execute()
+    files = [project.path / "pids", project.path / "pids.daemon"]
+    return [int(f.read_text()) for f in files if f.exists()]
+
+
+@pytest.mark.parametrize(
+    ("mode", "extra"),
+    [("hang", "timeout = 2s"), ("fail", ""), ("ok", ""), ("daemon", "")],
+    ids=["timeout", "failed", "succeeded", "double-fork daemon"],
+)
+def test_nothing_a_step_starts_outlives_the_run(project: Project, mode: str, extra: str) -> None:
+    pids = _escapees(project, mode, extra)
+    assert pids, "the step did not start its children"
+    try:
+        assert _gone(pids), f"processes {pids} started by the step outlived it (setsid escapes the group kill)"
+    finally:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
