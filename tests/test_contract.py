@@ -142,7 +142,6 @@ def test_the_comparison_sees_a_difference() -> None:
 
 # -- dmlc run --local refuses what dmlc compile --target local refuses -----------------------------
 REFUSED_LOCALLY = {
-    "secret": 'pipeline s {\n  task a {\n    command = ["true"]\n    secret_env { TOKEN = "creds/token" }\n  }\n}\n',
     "replace": 'pipeline r {\n  schedule {\n    cron = "0 * * * *"\n    concurrency = "replace"\n  }\n'
     '  task a { command = ["true"] }\n}\n',
     "bad_option": 'pipeline o {\n  target local { parallel = 2 }\n  task a { command = ["true"] }\n}\n',

@@ -40,6 +40,7 @@ TESTED_BY: dict[str, str] = {
     "DML203": "tests/test_environment.py::test_output_to_dev_full_is_dml203",
     "DML204": "tests/test_environment.py::test_serve_on_a_taken_port_is_dml204",
     "DML205": "tests/test_environment.py::test_graph_without_graphviz_is_dml205",
+    "DML207": "tests/adversarial/test_secrets.py::test_a_missing_secret_is_dml207_before_anything_runs",
     "DML900": "tests/test_cli.py::test_internal_error_is_dml900",
 }
 

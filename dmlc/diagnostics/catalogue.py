@@ -68,6 +68,7 @@ DML202 = Code("DML202", "the local store is damaged or not dmlc's")
 DML203 = Code("DML203", "no space left on the device")
 DML204 = Code("DML204", "a port is already in use")
 DML205 = Code("DML205", "a required program is not installed")
+DML207 = Code("DML207", "a secret has no value for this run")
 DML900 = Code("DML900", "internal error (a dmlc bug)")
 
 CATALOGUE: dict[str, Code] = {c: c for c in list(globals().values()) if isinstance(c, Code)}

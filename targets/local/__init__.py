@@ -46,7 +46,7 @@ class LocalTarget:
         "volume": "a folder under the run directory",
         "schedule": "printed as a crontab line in the plan",
         "metadata": "SQLite: runs, attempts, artifacts with digests, metrics",
-        "secret_env": "",
+        "secret_env": "from `dmlc run --secrets FILE` or $K of dmlc's environment; only the reference is written",
     }
     options_model: ClassVar[type[TargetOptions]] = LocalOptions
 
@@ -55,11 +55,6 @@ class LocalTarget:
 
     def _diagnostics(self, pipeline: Pipeline, ctx: CompileContext) -> list[Diagnostic]:
         out = []
-        for name, step in pipeline.steps.items():
-            if step.secret_env:
-                help_ = "pass the value with `env { }` for a local run, or run on argo/kfp where secrets exist"
-                message = "the local target has no secret store for `secret_env`"
-                out.append(ctx.error(DML100, message, ("steps", name, "secret_env"), "not available locally", help_))
         if pipeline.schedule is not None and pipeline.schedule.concurrency == "replace":
             help_ = 'use concurrency = "forbid" (skip a tick while a run is going) or "allow"'
             message = 'a crontab line cannot replace a running run (`concurrency = "replace"`)'

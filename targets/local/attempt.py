@@ -29,10 +29,11 @@ def runtime_argv(kind: str, spec_path: Path, outputs_dir: Path) -> list[str]:
     return [sys.executable, "-m", "dmlc.runtime", kind, "--spec", str(spec_path), "--outputs", str(outputs_dir)]
 
 
-def prepare(spec: dict[str, Any], run: dict[str, str], attempt_dir: Path) -> Launch:
+def prepare(spec: dict[str, Any], run: dict[str, str], attempt_dir: Path, secrets: dict[str, str]) -> Launch:
     """Write the spec into the attempt folder; the argv and environment of the attempt.
 
-    `run` holds what only the executor knows: run id, instance key and attempt number.
+    `run` holds what only the executor knows: run id, instance key and attempt number; `secrets` the
+    values of the step's `secret_env` (only ever put into the environment, never into the spec file).
     """
     argv = command(spec)
     if argv is None:  # a command reads its args, not a spec; skipping it saves a file per step
@@ -41,6 +42,7 @@ def prepare(spec: dict[str, Any], run: dict[str, str], attempt_dir: Path) -> Lau
         argv = runtime_argv(spec["attrs"]["kind"], spec_path, Path(spec["outputs_dir"]))
     env = dict(os.environ)
     env.update(environment(spec))
+    env.update(secrets)
     # steps find the same Python (and dmlc) as the executor, as they would in the runtime image
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", os.defpath)
     env.update({"DMLC_RUN_ID": run["run_id"], "DMLC_INSTANCE": run["key"], "DMLC_ATTEMPT": run["attempt"]})

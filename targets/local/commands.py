@@ -30,6 +30,11 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--no-cache", action="store_true", help="ignore memoized results (still stores new ones)")
     p.add_argument("--keep-serving", action="store_true", help="leave serve steps running after the run ends")
+    p.add_argument(
+        "--secrets",
+        metavar="FILE",
+        help="values for `secret_env` (YAML/JSON: {name: {key: value}}); else $K from the environment",
+    )
     p.set_defaults(func=cmd_run)
 
     p = subparsers.add_parser("runs", help="runs in the local metadata store")
@@ -59,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     file, resume = args.file, args.resume
     if file is None and isinstance(resume, str) and resume.endswith((".dml", ".yaml", ".yml", ".json")):
         file, resume = resume, True  # `dmlc run --resume p.dml`: argparse took the file for the run id
-    req = RunRequest(file, parse_params(args.param), resume, args.no_cache, args.keep_serving)
+    req = RunRequest(file, parse_params(args.param), resume, args.no_cache, args.keep_serving, args.secrets)
     try:
         return execute(req)
     except UsageError as exc:

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import heapq
 import os
+import shutil
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dmlc_targets.local import attempt, proc, records
+from dmlc_targets.local import attempt, proc, records, secret_env
 from dmlc_targets.local.cache import Cache, digest_path, digest_value
 from dmlc_targets.local.plan import LocalPlan, parallelism
 from dmlc_targets.local.rundir import RunDir
@@ -50,6 +51,7 @@ class Options:
     no_cache: bool = False
     keep_serving: bool = False
     resume: bool = False
+    secrets: dict[str, dict[str, str]] = field(default_factory=dict)  # step -> env name -> value
 
 
 class Executor(Scheduler):
@@ -220,11 +222,12 @@ class Executor(Scheduler):
         if command(spec) is None:
             work.mkdir(exist_ok=True)
         run = {"run_id": self.run_id, "key": inst.key, "attempt": str(inst.attempt)}
-        launch = attempt.prepare(spec, run, folder)
+        secrets = self.opts.secrets.get(inst.step, {})
+        launch = attempt.prepare(spec, run, folder, secrets)
         inst.log = str(folder / "log.txt")
         inst.started = time.time()
         try:
-            p = proc.spawn(launch.argv, launch.env, Path(inst.log), self.reaper)
+            p = proc.spawn(launch.argv, launch.env, Path(inst.log), self.reaper, list(secrets.values()))
         except OSError as exc:
             inst.state = RUNNING
             self._fail_attempt(inst, f"cannot start `{launch.argv[0]}`: {exc}", set())
@@ -253,13 +256,15 @@ class Executor(Scheduler):
             self._record_attempt(inst, "interrupted", ex)
             self._settle_instance(inst, FAILED, "interrupted")
             return
+        proc.drain(inst.proc, self.reaper)
         if ex.code == 0 and not inst.proc.timed_out:
             values, missing = read_outputs(plan.step.outputs(), folder / "outputs")
-            if not missing:
+            leak = None if missing else self._leak(inst, values, folder)
+            if not missing and leak is None:
                 self._record_attempt(inst, "succeeded", ex)
                 self._succeed(inst, values, folder)
                 return
-            reason = f"exit 0, but output(s) {', '.join(missing)} not written to $DMLC_OUTPUTS"
+            reason = leak or f"exit 0, but output(s) {', '.join(missing)} not written to $DMLC_OUTPUTS"
             classes = {"failure"}
         else:
             self._kill_strays(inst)  # a failed attempt leaves nothing behind for the retry to meet
@@ -267,6 +272,14 @@ class Executor(Scheduler):
             classes = proc.failure_classes(ex, inst.proc.timed_out)
         self._record_attempt(inst, "failed", ex)
         self._fail_attempt(inst, reason, classes)
+
+    def _leak(self, inst: Instance, values: dict[str, Any], folder: Path) -> str | None:
+        """Why outputs holding one of the step's secret values fail it; what the step wrote is not kept."""
+        leak = secret_env.leaked(values, self.opts.secrets.get(inst.step, {}))
+        if leak is None:
+            return None
+        shutil.rmtree(folder / "outputs", ignore_errors=True)
+        return f"{leak}; outputs are written down, secrets never are"
 
     def _succeed(self, inst: Instance, values: dict[str, Any], folder: Path) -> None:
         declared = self.steps[inst.step].plan.step.outputs()

@@ -15,6 +15,7 @@ import queue
 import selectors
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Collection
@@ -43,6 +44,7 @@ class Proc:
     deadline: float | None = None
     timed_out: bool = False
     killing_since: float | None = None
+    pump: int | None = None  # the pid of the log's masking pump (a step with secrets)
 
 
 def which(program: str, path: str) -> str:
@@ -54,9 +56,14 @@ def which(program: str, path: str) -> str:
     return found
 
 
-def spawn(argv: list[str], env: dict[str, str], log: Path, reaper: Reaper) -> Proc:
-    """Start `argv` with stdout+stderr appended to `log`; `reaper.wait` reports its Exit."""
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+def spawn(argv: list[str], env: dict[str, str], log: Path, reaper: Reaper, redact: list[str] | None = None) -> Proc:
+    """Start `argv` with stdout+stderr appended to `log`; `reaper.wait` reports its Exit. With `redact`
+    (the values of the step's secrets) the output goes through a masking pump process (redact.py)."""
+    pump = None
+    if redact:
+        fd, pump = _pump(log, redact)
+    else:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -67,9 +74,40 @@ def spawn(argv: list[str], env: dict[str, str], log: Path, reaper: Reaper) -> Pr
         pid = os.posix_spawn(program, argv, env, file_actions=actions, setpgroup=0)
     finally:
         os.close(fd)
-    proc = Proc(pid, time.time(), start_token(pid))
+    proc = Proc(pid, time.time(), start_token(pid), pump=pump)
     reaper.watch(pid)
     return proc
+
+
+def _pump(log: Path, values: list[str]) -> tuple[int, int]:
+    """Start the masking pump on a new pipe: the pipe's write end (for the step) and the pump's pid.
+    Its own process group, so a Ctrl-C for the executor does not cut a step's log short."""
+    read, write = os.pipe()
+    try:
+        argv = [sys.executable, "-S", str(Path(__file__).with_name("redact.py")), str(log)]
+        env = {"DMLC_REDACT": json.dumps(values)}
+        pid = os.posix_spawn(sys.executable, argv, env, file_actions=[(os.POSIX_SPAWN_DUP2, read, 0)], setpgroup=0)
+    except BaseException:
+        os.close(write)
+        raise
+    finally:
+        os.close(read)
+    return write, pid
+
+
+def drain(proc: Proc, reaper: Reaper, seconds: float = 2.0) -> None:
+    """Wait up to `seconds` for a step's log pump to write everything (it ends when the last writer
+    closes its pipe); one held open longer by something the step left running is reaped later."""
+    if proc.pump is None:
+        return
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if os.waitpid(proc.pump, os.WNOHANG)[0]:
+            proc.pump = None
+            return
+        time.sleep(0.01)
+    reaper.watch(proc.pump)
+    proc.pump = None
 
 
 def _exit(pid: int, status: int, usage: Any) -> Exit:

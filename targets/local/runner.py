@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from dmlc_targets.local import proc
+from dmlc_targets.local import proc, secret_env
 from dmlc_targets.local.cache import Cache
 from dmlc_targets.local.executor import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Executor, Options
 from dmlc_targets.local.plan import LocalPlan
@@ -38,6 +38,7 @@ class RunRequest:
     resume: str | bool = False  # False, True (latest unfinished), or a run id
     no_cache: bool = False
     keep_serving: bool = False
+    secrets: str | None = None  # the --secrets FILE
     root: Path = STATE_DIR
 
 
@@ -97,6 +98,7 @@ def _plan(file: str, params: dict[str, Any]) -> LocalPlan:
 
 def _execute(req: RunRequest, file: str, plan: LocalPlan, store: Store, previous: Any, out: TextIO) -> int:
     pipeline = plan.pipeline
+    values = secret_env.resolve(pipeline, secret_env.load(req.secrets), os.environ)  # DML207 before anything runs
     run_id = previous["id"] if previous is not None else new_run_id(pipeline.pipeline)
     rundir = RunDir(req.root, run_id)
     if previous is None:
@@ -106,7 +108,7 @@ def _execute(req: RunRequest, file: str, plan: LocalPlan, store: Store, previous
         _kill_leftovers(store, run_id)
         store.resume_run(run_id)
     view = make_view(out)
-    opts = Options(no_cache=req.no_cache, keep_serving=req.keep_serving, resume=previous is not None)
+    opts = Options(no_cache=req.no_cache, keep_serving=req.keep_serving, resume=previous is not None, secrets=values)
     executor = Executor(plan, rundir, Cache(req.root / "cache"), store, view, opts)
     verb = "resuming" if previous is not None else "run"
     view.begin(executor, f"{verb} {run_id}: pipeline {pipeline.pipeline} ({file})")
