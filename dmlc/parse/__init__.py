@@ -5,6 +5,7 @@ Both syntaxes produce the same document shape, so everything after parsing is sh
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from dmlc.diagnostics.catalogue import DML004, DML006, DML200
@@ -13,6 +14,12 @@ from dmlc.parse.document import Document
 from dmlc.source import Source, Span
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
+_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"  # where str.splitlines ends a line
+# a line holding more than blanks and a comment (possessive: nothing is retried over a long run of blanks)
+CONTENT = re.compile(rf"(?:\A|(?<=[{_BREAKS}]))[^\S{_BREAKS}]*+(?!#|//|[{_BREAKS}]|\Z)")
+# The most a pipeline file may hold (DML200 past it; the book's pipelines are a few KiB, 10,000 steps
+# under 2 MiB). What a parse costs grows with its tokens, bounded by each front end (`MAX_TOKENS`).
+MAX_BYTES = 8 << 20
 
 
 def decode(path: str, raw: bytes) -> Source:
@@ -31,11 +38,7 @@ def decode(path: str, raw: bytes) -> Source:
 
 def _blank(text: str) -> bool:
     """True when the text holds nothing but whitespace and comments (`#`, and `//` in .dml)."""
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith(("#", "//")):
-            return False
-    return True
+    return CONTENT.search(text) is None
 
 
 def parse_source(source: Source) -> Document:
@@ -53,14 +56,22 @@ def parse_source(source: Source) -> Document:
 
 
 def parse_file(path: str | Path) -> Document:
-    path = str(path)
+    return parse_source(decode(str(path), read_source(str(path))))
+
+
+def read_source(path: str) -> bytes:
+    """The file's bytes, at most `MAX_BYTES` of them (DML200 when it cannot be read or is larger)."""
+    help_ = "check the path; `dmlc run` without a file reads ./pipeline.dml"
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as handle:  # a bounded read: `/dev/zero` or a 10 GB file cannot fill memory
+            raw = handle.read(MAX_BYTES + 1)
     except OSError as exc:
-        span = None
-        help_ = "check the path; `dmlc run` without a file reads ./pipeline.dml"
-        raise DmlError([Diagnostic(DML200, f"cannot read `{path}`: {exc.strerror}", Label(span), help=help_)]) from None
-    return parse_source(decode(path, raw))
+        raise DmlError([Diagnostic(DML200, f"cannot read `{path}`: {exc.strerror}", Label(None), help=help_)]) from None
+    if len(raw) > MAX_BYTES:
+        message = f"cannot read `{path}`: it is larger than {MAX_BYTES >> 20} MiB"
+        help_ = f"a pipeline file holds at most {MAX_BYTES >> 20} MiB (10,000 steps take under 2 MiB)"
+        raise DmlError([Diagnostic(DML200, message, Label(None), help=help_)])
+    return raw
 
 
 def parse_text(text: str, path: str = "<input>.dml") -> Document:

@@ -25,6 +25,7 @@ from dmlc.ir.types import Ref, interpolated
 from dmlc.parse.document import Path
 from dmlc.validate.context import Ctx, strings
 from dmlc.validate.kinds import check_kinds
+from dmlc.validate.param_types import check_param_types
 from dmlc.validate.process import check_commands_and_mounts, check_process_text
 
 RESERVED = ("params", "each", "pipeline", "steps", "inputs", "outputs", "workflow", "tasks", "item")
@@ -235,6 +236,7 @@ def check_target_blocks(ctx: Ctx) -> list[Diagnostic]:
 RULES: list[Callable[[Ctx], list[Diagnostic]]] = [
     check_reserved_names,
     check_references,
+    check_param_types,
     check_after,
     check_cycles,
     check_fan_rules,

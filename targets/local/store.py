@@ -183,8 +183,8 @@ class Store:
 
     def run(self, run_id: str) -> sqlite3.Row | None:
         row = self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
-        if row is None:  # a unique prefix is enough
-            rows = self.db.execute("SELECT * FROM runs WHERE id LIKE ?", (run_id + "%",)).fetchall()
+        if row is None and run_id:  # a unique literal prefix is enough (not LIKE: `%` and `_` are no wildcards)
+            rows = self.db.execute("SELECT * FROM runs WHERE substr(id, 1, ?) = ?", (len(run_id), run_id)).fetchall()
             row = rows[0] if len(rows) == 1 else None
         return row
 
@@ -212,8 +212,8 @@ class Store:
     def artifacts_like(self, what: str) -> list[sqlite3.Row]:
         """Artifacts whose digest starts with `what` (with or without `sha256:`) or whose path is `what`."""
         prefix = what if what.startswith("sha256:") else "sha256:" + what
-        sql = "SELECT * FROM artifacts WHERE digest LIKE ? OR path=? ORDER BY created DESC"
-        return self.db.execute(sql, (prefix + "%", what)).fetchall()
+        sql = "SELECT * FROM artifacts WHERE substr(digest, 1, ?) = ? OR path=? ORDER BY created DESC"
+        return self.db.execute(sql, (len(prefix), prefix, what)).fetchall()
 
     def inputs_of(self, run_id: str, step: str, instance: str) -> list[sqlite3.Row]:
         sql = "SELECT * FROM inputs WHERE run_id=? AND step=? AND instance=?"
