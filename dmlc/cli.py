@@ -34,9 +34,10 @@ def _sources(diags: Sequence[Diagnostic]) -> dict[str, Any]:
 
 
 def report(diags: Sequence[Diagnostic], fmt: str = "human") -> None:
+    """Diagnostics for people (and `short` lines) go to stderr; JSON is the command's output (stdout)."""
     from dmlc.diagnostics.render import render
 
-    sys.stderr.write(render(list(diags), _sources(diags), fmt))
+    (sys.stdout if fmt == "json" else sys.stderr).write(render(list(diags), _sources(diags), fmt))
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -29,9 +29,9 @@ def test_check_error_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     human = capsys.readouterr().err
     assert "error[DML012]: unknown step `trian`" in human and "--> " in human and "^^^^^" in human
     assert main(["check", "--format", "short", str(bad)]) == 1
-    assert capsys.readouterr().err.startswith(f"{bad}:4:14: error[DML012]")
+    assert capsys.readouterr().err.startswith(f"{bad}:4:14: error: unknown step `trian` [DML012]")
     assert main(["check", "--format", "json", str(bad)]) == 1
-    data = json.loads(capsys.readouterr().err)
+    data = json.loads(capsys.readouterr().out)
     assert data[0]["code"] == "DML012" and data[0]["location"]["line"] == 4
 
 

@@ -134,7 +134,7 @@ error[DML012]: unknown step `dta`
 error: found 1 error
 """
 
-SHORT = "tests/fixtures/diagnostics/DML012.dml:6:14: error[DML012]: unknown step `dta`\n"
+SHORT = "tests/fixtures/diagnostics/DML012.dml:6:14: error: unknown step `dta` [DML012]\n"
 
 JSON = [
     {
@@ -145,10 +145,18 @@ JSON = [
             "file": "tests/fixtures/diagnostics/DML012.dml",
             "line": 6,
             "column": 14,
+            "end_line": 6,
+            "end_column": 25,
             "note": "no step named `dta` in pipeline `p`",
         },
         "related": [],
         "help": "a step with a similar name exists: `data`",
+        "fixes": [
+            {
+                "range": {"file": DML012, "line": 6, "column": 14, "end_line": 6, "end_column": 17},
+                "replacement": "data",
+            }
+        ],
     }
 ]
 
@@ -181,7 +189,7 @@ def test_cli_prints_the_same_renderings(dml012: object, capsys: pytest.CaptureFi
     assert main(["check", "--format", "short", DML012]) == 1
     assert capsys.readouterr().err == SHORT
     assert main(["check", "--format", "json", DML012]) == 1
-    assert json.loads(capsys.readouterr().err) == JSON
+    assert json.loads(capsys.readouterr().out) == JSON  # the command's output: `| jq` gets it
 
 
 def test_duplicate_shows_both_places() -> None:

@@ -47,9 +47,13 @@ class Diagnostic:
         return (span.file, span.line, span.col, self.code)
 
     def to_json(self) -> dict[str, object]:
+        """The JSON form (`dmlc check --format json`): 1-based lines and columns, end exclusive."""
+
         def where(label: Label) -> dict[str, object]:
             s = label.span
             loc = {"file": s.file, "line": s.line, "column": s.col} if s else {}
+            if s and s.end_line:
+                loc |= {"end_line": s.end_line, "end_column": s.end_col}
             return {**loc, "note": label.note}
 
         return {
@@ -76,7 +80,20 @@ def suggest(word: str, candidates: list[str] | set[str] | tuple[str, ...]) -> st
     return found[0] if found else None
 
 
+class Suggestion(str):
+    """A help text that proposes a replacement: `word` -> `replacement` (a machine-applicable fix where
+    the diagnostic's span shows `word` once; see `dmlc.diagnostics.render.fixes`)."""
+
+    word: str
+    replacement: str
+
+    def __new__(cls, text: str, word: str, replacement: str) -> Suggestion:
+        made = super().__new__(cls, text)
+        made.word, made.replacement = word, replacement
+        return made
+
+
 def did_you_mean(word: str, candidates: list[str] | set[str] | tuple[str, ...], what: str) -> str | None:
     match = suggest(word, candidates)
     article = "an" if what[:1] in "aeiou" else "a"
-    return f"{article} {what} with a similar name exists: `{match}`" if match else None
+    return Suggestion(f"{article} {what} with a similar name exists: `{match}`", word, match) if match else None

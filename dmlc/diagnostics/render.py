@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 
-from dmlc.diagnostics.model import Diagnostic, Label
+from dmlc.diagnostics.model import Diagnostic, Label, Suggestion
 from dmlc.source import Source
 
 
@@ -50,8 +51,28 @@ def human(diag: Diagnostic, sources: dict[str, Source]) -> str:
 
 
 def short(diag: Diagnostic, sources: dict[str, Source]) -> str:
-    where = f"{diag.span}: " if diag.span else ""
-    return f"{where}{diag.severity.value}[{diag.code}]: {diag.message}\n"
+    """`file:line:col: error: message [DML012]`, the form gcc prints and editors' problem matchers read."""
+    where = f"{diag.span}: " if diag.span else "dmlc: "
+    return f"{where}{diag.severity.value}: {diag.message} [{diag.code}]\n"
+
+
+def fixes(diag: Diagnostic, sources: dict[str, Source]) -> list[dict[str, object]]:
+    """Machine-applicable edits: a did-you-mean replaces the misspelt name where the primary span shows
+    it exactly once as a whole name (so `dta.dataset` gets `dta` -> `data`, and nothing is guessed)."""
+    help_, span = diag.help, diag.span
+    if not isinstance(help_, Suggestion) or span is None or span.file not in sources:
+        return []
+    if span.end_line not in (0, span.line):
+        return []
+    text = sources[span.file].line_text(span.line)
+    end = span.end_col if span.end_line else len(text) + 1
+    shown = text[span.col - 1 : end - 1]
+    found = [m.start() for m in re.finditer(rf"(?<![\w-]){re.escape(help_.word)}(?![\w-])", shown)]
+    if len(found) != 1:
+        return []
+    col = span.col + found[0]
+    where = {"file": span.file, "line": span.line, "column": col, "end_line": span.line}
+    return [{"range": where | {"end_column": col + len(help_.word)}, "replacement": help_.replacement}]
 
 
 RENDERERS: dict[str, Callable[[Diagnostic, dict[str, Source]], str]] = {"human": human, "short": short}
@@ -59,7 +80,7 @@ RENDERERS: dict[str, Callable[[Diagnostic, dict[str, Source]], str]] = {"human":
 
 def render(diags: Sequence[Diagnostic], sources: dict[str, Source], fmt: str = "human") -> str:
     if fmt == "json":
-        return json.dumps([d.to_json() for d in diags], indent=2) + "\n"
+        return json.dumps([d.to_json() | {"fixes": fixes(d, sources)} for d in diags], indent=2) + "\n"
     body = "".join(RENDERERS[fmt](d, sources) + ("\n" if fmt == "human" else "") for d in diags)
     errors = sum(1 for d in diags if d.severity.value == "error")
     if fmt == "human" and errors:
