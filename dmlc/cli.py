@@ -134,28 +134,25 @@ def cmd_targets(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """Argument problems are diagnostics (exit 1) found before TensorFlow loads: a port out of range or
+    replicas below 1 (DML022), an invalid name (DML019), a taken port (DML204), a model folder that is
+    missing or not a SavedModel (DML200)."""
     try:
-        from dmlc.runtime.serve import port_in_use, run_server
+        from dmlc.runtime.serve import ServeError, run_server
         from dmlc.runtime.step_io import UserError
     except ImportError as exc:
         print(f"error: serving needs the ml extra (pip install 'dmlc[ml]'): {exc}", file=sys.stderr)
         return EXIT_USER
-    if port_in_use(args.port):  # before loading anything: one clear line, not a server's traceback
-        raise DmlError([_port_taken(args.port)])
     try:
         run_server(args.model_dir, name=args.name, port=args.port, replicas=args.replicas)
+    except ServeError as exc:
+        from dmlc.diagnostics.model import Label
+
+        raise DmlError([Diagnostic(exc.code, exc.message, Label(None), help=exc.help)]) from None
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER
     return EXIT_OK
-
-
-def _port_taken(port: int) -> Diagnostic:
-    from dmlc.diagnostics.catalogue import DML204
-    from dmlc.diagnostics.model import Label
-
-    help_ = "pick another --port, or stop what listens there"
-    return Diagnostic(DML204, f"port {port} is already in use", Label(None), help=help_)
 
 
 def build_parser() -> argparse.ArgumentParser:

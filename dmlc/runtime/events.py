@@ -1,6 +1,8 @@
 """The event-driven serving front: the model server starts on the first request and stops after
 `idle_timeout` without requests (scale to zero); past `max_concurrency` in-flight requests, or past
-`rate_limit` requests per second, the front answers HTTP 429 at once instead of queueing.
+`rate_limit` requests per second, the front answers HTTP 429 at once instead of queueing. A backend
+that cannot start, or that exited, makes the front answer 503 + Retry-After; a backend that exited is
+stopped and started again by the next request.
 """
 
 from __future__ import annotations
@@ -17,15 +19,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dmlc.runtime.server_apps import AVAILABLE, TokenBucket, _health_routes
+from dmlc.runtime.server_apps import AVAILABLE, TokenBucket, _health_routes, read_body, unavailable
 from dmlc.units import parse_duration
 
 
 class Backend:
-    """A model server the front starts and stops; `start` returns its base URL once it is ready."""
+    """A model server the front starts and stops; `start` returns its base URL once it is ready, `alive`
+    says whether the started one still runs."""
 
-    def __init__(self, start: Callable[[], Awaitable[str]], stop: Callable[[], Awaitable[None]]) -> None:
-        self.start, self.stop = start, stop
+    def __init__(
+        self,
+        start: Callable[[], Awaitable[str]],
+        stop: Callable[[], Awaitable[None]],
+        alive: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.start, self.stop, self.alive = start, stop, alive
 
 
 class Front:
@@ -50,10 +58,21 @@ class Front:
 
     async def ensure_backend(self) -> str:
         async with self._lock:
+            if self.url is not None and not self.backend.alive():  # it exited since: start a new one
+                self.url = None
+                await self.backend.stop()
             if self.url is None:
                 self.url = await self.backend.start()
                 self.starts += 1
             return self.url
+
+    async def drop_dead(self, url: str) -> None:
+        """After a failed request to `url`: when that backend exited, stop it so the next request starts
+        a new one (a backend that still runs is only slow or restarting a worker: it stays)."""
+        async with self._lock:
+            if self.url == url and not self.backend.alive():
+                self.url = None
+                await self.backend.stop()
 
     async def reap_idle(self) -> None:
         """Stop the backend after idle_timeout with nothing in flight."""
@@ -91,7 +110,8 @@ def events_app(backend: Backend, name: str, events: dict[str, Any]) -> Starlette
 
     async def status(request: Request) -> JSONResponse:
         if request.path_params["target"] != name:
-            return JSONResponse({"error": "model not found"}, status_code=404)
+            message = f"Could not find any versions of model {request.path_params['target']}"
+            return JSONResponse({"error": message}, status_code=404)
         return JSONResponse(AVAILABLE | {"dmlc": {"backend_running": front.url is not None, "starts": front.starts}})
 
     async def forward(request: Request) -> Response:
@@ -100,9 +120,22 @@ def events_app(backend: Backend, name: str, events: dict[str, Any]) -> Starlette
             return JSONResponse({"error": refused}, status_code=429, headers={"Retry-After": "1"})
         front.in_flight += 1
         try:
-            url = await front.ensure_backend()
-            reply = await state["client"].post(f"{url}{request.url.path}", content=await request.body())
-            return Response(reply.content, status_code=reply.status_code, media_type="application/json")
+            body, too_big = await read_body(request)
+            if too_big:
+                return too_big
+            try:
+                url = await front.ensure_backend()
+            except Exception as exc:  # it exited or was not ready in time (TransientError)
+                return unavailable(f"the model server could not start: {str(exc)[:300]}")
+            try:
+                reply = await state["client"].post(f"{url}{request.url.path}", content=body)
+            except httpx.HTTPError as exc:  # refused or reset: the backend died mid-request
+                await front.drop_dead(url)
+                return unavailable(f"the model server is unavailable ({type(exc).__name__}); retry shortly")
+            headers = {"Retry-After": reply.headers["retry-after"]} if "retry-after" in reply.headers else None
+            return Response(
+                reply.content, status_code=reply.status_code, media_type="application/json", headers=headers
+            )
         finally:
             front.in_flight -= 1
             front.last_used = time.monotonic()

@@ -1,8 +1,16 @@
 """The `serve` step and `run_server`, the blocking server behind `dmlc serve MODEL_DIR`.
 
-Modes: plain (one model server; `replicas` = uvicorn worker processes sharing one port), sharded
-(`shards` model servers on free ports + the scatter-gather router on `port`), events (the
-scale-from-zero front on `port`, which starts a plain or sharded server on demand).
+Modes: plain (one model server: a supervisor that holds `port` and `replicas` worker processes that
+share it), sharded (`shards` model servers on free ports + the scatter-gather router on `port`),
+events (the scale-from-zero front on `port`, which starts a plain or sharded server on demand).
+
+No request stops a server: requests are checked against the serving signature before TensorFlow
+sees them (`predictor.instances_array`), and whatever still kills a worker (an abort inside a kernel,
+the OOM killer, kill -9) only costs that worker. The supervisor (no TensorFlow in it) restarts it
+and, while no worker is ready, answers 503 + Retry-After itself; the router restarts a shard server
+that exits and the events front a backend that exits, both answering 503 meanwhile. Arguments are
+checked before anything loads: a bad port, replica count or model folder is a coded error
+(`ServeError`: DML022, DML200, DML204).
 
 As a pipeline step the server runs detached (own session, so its process group holds every server
 process): the step waits for readiness, sends one smoke request, writes the param `endpoint`, records
@@ -19,20 +27,78 @@ import asyncio
 import errno
 import json
 import os
+import re
+import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from dmlc.diagnostics.catalogue import DML019, DML022, DML200, DML204, Code
 from dmlc.ir.model import Serve
 from dmlc.runtime.local_cluster import free_ports
 from dmlc.runtime.step_io import TransientError, UserError, read_json_file, write_json_file, write_param
 from dmlc.semantics.spec import StepSpec
 
 READY_TIMEOUT_S = 240.0
+MAX_REPLICAS = 256  # worker processes of one server, each with its own TensorFlow
+WORKER_STARTUP_FAILED = 3  # a worker's exit code when the model cannot load: restarting will not help
+MAX_EARLY_DEATHS = 5  # workers that die before any was ever ready: then the server gives up
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+class ServeError(UserError):
+    """A coded user or environment error of serving; `dmlc serve` prints it as a diagnostic, a step as
+    one line `MESSAGE (CODE): HELP`."""
+
+    def __init__(self, code: Code, message: str, help: str | None = None) -> None:
+        super().__init__(f"{message} ({code})" + (f": {help}" if help else ""))
+        self.code, self.message, self.help = code, message, help
+
+
+def check_port(port: int, flag: str = "--port") -> None:
+    if not 1 <= port <= 65535:
+        raise ServeError(DML022, f"port {port} is out of range", f"{flag} takes a port from 1 to 65535")
+
+
+def check_replicas(replicas: int, flag: str = "--replicas") -> None:
+    if not 1 <= replicas <= MAX_REPLICAS:
+        help_ = f"{flag} takes 1 to {MAX_REPLICAS} worker processes (each loads the model)"
+        raise ServeError(DML022, f"{replicas} replicas is out of range", help_)
+
+
+def check_name(name: str) -> None:
+    if not NAME_RE.fullmatch(name):
+        help_ = "a model name is letters, digits, `.`, `_` and `-` (it is part of the URL /v1/models/NAME)"
+        raise ServeError(DML019, f"invalid model name {name[:80]!r}", help_)
+
+
+def check_model_dir(model_dir: str) -> None:
+    """A readable folder with a saved_model.pb (DML200 otherwise), checked before TensorFlow loads."""
+    path = Path(model_dir)
+    help_ = "give the folder a `train` step writes as its `model` output (it holds saved_model.pb)"
+    try:
+        if not path.is_dir():
+            reason = "not a folder" if path.exists() else "no such folder"
+            raise ServeError(DML200, f"cannot read model `{model_dir}`: {reason}", help_)
+        pb = path / "saved_model.pb"
+        if not pb.is_file():
+            raise ServeError(DML200, f"`{model_dir}` is not a SavedModel folder (no saved_model.pb)", help_)
+        with pb.open("rb"):
+            os.listdir(path)
+    except OSError as exc:  # permission denied, a name too long, a loop of links
+        raise ServeError(DML200, f"cannot read model `{model_dir}`: {exc.strerror or exc}", help_) from None
+    except ValueError as exc:  # a NUL in the path
+        raise ServeError(DML200, f"cannot read model {model_dir!r}: {exc}", help_) from None
+
+
+def check_free(host: str, port: int, flag: str = "--port") -> None:
+    if port_in_use(port, host):  # before loading anything: one clear line, not a server's traceback
+        raise ServeError(DML204, f"port {port} is already in use", f"pick another {flag}, or stop what listens there")
 
 
 def run_server(
@@ -47,17 +113,24 @@ def run_server(
     host: str | None = None,
     shard_urls: list[str] | None = None,
 ) -> None:
-    """Serve `model_dir` over the TF-Serving REST API until interrupted."""
+    """Serve `model_dir` over the TF-Serving REST API until interrupted (ServeError before anything
+    loads when an argument cannot work)."""
     import uvicorn
 
     host = host or os.environ.get("DMLC_SERVE_HOST", "127.0.0.1")
+    check_port(port)
+    check_replicas(replicas)
+    check_name(name)
     if shard_urls:  # a router in front of shard servers that run elsewhere (KServe)
         from dmlc.runtime.server_apps import router_app
 
+        check_free(host, port)
         uvicorn.run(router_app(shard_urls, name, shard_key), host=host, port=port, log_level="warning")
         return
-    if not (Path(model_dir) / "saved_model.pb").exists():
-        raise UserError(f"{model_dir} is not a SavedModel folder (no saved_model.pb)")
+    if shards is not None and shards < 1:
+        raise ServeError(DML022, f"{shards} shards is out of range", "shards takes 2 or more shard servers")
+    check_free(host, port)  # the plain server binds again below (a race is DML204 too); the router and front late
+    check_model_dir(model_dir)
     if events:
         _run_events(model_dir, name, host, port, replicas, shards, shard_key, events)
     elif shards and shards > 1:
@@ -67,15 +140,257 @@ def run_server(
 
 
 def _run_model(model_dir: str, name: str, host: str, port: int, replicas: int) -> None:
+    sock = listen(host, port)
+    try:
+        Supervisor(sock, str(Path(model_dir).absolute()), name, replicas).run()
+    finally:
+        sock.close()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound here so a taken port is DML204 before any worker starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        help_ = "pick another --port, or stop what listens there"
+        if exc.errno == errno.EADDRINUSE:
+            raise ServeError(DML204, f"port {port} is already in use", help_) from None
+        raise ServeError(DML204, f"cannot listen on {host}:{port}: {exc.strerror or exc}", help_) from None
+    sock.set_inheritable(True)
+    sock.setblocking(False)  # the workers' event loops and the supervisor's 503 answers share it
+    return sock
+
+
+class _Worker:
+    """One model worker process and the pipe on which it says `ready` or `error MESSAGE`."""
+
+    def __init__(self, proc: subprocess.Popen, pipe: int) -> None:
+        self.proc, self.pipe = proc, pipe
+        self.ready = False
+        self.error = ""
+        self._buffer = b""
+
+    def read_pipe(self) -> None:
+        try:
+            while chunk := os.read(self.pipe, 4096):
+                self._buffer += chunk
+        except BlockingIOError:
+            pass
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            text = line.decode(errors="replace")
+            self.ready = self.ready or text == "ready"
+            self.error = text[6:] if text.startswith("error ") else self.error
+
+    def close(self) -> None:
+        os.close(self.pipe)
+
+
+class Supervisor:
+    """Keeps `replicas` model workers serving on `sock`: restarts one that dies (after a backoff when it
+    dies again before it was ready), and while none is ready answers each connection 503 itself, so a
+    client is told to retry instead of waiting in the backlog. A model that cannot load (the first
+    worker says `error ...` and exits) stops the server with DML200."""
+
+    def __init__(self, sock: socket.socket, model_dir: str, name: str, replicas: int) -> None:
+        self.sock, self.model_dir, self.name = sock, model_dir, name
+        self.workers: list[_Worker | None] = [None] * replicas
+        self.restart_at = [0.0] * replicas
+        self.early_deaths = [0] * replicas  # deaths since the slot's worker was last ready
+        self.ever_ready = False
+        self.stopping = threading.Event()
+        self.restarts = 0
+        self.env = dict(os.environ)
+        # replicas share the cores: one TF thread pool per replica sized to its share avoids oversubscription
+        self.env.setdefault("DMLC_SERVE_THREADS", str(max(1, (os.cpu_count() or 1) // replicas)))
+
+    def run(self) -> None:
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, lambda *_: self.stopping.set())
+        answerer = threading.Thread(target=self._answer_while_down, daemon=True)
+        try:
+            answerer.start()
+            while not self.stopping.is_set():
+                self._tick()
+                self.stopping.wait(0.1)
+        finally:
+            self.stopping.set()
+            _terminate([w.proc for w in self.workers if w is not None])
+            for w in self.workers:
+                if w is not None:
+                    w.close()
+            answerer.join(timeout=5)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def ready_count(self) -> int:
+        return sum(1 for w in self.workers if w is not None and w.ready and w.proc.poll() is None)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for slot, worker in enumerate(self.workers):
+            if worker is None:
+                if now >= self.restart_at[slot]:
+                    try:
+                        self.workers[slot] = self._spawn()
+                    except OSError as exc:  # no memory or no processes left for now: try again in a while
+                        _say(f"serve: cannot start a model worker ({exc}); trying again")
+                        self.restart_at[slot] = now + 2.0
+                continue
+            worker.read_pipe()
+            if worker.ready:
+                self.ever_ready = True
+                self.early_deaths[slot] = 0
+            code = worker.proc.poll()
+            if code is None or self.stopping.is_set():
+                continue
+            worker.read_pipe()
+            worker.close()
+            self.workers[slot] = None
+            self._on_death(slot, worker, code)
+
+    def _on_death(self, slot: int, worker: _Worker, code: int) -> None:
+        if not self.ever_ready and (code == WORKER_STARTUP_FAILED or worker.error):
+            raise ServeError(DML200, worker.error or f"the model in `{self.model_dir}` could not be loaded")
+        self.early_deaths[slot] += 0 if worker.ready else 1
+        if not self.ever_ready and self.early_deaths[slot] >= MAX_EARLY_DEATHS:
+            raise ServeError(DML200, f"the model worker died {MAX_EARLY_DEATHS} times before it was ready")
+        how = f"signal {-code}" if code < 0 else f"exit code {code}"
+        delay = min(30.0, 0.5 * 2 ** max(0, self.early_deaths[slot] - 1)) if self.early_deaths[slot] else 0.0
+        _say(f"serve: model worker {worker.proc.pid} stopped ({how}); restarting it")
+        self.restart_at[slot] = time.monotonic() + delay
+        self.restarts += 1
+
+    def _spawn(self) -> _Worker:
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        fds = f"{self.sock.fileno()},{write_end},{os.getpid()}"
+        argv = [sys.executable, "-m", "dmlc.runtime.serve", self.model_dir, "--name", self.name, "--worker", fds]
+        try:
+            proc = subprocess.Popen(
+                argv, env=self.env, pass_fds=(self.sock.fileno(), write_end), stdin=subprocess.DEVNULL
+            )
+        finally:
+            os.close(write_end)
+        return _Worker(proc, read_end)
+
+    def _answer_while_down(self) -> None:
+        """While no worker is ready, accept connections here and answer 503 (200 for /healthz: the
+        server is alive, its model is loading)."""
+        while not self.stopping.is_set():
+            if self.ready_count():
+                self.stopping.wait(0.05)
+                continue
+            try:
+                readable, _, _ = select.select([self.sock], [], [], 0.1)
+                if not readable:
+                    continue
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                continue  # a worker took it
+            except OSError:
+                if self.stopping.is_set():
+                    return
+                time.sleep(0.1)
+                continue
+            starting = "is loading its model" if not self.ever_ready else "is restarting a model worker"
+            _answer_down(conn, f"the model server {starting}; retry shortly")
+
+
+def _say(line: str) -> None:
+    """A line on stderr, best effort: a full disk under the log must not stop the server."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _answer_down(conn: socket.socket, message: str) -> None:
+    """Read one request (head + Content-Length body, bounded) and answer it 503; never raises."""
+    from dmlc.runtime.server_apps import MAX_BODY_BYTES
+
+    deadline = time.monotonic() + 3.0  # a client that trickles its request gets no more of this thread
+
+    def recv(size: int) -> bytes:
+        conn.settimeout(max(0.01, deadline - time.monotonic()))
+        return conn.recv(size)
+
+    try:
+        data = b""
+        while b"\r\n\r\n" not in data and len(data) < 65536:
+            chunk = recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        match = re.search(rb"(?im)^content-length:\s*(\d{1,12})\s*$", head)
+        left = min(int(match.group(1)), MAX_BODY_BYTES) - len(body) if match else 0
+        while left > 0:  # read what was sent, so that closing does not reset the connection under the answer
+            chunk = recv(min(left, 1 << 20))
+            if not chunk:
+                break
+            left -= len(chunk)
+        path = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
+        status, payload = (
+            ("200 OK", {"status": "ok"}) if path == b"/healthz" else ("503 Service Unavailable", {"error": message})
+        )
+        text = json.dumps(payload).encode()
+        headers = f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {len(text)}\r\n"
+        conn.sendall(headers.encode() + b"retry-after: 1\r\nconnection: close\r\n\r\n" + text)
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+def _worker_main(model_dir: str, name: str, fds: str) -> None:
+    """A model worker (`--worker SOCKFD,PIPEFD,PARENT`): load the model, say `ready` on the pipe once
+    serving on the inherited socket; `error MESSAGE` and exit 3 when the model cannot load."""
     import uvicorn
 
-    # worker processes build the app from the environment (uvicorn needs an import string for workers > 1)
-    os.environ["DMLC_SERVE_MODEL_DIR"] = str(Path(model_dir).absolute())
-    os.environ["DMLC_SERVE_NAME"] = name
-    # replicas share the cores: one TF thread pool per replica sized to its share avoids oversubscription
-    os.environ.setdefault("DMLC_SERVE_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, replicas))))
-    app = "dmlc.runtime.server_apps:app_from_env"
-    uvicorn.run(app, factory=True, host=host, port=port, workers=max(1, replicas), log_level="warning")
+    from dmlc.runtime.predictor import Predictor
+    from dmlc.runtime.server_apps import model_app
+
+    sock_fd, pipe_fd, parent = (int(part) for part in fds.split(","))
+    _die_with_parent(parent)
+    pipe = os.fdopen(pipe_fd, "w", buffering=1)
+    try:
+        predictor = Predictor(model_dir)
+    except UserError as exc:
+        pipe.write(f"error {' '.join(str(exc).split())}\n")
+        sys.exit(WORKER_STARTUP_FAILED)
+    sock = socket.socket(fileno=sock_fd)
+    server = uvicorn.Server(uvicorn.Config(model_app(model_dir, name, predictor), log_level="warning"))
+
+    def announce() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            time.sleep(0.02)
+        pipe.write("ready\n")
+
+    threading.Thread(target=announce, daemon=True).start()
+    server.run(sockets=[sock])
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGTERM this worker when its supervisor dies, even by SIGKILL (Linux); elsewhere a no-op."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before prctl
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def server_argv(model_dir: str, name: str, port: int, replicas: int = 1, **extra: Any) -> list[str]:
@@ -88,6 +403,8 @@ def server_argv(model_dir: str, name: str, port: int, replicas: int = 1, **extra
         argv += ["--shard-key", str(extra["shard_key"])]
     if extra.get("events"):
         argv += ["--events", json.dumps(extra["events"])]
+    if extra.get("die_with"):  # a router's or front's backend: it stops when they do, even on SIGKILL
+        argv += ["--die-with", str(extra["die_with"])]
     return argv
 
 
@@ -97,14 +414,28 @@ def _run_sharded(model_dir: str, name: str, host: str, port: int, replicas: int,
     from dmlc.runtime.server_apps import router_app
 
     ports = free_ports(shards)
-    procs = [subprocess.Popen(server_argv(model_dir, name, p, replicas)) for p in ports]
+    argvs = [server_argv(model_dir, name, p, replicas, die_with=os.getpid()) for p in ports]
+    procs = [subprocess.Popen(argv) for argv in argvs]
+    stop = threading.Event()
     try:
         urls = [f"http://127.0.0.1:{p}" for p in ports]
         for url, proc in zip(urls, procs, strict=True):
             wait_ready(f"{url}/v1/models/{name}", proc)
+        keeper = threading.Thread(target=_keep_alive, args=(procs, argvs, stop), daemon=True)
+        keeper.start()  # a shard server that exits is started again on its port; the router answers 503 meanwhile
         uvicorn.run(router_app(urls, name, key), host=host, port=port, log_level="warning")
     finally:
+        stop.set()
         _terminate(procs)
+
+
+def _keep_alive(procs: list[subprocess.Popen], argvs: list[list[str]], stop: threading.Event) -> None:
+    """Restart (in place in `procs`) each process that exits, until `stop`; at most once a second each."""
+    while not stop.wait(1.0):
+        for i, proc in enumerate(procs):
+            if proc.poll() is not None and not stop.is_set():
+                _say(f"serve: shard server {proc.pid} exited ({proc.returncode}); restarting it")
+                procs[i] = subprocess.Popen(argvs[i])
 
 
 def _run_events(model_dir: str, name: str, host: str, port: int, replicas: int, shards, key, events: dict) -> None:
@@ -116,7 +447,7 @@ def _run_events(model_dir: str, name: str, host: str, port: int, replicas: int, 
 
     async def start() -> str:
         backend_port = free_ports(1)[0]
-        argv = server_argv(model_dir, name, backend_port, replicas, shards=shards, shard_key=key)
+        argv = server_argv(model_dir, name, backend_port, replicas, shards=shards, shard_key=key, die_with=os.getpid())
         running.append(subprocess.Popen(argv))
         url = f"http://127.0.0.1:{backend_port}"
         await asyncio.to_thread(wait_ready, f"{url}/v1/models/{name}", running[-1])
@@ -126,8 +457,12 @@ def _run_events(model_dir: str, name: str, host: str, port: int, replicas: int, 
         await asyncio.to_thread(_terminate, list(running))
         running.clear()
 
+    def alive() -> bool:  # a backend that exited is stopped and started again by the next request
+        return bool(running) and running[-1].poll() is None
+
     try:
-        uvicorn.run(events_app(Backend(start, stop), name, events), host=host, port=port, log_level="warning")
+        backend = Backend(start, stop, alive)
+        uvicorn.run(events_app(backend, name, events), host=host, port=port, log_level="warning")
     finally:
         _terminate(running)
 
@@ -202,10 +537,11 @@ def _foreground(spec: StepSpec) -> bool:
 
 
 def start_detached(spec: StepSpec, model_dir: str, replicas: int, port: int | None, opts: dict[str, Any]) -> None:
-    if not (Path(model_dir) / "saved_model.pb").exists():
-        raise UserError(f"{model_dir} is not a SavedModel folder (no saved_model.pb)")
-    if port and port_in_use(port):  # a user error, not "the server exited" worth retrying
-        raise UserError(f"port {port} is already in use (DML204): pick another `port`, or stop what listens there")
+    check_model_dir(model_dir)
+    check_replicas(replicas, "`replicas`")
+    if port:
+        check_port(port, "`port`")
+        check_free(os.environ.get("DMLC_SERVE_HOST", "127.0.0.1"), port, "`port`")  # not worth retrying
     port = port or free_ports(1)[0]
     spec.work_dir.mkdir(parents=True, exist_ok=True)
     log_path = spec.work_dir / "serve.log"
@@ -268,17 +604,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shard-key")
     parser.add_argument("--events", type=json.loads)
     parser.add_argument("--host")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # SOCKFD,PIPEFD,PARENT: a supervisor's worker
+    parser.add_argument("--die-with", type=int, help=argparse.SUPPRESS)  # the router's or front's pid
     args = parser.parse_args(argv)
-    run_server(
-        args.model_dir,
-        name=args.name,
-        port=args.port,
-        replicas=args.replicas,
-        shards=args.shards,
-        shard_key=args.shard_key,
-        events=args.events,
-        host=args.host,
-    )
+    if args.die_with:
+        _die_with_parent(args.die_with)
+    if args.worker:
+        _worker_main(args.model_dir, args.name, args.worker)
+        return
+    try:
+        run_server(
+            args.model_dir,
+            name=args.name,
+            port=args.port,
+            replicas=args.replicas,
+            shards=args.shards,
+            shard_key=args.shard_key,
+            events=args.events,
+            host=args.host,
+        )
+    except UserError as exc:  # one line for the step's serve.log, not a traceback
+        print(f"error: serve: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 import zlib
 from collections.abc import Callable
@@ -189,11 +188,6 @@ async def _predict(predictor: Any, body: Any) -> JSONResponse:
     except Exception as exc:  # what TensorFlow still refuses (InvalidArgumentError): the request's fault
         return _error(400, f"prediction failed: {(str(exc).splitlines() or [type(exc).__name__])[0][:300]}")
     return NanJSONResponse({"predictions": out} if "instances" in body else {"outputs": out})
-
-
-def app_from_env() -> Starlette:
-    """Factory for `uvicorn --factory` worker processes (replicas): the model comes from the env."""
-    return model_app(os.environ["DMLC_SERVE_MODEL_DIR"], os.environ.get("DMLC_SERVE_NAME", "model"))
 
 
 # ---- sharded service: scatter-gather router ----------------------------------------------------
