@@ -155,6 +155,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lsp(args: argparse.Namespace) -> int:
+    from dmlc.lsp.server import serve
+
+    serve()
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dmlc", description="declarative pipelines for distributed ML")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -203,6 +210,9 @@ def _add_core(sub: Any) -> None:
     p.set_defaults(func=cmd_explain)
     p = sub.add_parser("targets", help="installed targets and their capabilities")
     p.set_defaults(func=cmd_targets)
+    p = sub.add_parser("lsp", help="language server for .dml and the YAML form (stdio)")
+    p.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default and only transport)")
+    p.set_defaults(func=cmd_lsp)
     p = sub.add_parser("serve", help="stand-alone model server (TF-Serving REST API)")
     p.add_argument("model_dir", metavar="MODEL_DIR")
     p.add_argument("--replicas", type=int, default=1)

@@ -45,7 +45,12 @@ def _no_gc() -> Iterator[None]:
 def load(path: str, params: dict[str, Any] | None = None) -> Loaded:
     """Parse, lower and validate one file; raises DmlError."""
     with _no_gc():
-        document = parse_file(path)
+        return load_document(parse_file(path), params)
+
+
+def load_document(document: Document, params: dict[str, Any] | None = None) -> Loaded:
+    """Lower and validate a parsed document (a file, or an editor's unsaved text); raises DmlError."""
+    with _no_gc():
         pipeline = lower(document, params)
         errors = validate(pipeline, document)
     if errors:
@@ -102,6 +107,10 @@ def prepare(path: str, target_name: str, flags: dict[str, Any] | None = None) ->
     target = get_target(target_name)
     loaded = load(path, (flags or {}).get("params"))
     ctx = target_context(target, loaded, flags)
+    if getattr(target, "runs_in_image", False):  # its steps run images: user code must be in them (DML104)
+        from dmlc.build import place
+
+        loaded = Loaded(place(loaded.pipeline, loaded.document, target.name), loaded.document)
     checked = target.check(loaded.pipeline, ctx)
     found = sorted(checked.diagnostics, key=Diagnostic.sort_key)
     errors = [d for d in found if d.severity.value == "error"]
