@@ -1,5 +1,6 @@
 # The dmlc runtime image (ghcr.io/dmlc/runtime:0.1): what Argo / KFP / TFJob / KServe pods run.
 #   docker build -t ghcr.io/dmlc/runtime:0.1 .
+#   docker build --build-arg EXTRA=gpu -t ghcr.io/dmlc/runtime:0.1-gpu .   # steps with `gpu` get this one
 #   docker run --rm ghcr.io/dmlc/runtime:0.1 ingest --spec-json '{"attrs": {"dataset": "digits"}, "outputs_dir": "/tmp/out"}'
 # Every step is `python -m dmlc.runtime KIND --spec SPEC.json` (or --spec-json TEXT), DESIGN §4.
 FROM python:3.11-slim
@@ -19,7 +20,8 @@ COPY pyproject.toml README.md ./
 COPY grammar ./grammar
 COPY dmlc ./dmlc
 COPY targets ./targets
-RUN pip install ".[ml]" && rm -rf /root/.cache
+ARG EXTRA=ml
+RUN pip install ".[${EXTRA}]" && rm -rf /root/.cache
 
 # unprivileged user; HOME holds ~/.keras/datasets for the Keras loaders
 RUN useradd --create-home --uid 1000 dmlc

@@ -97,6 +97,13 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     return format_file(args.file, to=args.to, check=args.check, output=args.output)
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    """`dmlc build FILE`: the build context of the runtime image plus the pipeline's user code (dmlc.build)."""
+    from dmlc.build import build_command
+
+    return build_command(args.file, args.requirements, args.repo, args.output, args.no_build)
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from dmlc.schema import schema_text
 
@@ -202,6 +209,13 @@ def _add_core(sub: Any) -> None:
     p.add_argument("--check", action="store_true", help="exit 1 if the file is not formatted")
     p.add_argument("-o", "--output", metavar="OUT")
     p.set_defaults(func=cmd_fmt)
+    p = sub.add_parser("build", help="image build context: the runtime image plus the pipeline's user code")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--requirements", metavar="FILE", help="pip requirements installed into the image")
+    p.add_argument("--repo", metavar="REPO", help="image repository (default localhost/dmlc-PIPELINE)")
+    p.add_argument("-o", "--output", metavar="DIR", help="context folder (default .dmlc/build/PIPELINE)")
+    p.add_argument("--no-build", action="store_true", help="write the context and record it; print the command")
+    p.set_defaults(func=cmd_build)
     p = sub.add_parser("schema", help="JSON Schema of the YAML form")
     p.add_argument("-o", "--output", metavar="OUT")
     p.set_defaults(func=cmd_schema)

@@ -107,12 +107,14 @@ def prepare(path: str, target_name: str, flags: dict[str, Any] | None = None) ->
     target = get_target(target_name)
     loaded = load(path, (flags or {}).get("params"))
     ctx = target_context(target, loaded, flags)
+    placed: list[Diagnostic] = []
     if getattr(target, "runs_in_image", False):  # its steps run images: user code must be in them (DML104)
         from dmlc.build import place
 
-        loaded = Loaded(place(loaded.pipeline, loaded.document, target.name), loaded.document)
+        pipeline, placed = place(loaded.pipeline, loaded.document, target.name)
+        loaded = Loaded(pipeline, loaded.document)
     checked = target.check(loaded.pipeline, ctx)
-    found = sorted(checked.diagnostics, key=Diagnostic.sort_key)
+    found = sorted([*placed, *checked.diagnostics], key=Diagnostic.sort_key)
     errors = [d for d in found if d.severity.value == "error"]
     if errors:
         raise DmlError(errors)

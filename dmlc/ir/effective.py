@@ -6,20 +6,23 @@ so every target applies them the same way.
 
 from __future__ import annotations
 
-from dmlc.ir.model import Pipeline, Step
+from dmlc.ir.model import DEFAULT_IMAGE, GPU_IMAGE, Pipeline, Step
 
 INHERITED = ("retry", "timeout", "resources", "memoize")
 
 
 def effective(pipeline: Pipeline, name: str) -> Step:
-    """A copy of step `name` with unset `retry`/`timeout`/`resources`/`memoize`/`image` taken from the pipeline."""
+    """A copy of step `name` with unset `retry`/`timeout`/`resources`/`memoize`/`image` taken from the pipeline
+    (a step that asks for GPUs on the stock image gets its GPU variant)."""
     step = pipeline.steps[name]
     updates: dict[str, object] = {}
-    if step.image is None:
-        updates["image"] = pipeline.image
     defaults = pipeline.defaults
     if defaults is not None:
         for attr in INHERITED:
             if getattr(step, attr) is None and getattr(defaults, attr) is not None:
                 updates[attr] = getattr(defaults, attr)
+    if step.image is None:
+        resources = updates.get("resources", step.resources)
+        gpu = bool(getattr(resources, "gpu", None))  # the stock image's TensorFlow cannot use a GPU
+        updates["image"] = GPU_IMAGE if gpu and pipeline.image == DEFAULT_IMAGE else pipeline.image
     return step.model_copy(update=updates) if updates else step

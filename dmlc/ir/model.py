@@ -24,6 +24,7 @@ OutputKind = Literal["artifact", "param"]
 DISTRIBUTED = ("allreduce", "parameter_server")
 BUILTIN_MODELS = ("cnn", "dropout", "batch_norm", "mlp")
 DEFAULT_IMAGE = "ghcr.io/dmlc/runtime:0.1"
+GPU_IMAGE = DEFAULT_IMAGE + "-gpu"  # the runtime built with the `gpu` extra, for steps that ask for GPUs
 
 
 class Node(BaseModel):

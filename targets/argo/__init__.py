@@ -45,6 +45,7 @@ CAPABILITIES = {
 class ArgoTarget:
     name: ClassVar[str] = "argo"
     suffix: ClassVar[str] = ".argo.yaml"
+    runs_in_image: ClassVar[bool] = True  # steps run container images: user code must be in them
     description: ClassVar[str] = "Argo Workflows v4 (Workflow / CronWorkflow YAML, via hera)"
     capabilities: ClassVar[dict[str, str]] = CAPABILITIES
     options_model: ClassVar[type[ArgoOptions]] = ArgoOptions

@@ -19,6 +19,7 @@ from dmlc.targets import Checked, CompileContext, TargetOptions
 class KfpTarget:
     name: ClassVar[str] = "kfp"
     suffix: ClassVar[str] = ".kfp.yaml"
+    runs_in_image: ClassVar[bool] = True  # steps run container images: user code must be in them
     description: ClassVar[str] = "Kubeflow Pipelines v2 PipelineSpec (kfp SDK), runnable by kfp.local"
     options_model: ClassVar[type[TargetOptions]] = KfpOptions
     capabilities: ClassVar[dict[str, str]] = {

@@ -203,6 +203,7 @@ def test_dynamic_for_each_iterates_a_list_output(tmp_path: Path) -> None:
             inputs { v = each }
             outputs { value = "param" }
           }
+          image = "example.com/team/app:1"  # holds the user code (DML104 otherwise)
         }
         """)  # fmt: skip
     out = tmp_path / "dyn.yaml"
@@ -245,6 +246,7 @@ def test_when_retry_timeout_resources_env_and_secrets(tmp_path: Path) -> None:
             run  = "m:g"
             inputs { s = a.score }
           }
+          image = "example.com/team/app:1"  # holds the user code (DML104 otherwise)
         }
         """)  # fmt: skip
     spec, platform = documents(kfp_yaml(path))
@@ -298,6 +300,7 @@ def test_after_a_conditional_step_is_dml100(tmp_path: Path) -> None:
             after = [c]
             run   = "m:f"
           }
+          image = "example.com/team/app:1"  # holds the user code (DML104 otherwise)
         }
         """)  # fmt: skip
     (diag,) = errors_of(path)
@@ -312,6 +315,7 @@ def test_parallelism_that_kfp_cannot_hold_is_an_error(tmp_path: Path) -> None:
           task a { run = "m:f" }
           task b { run = "m:f" }
           task c { run = "m:f" }
+          image = "example.com/team/app:1"  # holds the user code (DML104 otherwise)
         }
         """)  # fmt: skip
     assert [(d.code, d.span.line) for d in errors_of(path)] == [("DML100", 2)]
@@ -381,6 +385,7 @@ def test_bad_target_option_is_dml101(tmp_path: Path) -> None:
         pipeline opt {
           target kfp { nodeselector = { pool = "ml" } }
           task a { run = "m:f" }
+          image = "example.com/team/app:1"  # holds the user code (DML104 otherwise)
         }
         """)  # fmt: skip
     assert [(d.code, d.span.line) for d in errors_of(path)] == [("DML101", 2)]
@@ -394,6 +399,7 @@ def test_node_selector_and_tolerations_from_options(tmp_path: Path) -> None:
             tolerations = [{ key = "gpu", operator = "Exists", effect = "NoSchedule" }]
           }
           task a { run = "m:f" }
+          image = "example.com/team/app:1"  # holds the user code (DML104 otherwise)
         }
         """)  # fmt: skip
     executor = documents(kfp_yaml(path))[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-a"]
@@ -532,6 +538,7 @@ pipeline kfp_tasks {
     args    = ["total=${total.value}"]
     outputs { text = "param" }
   }
+  image = "example.com/team/app:1"  # holds the user code (DML104 otherwise)
 }
 """
 
