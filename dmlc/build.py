@@ -283,11 +283,10 @@ def _not_in_image(ref: Reference, document: Document, target: str, file: str, st
     return Diagnostic(DML104, message, Label(span, "user code: the stock runtime image does not hold it"), help=help_)
 
 
-def build_command(file: str, requirements: str | None, repo: str | None, output: str | None, no_build: bool) -> int:
+def build_command(
+    pipeline: Pipeline, file: str, requirements: str | None, repo: str | None, output: str | None, no_build: bool
+) -> int:
     """`dmlc build`: write the context, build it where a builder can, record the image; the exit code."""
-    from dmlc.driver import load
-
-    pipeline = load(file).pipeline
     if not references(pipeline):
         print(f"{file}: no user code (`run =` or a custom `model`): the stock image {DEFAULT_IMAGE} runs it")
         return 0

@@ -100,8 +100,10 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     """`dmlc build FILE`: the build context of the runtime image plus the pipeline's user code (dmlc.build)."""
     from dmlc.build import build_command
+    from dmlc.driver import load
 
-    return build_command(args.file, args.requirements, args.repo, args.output, args.no_build)
+    pipeline = load(args.file).pipeline
+    return build_command(pipeline, args.file, args.requirements, args.repo, args.output, args.no_build)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
