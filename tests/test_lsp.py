@@ -322,6 +322,14 @@ def test_document_symbols_are_the_steps(session: Session) -> None:
     assert steps == [("d", "ingest"), ("model", "train"), ("best", "select")]
 
 
+def test_folding_ranges_are_the_blocks(session: Session) -> None:
+    uri = session.open("folds.dml", PIPELINE)
+    found = session.run(session.client.text_document_folding_range_async(lsp.FoldingRangeParams(ident(uri))))
+    lines = PIPELINE.splitlines()
+    assert [(lines[f.start_line].strip(), lines[f.end_line].strip()) for f in found] == [
+        ("ingest d {", "}"), ("train model {", "}"), ("select best {", "}")]  # fmt: skip
+
+
 def test_formatting_goes_through_dmlc_fmt(session: Session) -> None:
     from dmlc.driver import load_document
     from dmlc.fmt import to_dml
@@ -337,6 +345,25 @@ def test_formatting_goes_through_dmlc_fmt(session: Session) -> None:
     edits = session.run(session.client.text_document_formatting_async(lsp.DocumentFormattingParams(ident(uri), opts)))
     assert not edits  # `dmlc fmt` would drop the comment: the buffer is left alone, and the user told why
     assert any("comment" in m.message for m in session.messages)
+
+
+@pytest.mark.parametrize("example", ["fashion_mnist.dml", "metadata.dml", "quickstart.yaml"])
+def test_every_cursor_position_of_a_half_written_file_is_answered(example: str) -> None:
+    """Completion, hover and navigation at every position of an example cut in half (as while typing)."""
+    from dmlc.lsp.completion import Known, complete
+    from dmlc.lsp.context import dml_context
+    from dmlc.lsp.hover import hover
+    from dmlc.lsp.yaml_context import yaml_context
+
+    full = (ROOT / "examples" / example).read_text()
+    yaml = example.endswith(".yaml")
+    for text in (full, full[: len(full) // 2]):
+        result = analyze(text, example)
+        for offset in range(0, len(text) + 1, 5):
+            ctx = (yaml_context if yaml else dml_context)(text, offset)
+            complete(ctx, Known(result.steps(), {}), yaml)
+            line = text.count("\n", 0, offset) + 1
+            hover(result, line, offset - text.rfind("\n", 0, offset), offset)
 
 
 def test_the_server_imports_no_tensorflow_kfp_or_hera() -> None:

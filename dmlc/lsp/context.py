@@ -62,9 +62,9 @@ def tokens(text: str) -> list[Token]:
     return [Token(m.lastgroup or "other", m.group(), m.start()) for m in TOKEN.finditer(text) if m.lastgroup != "space"]
 
 
-def outline(text: str) -> tuple[dict[str, str], set[str]]:
+def outline(text: str, toks: list[Token] | None = None) -> tuple[dict[str, str], set[str]]:
     """Every `KIND NAME {` at pipeline level (step name -> kind; volumes and targets left out), and the params."""
-    scanner = _Scanner().run(tokens(text + "\n"), len(text) + 1)
+    scanner = _Scanner().run(tokens(text) if toks is None else toks, len(text) + 1)
     return scanner.steps, scanner.params
 
 
@@ -72,7 +72,7 @@ def dml_context(text: str, offset: int) -> Context:
     """The context at `offset` (a character index into `text`)."""
     toks = tokens(text)
     scanner = _Scanner().run(toks, offset)
-    scanner.all_steps, params = outline(text)
+    scanner.all_steps, params = outline(text, toks)
     cursor = next((t for t in toks if t.start < offset <= t.end), None)
     if cursor is not None and cursor.kind in ("comment", "mstring", "string") and _inside(cursor, offset):
         found = _in_text(cursor, offset, scanner)

@@ -171,3 +171,30 @@ def _union(a: Span, b: Span) -> Span:
     start = min((a.line, a.col), (b.line, b.col))
     end = max((a.end_line or a.line, a.end_col or a.col + 1), (b.end_line or b.line, b.end_col or b.col + 1))
     return Span(a.file, start[0], start[1], end[0], end[1])
+
+
+def folds(doc: Document) -> list[tuple[int, int]]:
+    """(first line, last line), 1-based, of every block, map and list that spans lines: from its key's line
+    to its last line with content (a YAML block ends where the next key starts, after blank and comment lines)."""
+    lines, out = doc.source.text.split("\n"), set()
+    for path, span in doc.spans.items():
+        if not path or not span.end_line or not isinstance(_value_at(doc.data, path), (dict, list)):
+            continue
+        first = min(span.line, doc.key_spans[path].line) if path in doc.key_spans else span.line
+        last = span.end_line
+        while last > first and not lines[last - 1][: span.end_col - 1 if last == span.end_line else None].strip():
+            last -= 1
+        while last > first and lines[last - 1].lstrip().startswith(("#", "//")):
+            last -= 1
+        if last > first:
+            out.add((first, last))
+    return sorted(out)
+
+
+def _value_at(data: Any, path: Path) -> Any:
+    for key in path:
+        try:
+            data = data[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data

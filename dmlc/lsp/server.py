@@ -193,6 +193,14 @@ def document_symbols(ls: DmlcServer, params: lsp.DocumentSymbolParams) -> list[l
     ]
 
 
+@server.feature(lsp.TEXT_DOCUMENT_FOLDING_RANGE)
+def folding_ranges(ls: DmlcServer, params: lsp.FoldingRangeParams) -> list[lsp.FoldingRange]:
+    result = ls.analysis(params.text_document.uri)
+    if result.document is None:
+        return []
+    return [lsp.FoldingRange(start - 1, end - 1) for start, end in navigate.folds(result.document)]
+
+
 @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
 def formatting(ls: DmlcServer, params: lsp.DocumentFormattingParams) -> list[lsp.TextEdit] | None:
     uri = params.text_document.uri
