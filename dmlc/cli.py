@@ -41,9 +41,9 @@ def report(diags: Sequence[Diagnostic], fmt: str = "human") -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from dmlc.driver import check_file
+    from dmlc import api
 
-    diags = [d for path in args.files for d in check_file(path)]
+    diags = [d for path in args.files for d in api.check(path)]
     if diags:
         report(diags, args.format)
         return EXIT_USER
@@ -56,15 +56,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from dmlc.driver import compile_file
+    from dmlc import api
     from dmlc.params import parse_params
 
-    flags = {"with_setup": args.with_setup, "params": parse_params(args.param)}
-    warnings: list[Diagnostic] = []
-    text = compile_file(args.file, args.target, flags, warnings)
-    if warnings:
-        report(warnings)
-    _write(text, args.output)
+    compiled = api.compile(args.file, args.target, parse_params(args.param), with_setup=args.with_setup)
+    if compiled.warnings:
+        report(compiled.warnings)
+    _write(compiled.text, args.output)
     return EXIT_OK
 
 

@@ -65,5 +65,28 @@ class LocalTarget:
         doc: dict[str, Any] = plan_json(plan)
         return json.dumps(doc, indent=2, default=str) + "\n"
 
+    def run(self, file: str, params: dict[str, Any] | None = None, **options: Any) -> dict[str, Any]:
+        """Run a pipeline on this machine (what `dmlc run --local` does) and give its results as data
+        (`results.py`); `options` are RunRequest's: resume, no_cache, keep_serving, secrets, root, and
+        `out` (a text stream for the progress lines; default: none)."""
+        import io
+        from pathlib import Path
+
+        from dmlc_targets.local.results import results
+        from dmlc_targets.local.runner import RunRequest, execute
+        from dmlc_targets.local.store import Store
+
+        out = options.pop("out", None) or io.StringIO()
+        if "root" in options:
+            options["root"] = Path(options["root"])
+        req = RunRequest(file, params or {}, **options)
+        execute(req, out)
+        assert req.run_id is not None and req.store is not None  # execute sets them or raises
+        store = Store(req.store)
+        try:
+            return results(store, req.run_id)
+        finally:
+            store.close()
+
 
 target = LocalTarget

@@ -40,6 +40,8 @@ class RunRequest:
     keep_serving: bool = False
     secrets: str | None = None  # the --secrets FILE
     root: Path = STATE_DIR
+    run_id: str | None = None  # set by `execute`: the run it started or resumed (for the Python API)
+    store: Path | None = None  # set by `execute`: the metadata store it used
 
 
 def store_path(pipeline: Pipeline, root: Path) -> Path:
@@ -101,6 +103,7 @@ def _execute(req: RunRequest, file: str, plan: LocalPlan, store: Store, previous
     values = secret_env.resolve(pipeline, secret_env.load(req.secrets), os.environ)  # DML207 before anything runs
     run_id = previous["id"] if previous is not None else new_run_id(pipeline.pipeline)
     rundir = RunDir(req.root, run_id)
+    req.run_id, req.store = run_id, store.path
     if previous is None:
         store.start_run(run_id, pipeline.pipeline, str(Path(file).resolve()), pipeline.params, str(rundir.path))
         rundir.write_meta({"id": run_id, "file": str(Path(file).resolve()), "params": pipeline.params})
