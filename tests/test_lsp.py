@@ -98,6 +98,13 @@ class Session:
         ident = lsp.VersionedTextDocumentIdentifier(self.versions[uri], uri)
         self.notify(self.client.text_document_did_change, lsp.DidChangeTextDocumentParams(ident, [whole]))
 
+    def edit(self, uri: str, start: lsp.Position, end: lsp.Position, text: str) -> None:
+        """An incremental change, as editors send them: replace the range with `text`."""
+        self.versions[uri] += 1
+        part = lsp.TextDocumentContentChangePartial(lsp.Range(start, end), text)
+        ident = lsp.VersionedTextDocumentIdentifier(self.versions[uri], uri)
+        self.notify(self.client.text_document_did_change, lsp.DidChangeTextDocumentParams(ident, [part]))
+
     def diagnostics(self, uri: str, timeout: float = 30) -> list[lsp.Diagnostic]:
         """The diagnostics published for the buffer's current version."""
         want = self.versions[uri]
@@ -183,6 +190,10 @@ def test_diagnostics_follow_changes(session: Session) -> None:
     assert diag.code == "DML021" and "`2Gi`" in diag.message  # the help names the spelling that works
     session.change(uri, PIPELINE)
     assert session.diagnostics(uri) == []
+    at = position(PIPELINE, "digits")
+    session.edit(uri, at, lsp.Position(at.line, at.character + len("digits")), "mnist_x")
+    (diag,) = session.diagnostics(uri)
+    assert diag.code == "DML023" and diag.range.start == position(PIPELINE, '"digits')
 
 
 def test_ranges_count_utf16_code_units(session: Session) -> None:

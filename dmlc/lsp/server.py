@@ -9,11 +9,11 @@ itself, so it works in the middle of an edit. Nothing here imports TensorFlow, k
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import unquote, urlparse
 
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
 
 from dmlc import __version__
 from dmlc.lsp import navigate
@@ -63,8 +63,8 @@ class DmlcServer(LanguageServer):
 
 
 def _path(uri: str) -> str:
-    parsed = urlparse(uri)
-    return unquote(parsed.path) if parsed.scheme == "file" else uri
+    """The file a URI names (its suffix picks the syntax); the URI itself for unsaved buffers."""
+    return to_fs_path(uri) or uri
 
 
 server = DmlcServer()
