@@ -4,7 +4,9 @@ A target is a plug-in registered under the entry-point group `dmlc.targets`. It 
 output suffix, capabilities and the options model of its `target NAME { ... }` block, and implements
 `check` (its plan of the pipeline, plus DML1xx diagnostics for what it cannot express) and `emit`
 (deterministic text from that plan). A target may add CLI commands under the entry-point group
-`dmlc.commands` (a `register(subparsers)` function). The core never branches on a target's name.
+`dmlc.commands` (a `register(subparsers)` function). A target whose runs can be looked at (and
+perhaps submitted) has a `runs()` method giving a `Runs` object: `dmlc submit`, `status` and `logs`
+go through it. The core never branches on a target's name.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,6 +23,11 @@ from dmlc.diagnostics.model import Diagnostic, Label, Severity
 from dmlc.ir.model import Pipeline
 from dmlc.parse.document import Document, Path
 from dmlc.source import Span
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from dmlc.runs import Connection, LogChunk, RunRecord, RunState
 
 
 class TargetOptions(BaseModel):
@@ -83,6 +90,30 @@ class Target(Protocol):
     def check(self, pipeline: Pipeline, ctx: CompileContext) -> Checked: ...
 
     def emit(self, plan: Any, ctx: CompileContext) -> str: ...
+
+
+class Runs(Protocol):
+    """A target's runs (`target.runs()`): found, shown and read by `dmlc status` / `dmlc logs`. A target that
+    sends runs to a server also has `submit(request: SubmitRequest) -> RunRecord`; errors are DmlErrors
+    (DML208..DML211 for a server), never exceptions of a client library."""
+
+    def find(self, run: str) -> RunRecord | None:
+        """A run this target knows without a record of dmlc's (a local store), or None."""
+        ...
+
+    def status(self, record: RunRecord, conn: Connection) -> RunState: ...
+
+    def logs(self, record: RunRecord, step: str | None, conn: Connection) -> Iterator[LogChunk]: ...
+
+
+def runs_of(target: Target) -> Runs | None:
+    """The target's `Runs`, or None when it has none (loaded on use: client libraries stay unimported)."""
+    factory = getattr(target, "runs", None)
+    return factory() if callable(factory) else None
+
+
+def submits(runs: Runs | None) -> bool:
+    return callable(getattr(runs, "submit", None))
 
 
 @lru_cache(maxsize=1)

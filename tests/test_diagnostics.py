@@ -42,6 +42,10 @@ TESTED_BY: dict[str, str] = {
     "DML204": "tests/test_environment.py::test_serve_on_a_taken_port_is_dml204",
     "DML205": "tests/test_environment.py::test_graph_without_graphviz_is_dml205",
     "DML207": "tests/adversarial/test_secrets.py::test_a_missing_secret_is_dml207_before_anything_runs",
+    "DML208": "tests/test_submit.py::test_argo_server_errors_are_coded",
+    "DML209": "tests/test_submit.py::test_argo_server_errors_are_coded",
+    "DML210": "tests/test_submit.py::test_argo_server_errors_are_coded",
+    "DML211": "tests/test_submit.py::test_a_rejected_request_is_dml211",
     "DML900": "tests/test_cli.py::test_internal_error_is_dml900",
 }
 

@@ -5,7 +5,7 @@ read it, and call sites import the code they emit by name (`from dmlc.diagnostic
 DML012`), so a mistyped code fails at import time and a `Diagnostic` refuses anything that is not a
 `Code`. Ranges: DML00x syntax, DML01x names and references, DML02x values and types, DML03x graph,
 DML04x resources and strategies, DML1xx target capabilities, DML2xx environment and I/O (files,
-the local store, disk space, ports), DML9xx internal.
+the local store, disk space, ports, the servers runs are submitted to), DML9xx internal.
 """
 
 from __future__ import annotations
@@ -70,6 +70,10 @@ DML203 = Code("DML203", "no space left on the device")
 DML204 = Code("DML204", "a port is already in use")
 DML205 = Code("DML205", "a required program is not installed")
 DML207 = Code("DML207", "a secret has no value for this run")
+DML208 = Code("DML208", "cannot reach the server")
+DML209 = Code("DML209", "the server refused the credentials")
+DML210 = Code("DML210", "not found on the server or in the local store")
+DML211 = Code("DML211", "the server rejected the request")
 DML900 = Code("DML900", "internal error (a dmlc bug)")
 
 CATALOGUE: dict[str, Code] = {c: c for c in list(globals().values()) if isinstance(c, Code)}

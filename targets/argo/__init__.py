@@ -67,6 +67,12 @@ class ArgoTarget:
                 docs = setup_docs(plan) + docs
             return dump_all(docs, header(ctx, plan.pipeline))
 
+    def runs(self) -> Any:
+        """`dmlc submit|status|logs` through the Argo Server API (targets/argo/submit.py, loaded on use)."""
+        from dmlc_targets.argo.submit import ArgoRuns
+
+        return ArgoRuns()
+
 
 @contextmanager
 def _gc_paused() -> Iterator[None]:

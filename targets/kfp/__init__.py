@@ -57,5 +57,11 @@ class KfpTarget:
 
         return emit(plan, ctx)
 
+    def runs(self) -> Any:
+        """`dmlc submit|status|logs` through the KFP v2beta1 API (targets/kfp/submit.py, loaded on use)."""
+        from dmlc_targets.kfp.submit import KfpRuns
+
+        return KfpRuns()
+
 
 target = KfpTarget

@@ -88,5 +88,11 @@ class LocalTarget:
         finally:
             store.close()
 
+    def runs(self) -> Any:
+        """`dmlc status|logs` of local runs, from the metadata store (targets/local/runs.py)."""
+        from dmlc_targets.local.runs import LocalRuns
+
+        return LocalRuns()
+
 
 target = LocalTarget
