@@ -30,11 +30,12 @@ def load(path: str | Path, params: dict[str, Any] | None = None) -> Pipeline:
     return load_file(str(path), params).pipeline
 
 
-def check(path: str | Path) -> list[Diagnostic]:
-    """The diagnostics of one file (`dmlc check FILE`): [] when it is valid."""
-    from dmlc.driver import check_file
+def check(path: str | Path, *, text: str | bytes | None = None) -> list[Diagnostic]:
+    """The diagnostics of one file (`dmlc check FILE`): [] when it is valid. With `text`, that text is
+    checked as if it were the file `path` (an editor's unsaved buffer, `dmlc check -`)."""
+    from dmlc.driver import check_file, check_text
 
-    return check_file(str(path))
+    return check_file(str(path)) if text is None else check_text(str(path), text)
 
 
 @dataclass

@@ -131,6 +131,24 @@ def compile_file(
     return prepared.target.emit(prepared.plan, prepared.ctx)
 
 
+def check_text(path: str, text: str | bytes) -> list[Diagnostic]:
+    """The diagnostics of `text` checked as the file `path` (bytes: decoded and size-checked as a file is)."""
+    from dmlc.parse import MAX_BYTES, decode, parse_source, too_large
+    from dmlc.source import Source
+
+    try:
+        if isinstance(text, bytes):
+            if len(text) > MAX_BYTES:
+                raise too_large(path)
+            source = decode(path, text)
+        else:
+            source = Source(path, text)
+        load_document(parse_source(source))
+    except DmlError as exc:
+        return exc.diagnostics
+    return []
+
+
 def check_file(path: str) -> list[Diagnostic]:
     try:
         load(path)

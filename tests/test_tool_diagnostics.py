@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,29 @@ def test_json_ranges_cover_the_span(capsys: pytest.CaptureFixture[str]) -> None:
 def test_json_ok_is_an_empty_list_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--format", "json", str(ROOT / "examples" / "quickstart.dml")]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def _stdin(data: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "dmlc.cli", "check", "-", *args], input=data, capture_output=True)
+
+
+def test_check_reads_stdin_as_the_file_it_is_named() -> None:
+    bad = b'pipeline b {\n  task t {\n    command = ["x"]\n    after = [trian]\n  }\n}\n'
+    done = _stdin(bad)
+    assert done.returncode == 1 and b"--> <stdin>.dml:4:14" in done.stderr and b"^^^^^" in done.stderr
+    done = _stdin(
+        b"pipeline: y\nsteps:\n  t: {kind: task, command: [x], after: [trian]}\n",
+        "--stdin-filename",
+        "p.yaml",
+        "--format",
+        "short",
+    )
+    assert done.returncode == 1 and done.stderr.startswith(b"p.yaml:3:") and b"[DML012]" in done.stderr
+    done = _stdin((ROOT / "examples" / "quickstart.dml").read_bytes(), "--format", "json")
+    assert done.returncode == 0 and json.loads(done.stdout) == []
+
+
+@pytest.mark.parametrize(("data", "code"), [(b"\xff\xfe pipeline", b"DML004"), (b"#" * (9 << 20), b"DML200")])
+def test_hostile_stdin_is_a_coded_error(data: bytes, code: bytes) -> None:
+    done = _stdin(data)
+    assert done.returncode == 1 and code in done.stderr and b"Traceback" not in done.stderr

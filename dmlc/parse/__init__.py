@@ -68,10 +68,14 @@ def read_source(path: str) -> bytes:
     except OSError as exc:
         raise DmlError([Diagnostic(DML200, f"cannot read `{path}`: {exc.strerror}", Label(None), help=help_)]) from None
     if len(raw) > MAX_BYTES:
-        message = f"cannot read `{path}`: it is larger than {MAX_BYTES >> 20} MiB"
-        help_ = f"a pipeline file holds at most {MAX_BYTES >> 20} MiB (10,000 steps take under 2 MiB)"
-        raise DmlError([Diagnostic(DML200, message, Label(None), help=help_)])
+        raise too_large(path)
     return raw
+
+
+def too_large(path: str) -> DmlError:
+    message = f"cannot read `{path}`: it is larger than {MAX_BYTES >> 20} MiB"
+    help_ = f"a pipeline file holds at most {MAX_BYTES >> 20} MiB (10,000 steps take under 2 MiB)"
+    return DmlError([Diagnostic(DML200, message, Label(None), help=help_)])
 
 
 def parse_text(text: str, path: str = "<input>.dml") -> Document:
