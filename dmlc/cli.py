@@ -20,10 +20,13 @@ from dmlc.diagnostics.model import Diagnostic, DmlError
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
 
+_SHOWN: dict[str, Any] = {}  # sources that are not files (`dmlc check -`), by the name they were checked as
+
+
 def _sources(diags: Sequence[Diagnostic]) -> dict[str, Any]:
     from dmlc.source import Source
 
-    out = {}
+    out = dict(_SHOWN)
     for d in diags:
         for label in (d.primary, *d.secondary):
             if label.span and label.span.file not in out and Path(label.span.file).is_file():
@@ -43,7 +46,7 @@ def report(diags: Sequence[Diagnostic], fmt: str = "human") -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     from dmlc import api
 
-    diags = [d for path in args.files for d in api.check(path)]
+    diags = [d for path in args.files for d in (_check_stdin(args.stdin_filename) if path == "-" else api.check(path))]
     if diags:
         report(diags, args.format)
         return EXIT_USER
@@ -53,6 +56,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         print("[]")
     return EXIT_OK
+
+
+def _check_stdin(name: str) -> list[Diagnostic]:
+    """`dmlc check -`: the text on stdin, checked as the file `name` (its suffix picks .dml or YAML)."""
+    from dmlc import api
+    from dmlc.parse import MAX_BYTES
+    from dmlc.source import Source
+
+    raw = sys.stdin.buffer.read(MAX_BYTES + 1)  # bounded, as a file is (DML200 past it)
+    _SHOWN[name] = Source(name, raw[:MAX_BYTES].decode("utf-8", errors="replace"))  # shown text only
+    return api.check(name, text=raw)
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -188,8 +202,9 @@ def _version() -> str:
 
 def _add_core(sub: Any) -> None:
     p = sub.add_parser("check", help="parse and validate; diagnostics only")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="pipeline files; `-` reads stdin")
     p.add_argument("--format", choices=["human", "short", "json"], default="human")
+    p.add_argument("--stdin-filename", default="<stdin>.dml", metavar="NAME", help="the name stdin is checked as")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("compile", help="compile for a target")
     p.add_argument("file", metavar="FILE")
