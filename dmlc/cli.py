@@ -248,7 +248,7 @@ def _add_core(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--name", default="model")
     p.set_defaults(func=cmd_serve)
-    from dmlc.submit import add_parsers
+    from dmlc.runcmd import add_parsers
 
     add_parsers(sub, report)  # submit, status, logs: runs on any target, through the target's `Runs`
 

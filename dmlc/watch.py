@@ -24,7 +24,10 @@ SYMBOLS = {  # the local view's symbols (targets/local/progress.py), for the sam
     "retrying": "↻",
     "pending": " ",
     "scheduled": "◷",
+    "upstream failed": "-",
+    "serving": "◉",
 }
+QUIET = ("pending", "waiting", "ready")  # not yet started: no line until it starts
 EVENT = {"running": "started"}  # a step's new state, as the event printed
 
 
@@ -46,7 +49,7 @@ class PlainRunView:
         for step in state.steps:
             before = self.seen.get(step.label)
             now = (step.state, step.attempts)
-            if before == now or (before is None and step.state == "pending"):
+            if before == now or (before is None and step.state in QUIET):
                 self.seen[step.label] = now
                 continue
             self.seen[step.label] = now

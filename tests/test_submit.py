@@ -129,6 +129,15 @@ def test_argo_every_example_is_accepted_by_the_api(capsys: pytest.CaptureFixture
     assert "argo" in namespaces and len(namespaces) > 1  # a pipeline's own `namespace` is where it goes
 
 
+def test_a_password_in_the_address_is_never_recorded_or_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    with ArgoStandin() as srv:
+        url = srv.url.replace("http://", "http://me:pa55word@")
+        code, out, _ = dmlc(capsys, "submit", QUICKSTART, "-t", "argo", "--server", url)
+    assert code == 0 and "pa55word" not in out
+    assert "pa55word" not in Path(".dmlc/submitted.jsonl").read_text()
+    assert json.loads(Path(".dmlc/submitted.jsonl").read_text())["server"] == srv.url
+
+
 def test_argo_schedule_status(capsys: pytest.CaptureFixture[str]) -> None:
     with ArgoStandin() as srv:
         code, out, _ = dmlc(
@@ -346,6 +355,57 @@ def test_unknown_runs_and_targets_that_do_not_submit(capsys: pytest.CaptureFixtu
     assert code == 1 and "DML103" in err and "targets that submit: argo, kfp" in err
     code, _, err = dmlc(capsys, "submit", QUICKSTART, "-t", "nope")
     assert code == 1 and "DML103" in err
+
+
+class FlakyRuns:
+    """A target's Runs whose server drops some polls: the watch rides them out, up to POLL_RETRIES in a row."""
+
+    def __init__(self, drops: int) -> None:
+        self.drops, self.polls = drops, 0
+
+    def status(self, record, conn):  # type: ignore[no-untyped-def]
+        from dmlc.runs import RunState, StepState, unreachable
+
+        self.polls += 1
+        if self.polls <= self.drops:
+            raise unreachable("http://127.0.0.1:1", "connection refused", "")
+        return RunState(record, "succeeded", [StepState("a", "a", "succeeded", 1, 1.0, 2.0)], "", 1.0, 2.0)
+
+
+def test_a_watch_rides_out_dropped_polls_and_stops_on_interrupt(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dmlc.runs import Connection, RunRecord
+    from dmlc.runcmd import POLL_RETRIES, _watch
+
+    record = RunRecord("r-1", "argo", pipeline="p", steps=["a"])
+    assert _watch(FlakyRuns(POLL_RETRIES), record, Connection(), 0) == 0
+    assert "✓ succeeded       a" in capsys.readouterr().out
+    with pytest.raises(Exception, match="connection refused"):
+        _watch(FlakyRuns(POLL_RETRIES + 1), record, Connection(), 0)
+
+    def interrupt(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dmlc.runcmd.time.sleep", interrupt)
+    assert _watch(FlakyRuns(1), record, Connection(), 0) == 130
+    assert "stopped watching; the run goes on: dmlc status r-1 --watch" in capsys.readouterr().err
+
+
+def test_the_live_view_on_a_terminal() -> None:
+    import io
+
+    from dmlc.runs import RunRecord, RunState, StepState
+    from dmlc.watch import LiveRunView
+
+    out = io.StringIO()
+    view = LiveRunView(out)
+    record = RunRecord("r-1", "kfp", pipeline="p", steps=["a", "b"])
+    view.begin(record)
+    view.update(RunState(record, "running", [StepState("a", "a", "running", 1, 1.0)]))
+    done = [StepState("a", "a", "failed", 1, 1.0, 2.0, "exit 1"), StepState("b", "b", "skipped")]
+    view.update(RunState(record, "failed", done, "a failed", 1.0, 2.0))
+    view.end(RunState(record, "failed", done, "a failed", 1.0, 2.0))
+    text = out.getvalue()
+    assert "✗ a: failed  exit 1" in text and "run r-1 failed in 1.0s  a failed" in text
 
 
 def test_check_and_compile_stay_import_light() -> None:

@@ -1,4 +1,4 @@
-"""`dmlc submit`, `dmlc status` and `dmlc logs` (DESIGN §7.5): runs on any target, through its `Runs`.
+"""The run commands `dmlc submit`, `dmlc status` and `dmlc logs` (DESIGN §7.5), through each target's `Runs`.
 
 `submit` takes FILE, a target, `--param`s and where its server is; it compiles through the driver
 (the same checks and output as `dmlc compile`), hands the text to the target's `Runs.submit`, keeps
@@ -6,7 +6,8 @@ the returned record in `.dmlc/submitted.jsonl` and, with `--watch`, follows the 
 `logs` take a run id: a submitted run is found in that record, any other run by asking each target's
 `Runs.find` (the local target looks in its store), or, with `--target`, on that target's server.
 Exit codes: 0 ok (a watched run succeeded), 1 user error, 2 usage, 3 the watched run failed, 130 interrupted.
-Import-light: targets load their client libraries only when a command needs them.
+Import-light: targets load their client libraries only when a command needs them. (Not named
+`dmlc/submit.py`: that module would shadow a `dmlc.submit` function of the Python API.)
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def add_parsers(sub: Any, report: Reporter) -> None:
 def _server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", metavar="URL", help="the server (else the target's variable, e.g. ARGO_SERVER)")
     p.add_argument("--namespace", "-n", metavar="NS", help="Kubernetes namespace of the run")
-    p.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help=argparse.SUPPRESS)
+    p.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="seconds between polls (--watch)")
 
 
 def _conn(args: argparse.Namespace) -> Connection:
