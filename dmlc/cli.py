@@ -119,9 +119,14 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from dmlc.schema import schema_text
+    from dmlc import schema
 
-    _write(schema_text(), args.output)
+    if args.install is not None:  # editors without the dmlc extension: the schema by file name, offline
+        for path in schema.install(args.install):
+            print(f"wrote {path}")
+        print(f"YAML files named {' or '.join(schema.FILE_PATTERNS)} in {args.install} now use the dmlc schema")
+        return EXIT_OK
+    _write(schema.schema_text(), args.output)
     return EXIT_OK
 
 
@@ -232,7 +237,16 @@ def _add_core(sub: Any) -> None:
     p.add_argument("--no-build", action="store_true", help="write the context and record it; print the command")
     p.set_defaults(func=cmd_build)
     p = sub.add_parser("schema", help="JSON Schema of the YAML form")
-    p.add_argument("-o", "--output", metavar="OUT")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", metavar="OUT")
+    where.add_argument(
+        "--install",
+        nargs="?",
+        const=".",
+        metavar="DIR",
+        help="write it to DIR/.vscode and associate it with *.dml.yaml / *.dml.yml (yaml.schemas in "
+        "DIR/.vscode/settings.json, read by the YAML language server); DIR defaults to .",
+    )
     p.set_defaults(func=cmd_schema)
     p = sub.add_parser("explain", help="long explanation of a diagnostic code")
     p.add_argument("code", metavar="CODE")
