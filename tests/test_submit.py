@@ -282,6 +282,17 @@ def test_kfp_submit_watch_streams_states_and_exits_0(capsys: pytest.CaptureFixtu
     no_token_on_disk("kfp-s3cret")
 
 
+def test_kfp_every_example_is_accepted_by_the_api(capsys: pytest.CaptureFixture[str]) -> None:
+    with KfpStandin() as srv:
+        for example in EXAMPLES:
+            code, _, err = dmlc(capsys, "submit", str(example), "-t", "kfp", "--server", srv.url)
+            assert code == 0, (example, err)
+    assert srv.violations == []
+    runs = [c.body for c in submitted(srv) if c.path == "/apis/v2beta1/runs"]
+    assert len(runs) == len(EXAMPLES) and len(srv.experiments) == 1  # one "Default" experiment, found again
+    assert all(c.query.get("namespace", [""]) == [""] for c in srv.calls if c.path.endswith("/experiments"))
+
+
 def test_kfp_failed_run_exits_3_then_status_and_logs(capsys: pytest.CaptureFixture[str]) -> None:
     with KfpStandin(fail={"best"}) as srv:
         code, out, _ = dmlc(capsys, "submit", QUICKSTART, "-t", "kfp", "--server", srv.url, "-w", "--interval", "0")
@@ -373,8 +384,8 @@ class FlakyRuns:
 
 
 def test_a_watch_rides_out_dropped_polls_and_stops_on_interrupt(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from dmlc.runs import Connection, RunRecord
     from dmlc.runcmd import POLL_RETRIES, _watch
+    from dmlc.runs import Connection, RunRecord
 
     record = RunRecord("r-1", "argo", pipeline="p", steps=["a"])
     assert _watch(FlakyRuns(POLL_RETRIES), record, Connection(), 0) == 0

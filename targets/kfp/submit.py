@@ -2,7 +2,8 @@
 
 Takes the compiled PipelineSpec (+ PlatformSpec) YAML and where the API is: `--server` or kfp's own
 KF_PIPELINES_ENDPOINT, a token from KF_PIPELINES_TOKEN or the file KF_PIPELINES_SA_TOKEN_PATH names
-(read per command, never stored), `--namespace` or the pipeline's `namespace` for a multi-user install.
+(read per command, never stored), `--namespace` for a multi-user install (the profile's namespace;
+the pipeline's `namespace` is not applied on KFP, as its compile warning says).
 One GET /apis/v2beta1/healthz first, so a wrong address, a refused connection or a rejected token is
 one coded line (kfp.Client would retry its own healthz call for 25 s). Then
 `Client.create_run_from_pipeline_package` (the experiment from KF_PIPELINES_DEFAULT_EXPERIMENT_NAME,
@@ -159,7 +160,7 @@ class KfpRuns:
         return None  # KFP's runs are found through dmlc's record, or with --target kfp
 
     def submit(self, request: SubmitRequest) -> RunRecord:
-        s = settings(request.conn, namespace=request.namespace)
+        s = settings(request.conn)  # not the pipeline's `namespace`: KFP runs in the profile's (the target warns)
         client = _client(s, self.clients)
         stamp = time.strftime("%Y-%m-%d %H-%M-%S")
         with tempfile.TemporaryDirectory(prefix="dmlc-submit-") as tmp:
