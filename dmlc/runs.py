@@ -138,13 +138,16 @@ def recorded(path: Path = RECORDS) -> list[RunRecord]:
 
 
 def find_record(run: str, path: Path = RECORDS) -> RunRecord | None:
-    """The record of `run`: its exact id, else the only one starting with it (the newest wins a tie of equals)."""
+    """The record of `run`: its exact id, else the only one starting with it; DML210 when several do."""
     records = recorded(path)
     exact = [r for r in records if r.run == run]
     if exact:
         return exact[-1]
     prefixed = {r.run: r for r in records if run and r.run.startswith(run)}
-    return next(iter(prefixed.values())) if len(prefixed) == 1 else None
+    if len(prefixed) > 1:
+        shown = ", ".join(sorted(prefixed)[:5]) + (", ..." if len(prefixed) > 5 else "")
+        raise no_run(run, f"alone: `{run}` starts {len(prefixed)} submitted runs ({shown})", "give more of the id")
+    return next(iter(prefixed.values()), None)
 
 
 # --- addresses and errors --------------------------------------------------------------------------------
