@@ -41,6 +41,7 @@ TESTED_BY: dict[str, str] = {
     "DML203": "tests/test_environment.py::test_output_to_dev_full_is_dml203",
     "DML204": "tests/test_environment.py::test_serve_on_a_taken_port_is_dml204",
     "DML205": "tests/test_environment.py::test_graph_without_graphviz_is_dml205",
+    "DML206": "tests/adversarial/test_step_outputs.py::test_a_hostile_param_output_fails_its_step",
     "DML207": "tests/adversarial/test_secrets.py::test_a_missing_secret_is_dml207_before_anything_runs",
     "DML208": "tests/test_submit.py::test_argo_server_errors_are_coded",
     "DML209": "tests/test_submit.py::test_argo_server_errors_are_coded",

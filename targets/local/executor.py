@@ -39,7 +39,7 @@ from dmlc_targets.local.state import (
 from dmlc_targets.local.store import Store
 
 from dmlc import memo
-from dmlc.semantics.outputs import read_outputs
+from dmlc.semantics.outputs import OutputError, read_outputs
 from dmlc.semantics.spec import command, instantiate
 from dmlc.semantics.values import ResolveError
 
@@ -196,7 +196,7 @@ class Executor(Scheduler):
             return False
         dest = self.rundir.instance(inst.step, inst.key) / "outputs"
         dest.parent.mkdir(parents=True, exist_ok=True)
-        found = self.cache.restore(inst.memo_key, step.memoize.max_age, dest)
+        found = self.cache.restore(inst.memo_key, step.memoize.max_age, dest, kinds=dict(step.outputs()))
         inst.cache = found.reason
         if not found.hit or found.entry is None:
             return False
@@ -258,13 +258,12 @@ class Executor(Scheduler):
             return
         proc.drain(inst.proc, self.reaper)
         if ex.code == 0 and not inst.proc.timed_out:
-            values, missing = read_outputs(plan.step.outputs(), folder / "outputs")
-            leak = None if missing else self._leak(inst, values, folder)
-            if not missing and leak is None:
+            values, reason = _outputs(plan.step.outputs(), folder / "outputs")
+            reason = reason or self._leak(inst, values, folder)
+            if reason is None:
                 self._record_attempt(inst, "succeeded", ex)
                 self._succeed(inst, values, folder)
                 return
-            reason = leak or f"exit 0, but output(s) {', '.join(missing)} not written to $DMLC_OUTPUTS"
             classes = {"failure"}
         else:
             self._kill_strays(inst)  # a failed attempt leaves nothing behind for the retry to meet
@@ -378,3 +377,14 @@ class Executor(Scheduler):
             return EXIT_INTERRUPTED
         failed = any(sr.outcome == "failed" for sr in self.steps.values())
         return EXIT_FAILED if failed else EXIT_OK
+
+
+def _outputs(declared: dict[str, str], folder: Path) -> tuple[dict[str, Any], str | None]:
+    """The values of a finished attempt's outputs, or why the attempt failed after all (DML206, missing)."""
+    try:
+        values, missing = read_outputs(declared, folder)
+    except OutputError as exc:
+        return {}, f"exit 0, but {exc}"
+    if missing:
+        return values, f"exit 0, but output(s) {', '.join(missing)} not written to $DMLC_OUTPUTS"
+    return values, None

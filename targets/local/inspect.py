@@ -50,11 +50,20 @@ def _store() -> Store:
 def runs_list(limit: int = 20) -> int:
     store = _store()
     rows = [
-        [r["id"], r["pipeline"], r["status"], r["exit_code"], _when(r["started"]), _took(r["started"], r["ended"])]
+        [r["id"], r["pipeline"], _status(r), r["exit_code"], _when(r["started"]), _took(r["started"], r["ended"])]
         for r in store.runs(limit)
     ]
     _console().print(_table("runs", ["run", "pipeline", "status", "exit", "started", "took"], rows))
     return 0
+
+
+def _status(run: Any) -> str:
+    """A run's status; "running" only while its executor lives (one stopped by a full disk could not say)."""
+    from dmlc_targets.local.proc import alive
+
+    if run["status"] == "running" and not alive(run["pid"], run["pid_start"]):
+        return "lost (executor died)"
+    return str(run["status"])
 
 
 def runs_show(run_id: str) -> int:
@@ -64,7 +73,7 @@ def runs_show(run_id: str) -> int:
         print(f"error: no run `{run_id}` (see `dmlc runs list`)", file=sys.stderr)
         return 1
     con = _console()
-    con.print(f"run {run['id']}  pipeline {run['pipeline']}  {run['status']} (exit {run['exit_code']})")
+    con.print(f"run {run['id']}  pipeline {run['pipeline']}  {_status(run)} (exit {run['exit_code']})")
     con.print(f"file {run['file']}  params {run['params']}  folder {run['run_dir']}")
     steps = [
         [_label(s), s["state"], s["attempts"], _took(s["started"], s["ended"]), s["cache"], s["reason"]]

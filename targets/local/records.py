@@ -69,9 +69,10 @@ def output_rows(kinds: dict[str, str], outputs: dict[str, Any], digests: dict[st
 
 
 def metric_rows(name: str, value: Any) -> list[dict[str, Any]]:
+    """A number in a param output is a metric (an integer too large for a float is not)."""
     items = value.items() if isinstance(value, dict) else [(name, value)]
     return [
         {"metric": True, "name": k, "value": float(v)}
         for k, v in items
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and (isinstance(v, float) or abs(v) < 2**1023)
     ]

@@ -5,6 +5,7 @@ Layout under `.dmlc/runs/<run-id>/`: `run.json` (file, params), `volumes/<name>/
 An attempt writes into its own folder; on success its `outputs/` is renamed to the instance's
 `outputs/` and only then `result.json` is written atomically. `result.json` is the commit marker:
 resume treats an instance as finished only if it exists, so a crash never passes off half an output.
+`disk_error` is what the run reports when its folder cannot be written (full disk, read-only).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dmlc.atomic import write_text
+from dmlc.atomic import NO_SPACE, write_text
+from dmlc.diagnostics.catalogue import DML201, DML203
+from dmlc.diagnostics.model import Diagnostic, DmlError, Label
 
 
 def new_run_id(pipeline: str) -> str:
@@ -86,3 +89,14 @@ class RunDir:
         tmp = final.with_name(".result.json.tmp")
         tmp.write_text(json.dumps(result, sort_keys=True, indent=1))
         os.replace(tmp, final)
+
+
+def disk_error(exc: OSError) -> DmlError:
+    """A run's file that could not be written: DML203 for a full disk, else DML201; names the path."""
+    where = f"`{exc.filename}`" if exc.filename else "the run's files under `.dmlc/`"
+    reason = exc.strerror or str(exc)
+    if exc.errno in NO_SPACE:
+        help_ = "free some space on that device (`df -h`; `dmlc cache prune --older-than 7d` frees cached results)"
+        return DmlError([Diagnostic(DML203, f"cannot write {where}: {reason}", Label(None), help=help_)])
+    help_ = "run where you can write `.dmlc/` (it is read-only or not yours here), or make it writable"
+    return DmlError([Diagnostic(DML201, f"cannot write {where}: {reason}", Label(None), help=help_)])

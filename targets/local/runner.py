@@ -21,7 +21,7 @@ from dmlc_targets.local.cache import Cache
 from dmlc_targets.local.executor import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Executor, Options
 from dmlc_targets.local.plan import LocalPlan
 from dmlc_targets.local.progress import make_view, summary
-from dmlc_targets.local.rundir import RunDir, new_run_id
+from dmlc_targets.local.rundir import RunDir, disk_error, new_run_id
 from dmlc_targets.local.state import FAILED
 from dmlc_targets.local.store import Store
 
@@ -89,6 +89,12 @@ def execute(req: RunRequest, out: TextIO | None = None) -> int:
             if params != plan.pipeline.params:
                 plan = _plan(file, params)
         return _execute(req, file, plan, store, previous, out)
+    except BaseException as exc:  # the run is over: never leave it marked running
+        stopped = isinstance(exc, KeyboardInterrupt)
+        store.abandon("interrupted" if stopped else "failed", EXIT_INTERRUPTED if stopped else 1)
+        if isinstance(exc, OSError):  # writing the run's folder: a coded error naming the path
+            raise disk_error(exc) from None
+        raise
     finally:
         store.close()
 

@@ -5,20 +5,27 @@ Takes events from the executor and gives the rows that `dmlc runs list|show|line
 WAL mode, so two runs sharing one store each write without blocking the other for long.
 dmlc stamps the stores it creates (`PRAGMA application_id`); an existing file that is neither stamped
 nor an older dmlc store (only dmlc's tables) is refused with DML202 after a read-only look, and is
-never switched to WAL, written, or moved aside.
+never switched to WAL, written, or moved aside. Any failure of SQLite or of the disk, when the store
+is opened or at any write or read later, is a coded error naming the store (DML202 damaged, DML203
+full disk, DML201 read-only or otherwise unusable), never a traceback; a run whose executor stops on
+one is marked failed where the store still takes that write (`abandon`).
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
 import os
 import re
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from dmlc.atomic import NO_SPACE
 from dmlc.diagnostics.catalogue import DML201, DML202, DML203
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label
 
@@ -58,24 +65,50 @@ def _retry_locked(action: Any, seconds: float = 30.0) -> Any:
             time.sleep(0.05)
 
 
+RESERVE, RESERVE_BYTES = "-reserve", 64 << 10  # a file kept beside the store (see Store.abandon)
 SCHEMA_VERSION = 1  # bump when SCHEMA changes; an older store is moved aside, never misread
 APPLICATION_ID = 0x646D6C63  # "dmlc": stamped into every store dmlc creates (PRAGMA application_id)
 TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))  # what an older dmlc store may hold
 
 
+C = TypeVar("C", bound=type)
+
+
+def _guarded(cls: C) -> C:
+    """Every public method of `cls` turns a failure of SQLite or of the disk into a coded error."""
+    for name, method in list(vars(cls).items()):
+        if callable(method) and not name.startswith("_"):
+            setattr(cls, name, _guard(method))
+    return cls
+
+
+def _guard(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def guarded(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            if isinstance(exc, sqlite3.DatabaseError) and not _storage_failure(exc):
+                raise  # a constraint or a misuse: a dmlc bug, not the disk
+            self._rollback()
+            raise _store_error(self.path, exc) from None
+
+    return guarded
+
+
+@_guarded
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.current: str | None = None  # the run this executor is writing, until it is finished
         try:
+            if path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
             path.parent.mkdir(parents=True, exist_ok=True)
             _refuse_foreign(path)  # read-only look first: a database dmlc did not create is never touched
             self._open_current(path)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OSError) as exc:
             raise _store_error(path, exc) from None
-        except OSError as exc:
-            from dmlc.atomic import output_error
-
-            raise output_error(str(path), exc) from None
 
     def _open_current(self, path: Path) -> None:
         """Open a store of this layout: created, checked, or (an older dmlc layout) moved aside first."""
@@ -125,7 +158,16 @@ class Store:
         db.execute("PRAGMA synchronous=NORMAL")
 
     def close(self) -> None:
-        self.db.close()
+        if hasattr(self, "db"):
+            self.db.close()
+
+    def _rollback(self) -> None:
+        """Leave no transaction open after a failed write (a later write would meet it), quietly."""
+        try:
+            if getattr(self, "db", None) is not None and self.db.in_transaction:
+                self.db.rollback()
+        except sqlite3.Error:
+            pass
 
     def _put(self, table: str, row: dict[str, Any], replace: bool = False) -> None:
         cols = ", ".join(row)
@@ -138,16 +180,45 @@ class Store:
     def start_run(self, run_id: str, pipeline: str, file: str, params: dict[str, Any], run_dir: str) -> None:
         row = {"id": run_id, "pipeline": pipeline, "file": file, "params": json.dumps(params, sort_keys=True)}
         row |= {"run_dir": run_dir, "status": "running", "exit_code": None, "started": time.time(), "ended": None}
+        self.current = run_id
+        self._reserve()
         self._put("runs", row | _me(), replace=True)
 
     def resume_run(self, run_id: str) -> None:
         me = _me()
         sql = "UPDATE runs SET status='running', exit_code=NULL, ended=NULL, pid=?, pid_start=? WHERE id=?"
+        self.current = run_id
+        self._reserve()
         self.db.execute(sql, (me["pid"], me["pid_start"], run_id))
 
     def finish_run(self, run_id: str, status: str, exit_code: int) -> None:
         sql = "UPDATE runs SET status=?, exit_code=?, ended=? WHERE id=?"
         self.db.execute(sql, (status, exit_code, time.time(), run_id))
+        self.current = None
+
+    def abandon(self, status: str = "failed", exit_code: int = 1) -> bool:
+        """Mark the run being written as ended (its executor stops on an error), if the store still
+        takes a write; False when it does not (a full disk): its dead executor's pid then tells."""
+        if self.current is None:
+            return True
+        try:
+            Path(f"{self.path}{RESERVE}").unlink(missing_ok=True)  # room for this last write on a full disk
+            self.finish_run(self.current, status, exit_code)
+        except (DmlError, OSError):
+            note = f"note: run {self.current} could not be marked {status} in {self.path}"
+            print(f"{note}; `dmlc runs list` shows it lost", file=sys.stderr)
+            return False
+        return True
+
+    def _reserve(self) -> None:
+        """Keep RESERVE_BYTES next to the store, freed by `abandon` so that a full disk still lets it
+        record the end of the run; best effort (no room for it: no reserve)."""
+        reserve = Path(f"{self.path}{RESERVE}")
+        try:
+            if not reserve.exists() or reserve.stat().st_size < RESERVE_BYTES:
+                reserve.write_bytes(b"\0" * RESERVE_BYTES)
+        except OSError:
+            reserve.unlink(missing_ok=True)
 
     def put_step(self, row: dict[str, Any]) -> None:
         self._put("steps", row, replace=True)
@@ -275,19 +346,45 @@ STORE_HELP = (
 )
 
 
-def _store_error(path: Path, exc: sqlite3.DatabaseError) -> DmlError:
-    """A store SQLite cannot read: DML202 (not a database, damaged), DML203 (disk full), else DML201."""
-    reason = str(exc)
-    if "disk is full" in reason:
-        help_ = "free some space on that device, or point `metadata { store }` at another one"
-        diag = Diagnostic(DML203, f"cannot write the metadata store `{path}`: {reason}", Label(None), help=help_)
-    elif "not a database" in reason or "malformed" in reason:
+def _storage_failure(exc: sqlite3.DatabaseError) -> bool:
+    """SQLite failed on the file (damaged, full, read-only, locked, I/O), not on dmlc's use of it."""
+    return type(exc) in (sqlite3.DatabaseError, sqlite3.OperationalError)
+
+
+def _store_error(path: Path, exc: sqlite3.DatabaseError | OSError) -> DmlError:
+    """A store SQLite or the disk refuses: DML202 (not a database, damaged), DML203 (disk full), else
+    DML201 (read-only, a folder, locked, an I/O error), each naming the store."""
+    reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+    if "not a database" in reason or "malformed" in reason:
         why = f"the metadata store `{path}` is damaged or not dmlc's ({reason}); dmlc leaves it as it is"
-        diag = Diagnostic(DML202, why, Label(None), help=STORE_HELP)
-    else:
-        help_ = "check that the store's folder exists and that you can write there"
-        diag = Diagnostic(DML201, f"cannot open the metadata store `{path}`: {reason}", Label(None), help=help_)
+        return DmlError([Diagnostic(DML202, why, Label(None), help=STORE_HELP)])
+    if "disk is full" in reason or getattr(exc, "errno", None) in NO_SPACE or _no_space(path):
+        help_ = "free some space on that device (`df -h`), or point `metadata { store }` at another one"
+        diag = Diagnostic(DML203, f"cannot write the metadata store `{path}`: {reason}", Label(None), help=help_)
+        return DmlError([diag])
+    diag = Diagnostic(DML201, f"cannot use the metadata store `{path}`: {reason}", Label(None), help=_help(path))
     return DmlError([diag])
+
+
+def _no_space(path: Path) -> bool:
+    try:
+        return os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        return False
+
+
+def _help(path: Path) -> str:
+    """What to do about a store dmlc cannot use, by what is at its path."""
+    if path.is_dir():
+        return f"`{path}` is a folder: move it away, or point `metadata {{ store }}` at a file"
+    folder = path.parent
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY) or not os.access(folder, os.W_OK)
+    except OSError:
+        return f"the folder `{folder}` is missing or unreadable: create it, or point `metadata {{ store }}` elsewhere"
+    if read_only or (path.exists() and not os.access(path, os.W_OK)):
+        return "the store or its folder is read-only: make it writable, or point `metadata { store }` elsewhere"
+    return "check that you can write the store and its folder (and its -wal and -shm files)"
 
 
 def _me() -> dict[str, Any]:
