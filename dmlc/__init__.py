@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-API = ("Compiled", "DmlError", "Instance", "Run", "check", "compile", "load", "run")
+API = ("Compiled", "DmlError", "Instance", "Run", "RunRecord", "check", "compile", "load", "run", "submit")
 
 
 def __getattr__(name: str) -> object:

@@ -14,6 +14,7 @@ target by name. Nothing here imports TensorFlow, kfp or hera until a target need
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any, TextIO
 
 from dmlc.diagnostics.model import Diagnostic, DmlError
 from dmlc.ir.model import Pipeline
+from dmlc.runs import RunRecord
 
 
 def load(path: str | Path, params: dict[str, Any] | None = None) -> Pipeline:
@@ -132,4 +134,34 @@ def run(
     )
 
 
-__all__: Sequence[str] = ("Compiled", "DmlError", "Instance", "Run", "check", "compile", "load", "run")
+def submit(
+    path: str | Path,
+    target: str,
+    params: dict[str, Any] | None = None,
+    *,
+    server: str | None = None,
+    namespace: str | None = None,
+) -> RunRecord:
+    """Compile for `target` and submit to its server (`dmlc submit FILE --target T`): the record of the
+    submitted run (its id, server, namespace, UI address), also kept in `.dmlc/submitted.jsonl`. The
+    server comes from `server` or the target's variable (ARGO_SERVER, KF_PIPELINES_ENDPOINT); tokens
+    from the environment only. Raises DmlError (DML208..DML211 for the server's refusals)."""
+    from dmlc.runcmd import submit as submit_run
+    from dmlc.runs import Connection
+
+    text_params = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (params or {}).items()}
+    return submit_run(str(path), target, text_params, Connection(server, namespace))
+
+
+__all__: Sequence[str] = (
+    "Compiled",
+    "DmlError",
+    "Instance",
+    "Run",
+    "RunRecord",
+    "check",
+    "compile",
+    "load",
+    "run",
+    "submit",
+)

@@ -87,3 +87,17 @@ def test_a_script_runs_the_quickstart_and_reads_the_winning_accuracy(tmp_path: P
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True)
     status, metric, value = done.stdout.split()
     assert (status, metric) == ("succeeded", "accuracy") and 0.0 < float(value) <= 1.0, done.stderr[-2000:]
+
+
+def test_submit_sends_the_compiled_pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.submit_standins.argo import ArgoStandin
+    from tests.submit_standins.cli import QUICKSTART, isolate
+
+    isolate(tmp_path, monkeypatch)
+    monkeypatch.setenv("ARGO_TOKEN", "t0ken")
+    with ArgoStandin(token="t0ken") as srv:
+        record = dmlc.submit(QUICKSTART, "argo", {"epochs": 2}, server=srv.url)
+    assert srv.violations == []  # the request matched Argo v4.1.2's OpenAPI definitions
+    assert (record.target, record.server, record.pipeline) == ("argo", srv.url, "quickstart") and record.run
+    body = next(c for c in srv.calls if c.method == "POST").body["workflow"]
+    assert body["spec"]["arguments"]["parameters"] == [{"name": "epochs", "value": "2"}]
