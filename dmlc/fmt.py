@@ -3,6 +3,8 @@
 Formatting goes through the IR (`model_dump(exclude_defaults=True)`), so the output is canonical:
 defaults dropped, units in their largest exact form, attributes in schema order. The file's leading
 comment block is kept; other comments are not (the output goes to stdout unless -o is given).
+The output always means the same pipeline: a value fmt could not write back (`-1e999`) is refused
+with the DML022 `check` gives, never written as something else (YAML `null`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ UNIT = re.compile(r"^\d+(\.\d+)?[A-Za-z]+$")
 REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_.\[\]*]*)\}$")
 SCHEMA_LINE = "# yaml-language-server: $schema=../schema/dmlc.schema.json"
 GROUPS = {"volumes": "volume", "targets": "target"}
+JSON_ESCAPE = re.compile(r"\\(.)")
+DML_ESCAPE = {"b": "\\u0008", "f": "\\u000c"}
+YAML_UNSAFE = re.compile("[^\t\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def canonical_data(pipeline: Pipeline) -> dict[str, Any]:
@@ -44,7 +49,12 @@ def to_yaml(pipeline: Pipeline, comments: list[str] | None = None) -> str:
     import yaml
 
     body = yaml.safe_dump(canonical_data(pipeline), sort_keys=False, allow_unicode=True, width=100)
-    return "\n".join([SCHEMA_LINE, *(comments or [])]) + "\n" + body
+    return "\n".join([SCHEMA_LINE, *map(_yaml_comment, comments or [])]) + "\n" + body
+
+
+def _yaml_comment(line: str) -> str:
+    """A comment YAML can hold: what it refuses (controls) or reads as a line break is written `\\uXXXX`."""
+    return YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
 
 
 def to_dml(pipeline: Pipeline, comments: list[str] | None = None) -> str:
@@ -86,7 +96,12 @@ def _block(header: str, body: dict[str, Any], depth: int) -> list[str]:
 
 
 def _key(key: str) -> str:
-    return key if IDENT.match(key) else json.dumps(key)
+    return key if IDENT.match(key) else _quote(key)
+
+
+def _quote(text: str) -> str:
+    """A .dml string literal: JSON's, but `\\b` and `\\f` (no .dml escapes) written as `\\uXXXX`."""
+    return JSON_ESCAPE.sub(lambda m: DML_ESCAPE.get(m.group(1), m.group(0)), json.dumps(text, ensure_ascii=False))
 
 
 def _value(value: Any, key: str = "") -> str:
@@ -96,7 +111,7 @@ def _value(value: Any, key: str = "") -> str:
             return ref.group(1)
         if UNIT.match(value) or (key == "after" and IDENT.match(value)):
             return value
-        return json.dumps(value, ensure_ascii=False)
+        return _quote(value)
     if isinstance(value, bool) or value is None:
         return {True: "true", False: "false", None: "null"}[value]
     if isinstance(value, list):

@@ -12,6 +12,7 @@ from dmlc.diagnostics.catalogue import (
     DML018,
     DML019,
     DML020,
+    DML024,
     DML030,
     DML031,
     DML032,
@@ -43,6 +44,14 @@ def check_reserved_names(ctx: Ctx) -> list[Diagnostic]:
         for name, _ in ctx.steps()
         if name in RESERVED
     ]
+
+
+def check_has_steps(ctx: Ctx) -> list[Diagnostic]:
+    """A pipeline runs at least one step (Argo refuses an empty DAG; KFP could not build one: DML900)."""
+    if ctx.pipeline.steps:
+        return []
+    help_ = 'add a step, e.g. `task hello { command = ["echo", "hi"] }`'
+    return [ctx.diag(DML024, f"pipeline `{ctx.pipeline.pipeline}` has no steps", ("pipeline",), "no steps", help_)]
 
 
 def check_references(ctx: Ctx) -> list[Diagnostic]:
@@ -234,6 +243,7 @@ def check_target_blocks(ctx: Ctx) -> list[Diagnostic]:
 
 
 RULES: list[Callable[[Ctx], list[Diagnostic]]] = [
+    check_has_steps,
     check_reserved_names,
     check_references,
     check_param_types,
