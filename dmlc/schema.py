@@ -258,10 +258,7 @@ class _Builder:
             return self.annotation(inner, [*more, *meta], place, resources)
         if origin in (Union, types.UnionType):
             members = [a for a in get_args(tp) if a is not type(None)]
-            if len(members) == 1:
-                branches = [self.annotation(members[0], meta, place, resources)]
-            else:
-                branches = [self.annotation(m, meta, place, resources) for m in members]
+            branches = [self.annotation(m, meta, place, resources) for m in members]
             if type(None) in get_args(tp):
                 branches.append({"type": "null"})
             return _any_of(branches)
@@ -322,7 +319,7 @@ class _Builder:
             pattern = getattr(m, "pattern", None)
             if pattern is not None:
                 out["pattern"] = portable(pattern, "rust")
-                out["patternErrorMessage"] = _pattern_words(pattern, self.rules)
+                out["patternErrorMessage"] = _pattern_words(pattern)
         out = _constrain(out, [m for m in meta if not hasattr(m, "pattern")])
         if place.in_step:
             return self.text(out)
@@ -570,7 +567,7 @@ def _name_re() -> str:
     return NAME_RE
 
 
-def _pattern_words(pattern: str, rules: dict[str, Any]) -> str:
+def _pattern_words(pattern: str) -> str:
     """A message for a field pattern of the IR (the ones the models declare)."""
     if pattern == _name_re():
         return "a name starts with a letter or _ and holds only letters, digits and _"

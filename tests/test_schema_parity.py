@@ -701,6 +701,8 @@ KNOWN_DIFFERENCES: dict[str, tuple[tuple[Any, ...], str | None, Any]] = {
     "NaN": ((*S, "threshold"), "select", float("nan")),
     # `dmlc check` does not read target options (compile does, DML101): `targets: {argo: {podgc: x}}` checks
     "target options under check": (("targets", "argo", "podgc"), None, "Never"),
+    # check also takes a task's `outputs` by its Python name (the model's populate_by_name)
+    "outputs_": ((*S, "outputs_"), "task", {"x": "param"}),
 }
 
 

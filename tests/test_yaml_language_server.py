@@ -306,3 +306,19 @@ def test_hover_shows_the_description_default_and_examples(workspace: Any) -> Non
     )
     text = json.dumps(hover["result"]) if hover.get("result") else ""
     assert "Scale to zero" in text and "Default" in text and "1m" in text, text
+
+
+def test_completion_follows_the_step_kind(workspace: Any) -> None:
+    """The server takes each step's attributes from the `if`/`then` branch of its kind."""
+    root, client = workspace
+    f = root / "completion.dml.yaml"
+    f.write_text("pipeline: p\nsteps:\n  t:\n    kind: train\n    data: x\n    \n")
+    client.diagnostics([f])
+    position = {"line": 5, "character": 4}
+    answer = client.request(
+        "textDocument/completion", {"textDocument": {"uri": f.resolve().as_uri()}, "position": position}
+    )
+    result = answer.get("result") or {}
+    labels = {item["label"] for item in (result.get("items", []) if isinstance(result, dict) else result)}
+    assert {"epochs", "strategy", "retry", "timeout"} <= labels, labels
+    assert not labels & {"command", "dataset", "replicas", "kind", "data"}, labels
