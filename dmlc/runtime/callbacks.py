@@ -2,7 +2,8 @@
 the test-only hook that kills a worker mid-training.
 
 The epoch log (work_dir/train_log.jsonl, written by the chief) spans restarts, so the metrics can
-report the first and last training loss of the whole job and the epoch a restarted job resumed from.
+report the first and last training loss of the whole job, the epoch a restarted job resumed from, and
+the `history` of every epoch's training metrics (what `dmlc runs report` plots).
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def read_log(work_dir: Path) -> list[dict[str, Any]]:
 
 
 def summarize_log(log: list[dict[str, Any]]) -> dict[str, Any]:
-    """First/last training loss over the job, and where the final attempt started."""
+    """First/last training loss over the job, where the final attempt started, and every epoch's metrics."""
     ends = [r for r in log if r.get("event") == "end"]
     begins = [r for r in log if r.get("event") == "begin"]
     last_attempt = max((r["attempt"] for r in log), default=0)
@@ -129,4 +130,22 @@ def summarize_log(log: list[dict[str, Any]]) -> dict[str, Any]:
         "train_loss_last": ends[-1].get("loss") if ends else None,
         "resumed_from_epoch": min(final_begins) if final_begins else 0,
         "epochs_run": [[r["attempt"], r["epoch"]] for r in ends],
+        "history": history(ends),
     }
+
+
+NOT_METRICS = ("attempt", "workers", "event", "epoch", "time")
+
+
+def history(ends: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Every training metric per epoch: {"epoch": [1, 2, ...], name: [value at each of those epochs]};
+    an epoch run again after a restart counts once, with its last value (the one the model kept)."""
+    by_epoch = {int(r["epoch"]) + 1: r for r in ends}  # epochs counted from 1; later records win
+    epochs = sorted(by_epoch)
+    names = sorted({k for r in by_epoch.values() for k in r if k not in NOT_METRICS})
+    out: dict[str, list[Any]] = {"epoch": epochs} if epochs else {}
+    for name in names:
+        values = [by_epoch[e].get(name) for e in epochs]
+        if all(isinstance(v, (int, float)) for v in values):
+            out[name] = [float(v) for v in values]
+    return out

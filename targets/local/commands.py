@@ -38,13 +38,16 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_run)
 
     p = subparsers.add_parser("runs", help="runs in the local metadata store")
-    runs = p.add_subparsers(dest="runs_command", metavar="list|show|lineage")
+    runs = p.add_subparsers(dest="runs_command", metavar="list|show|lineage|report")
     q = runs.add_parser("list", help="recent runs")
     q.add_argument("--limit", type=int, default=20)
-    q = runs.add_parser("show", help="one run: steps, attempts, timings, memory, metrics")
-    q.add_argument("run", metavar="RUN")
+    q = runs.add_parser("show", help="one run: results, steps, attempts, timings, memory, metrics")
+    q.add_argument("run", metavar="RUN", help="run id, a unique prefix of one, or `latest`")
     q = runs.add_parser("lineage", help="where an artifact came from (digest prefix or path)")
     q.add_argument("artifact", metavar="ARTIFACT")
+    q = runs.add_parser("report", help="one run as a self-contained HTML page: DAG, timeline, metric plots, logs")
+    q.add_argument("run", metavar="RUN", help="run id, a unique prefix of one, or `latest`")
+    q.add_argument("-o", "--output", metavar="FILE", help="where to write it (default RUN.html; - for stdout)")
     p.set_defaults(func=cmd_runs, runs_command=None, limit=20)
 
     p = subparsers.add_parser("cache", help="the local memoization cache")
@@ -79,6 +82,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return inspect.runs_list(args.limit)
     if args.runs_command == "show":
         return inspect.runs_show(args.run)
+    if args.runs_command == "report":
+        from dmlc_targets.local.report import write_report
+        from dmlc_targets.local.runner import STATE_DIR
+
+        return write_report(args.run, args.output, STATE_DIR / "metadata.db")
     return inspect.runs_lineage(args.artifact)
 
 

@@ -26,12 +26,13 @@ def _console() -> Any:
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, box=None, pad_edge=False, title_justify="left")
+    table = Table(title=title, box=None, pad_edge=False, title_justify="left", show_header=any(columns))
     for col in columns:
         table.add_column(col, overflow="fold")
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))  # `model[mlp]` is no markup
     return table
 
 
@@ -66,31 +67,74 @@ def _status(run: Any) -> str:
     return str(run["status"])
 
 
-def runs_show(run_id: str) -> int:
-    store = _store()
-    run = store.run(run_id)
+def find_run(store: Store, ref: str) -> Any:
+    """A run by id, unique prefix, or `latest` (the most recently started); None (said on stderr) if none."""
+    if ref == "latest":
+        rows = store.runs(1)
+        run = rows[0] if rows else None
+    else:
+        run = store.run(ref)
     if run is None:
-        print(f"error: no run `{run_id}` (see `dmlc runs list`)", file=sys.stderr)
+        what = "no runs yet" if ref == "latest" else f"no run `{ref}`"
+        print(f"error: {what} in {store.path} (see `dmlc runs list`)", file=sys.stderr)
+    return run
+
+
+def runs_show(run_id: str) -> int:
+    from dmlc_targets.local import readout
+    from dmlc_targets.local.results import results
+
+    store = _store()
+    run = find_run(store, run_id)
+    if run is None:
         return 1
+    found = results(store, run["id"])
+    names = readout.step_labels(found["steps"])
+    label = lambda row: names.get((row["step"], row["instance"]), _label(row))  # noqa: E731
     con = _console()
-    con.print(f"run {run['id']}  pipeline {run['pipeline']}  {_status(run)} (exit {run['exit_code']})")
-    con.print(f"file {run['file']}  params {run['params']}  folder {run['run_dir']}")
+    con.print(f"run {run['id']}  pipeline {run['pipeline']}  {_status(run)} (exit {run['exit_code']})", markup=False)
+    con.print(f"file {run['file']}  params {run['params']}  folder {run['run_dir']}", markup=False)
     steps = [
-        [_label(s), s["state"], s["attempts"], _took(s["started"], s["ended"]), s["cache"], s["reason"]]
+        [label(s), s["state"], s["attempts"], _took(s["started"], s["ended"]), s["cache"], s["reason"]]
+        + [_last_line(s["log"])]
         for s in store.steps(run["id"])
     ]
-    con.print(_table("steps", ["step", "state", "attempts", "time", "cache", "note"], steps))
+    con.print(_table("steps", ["step", "state", "attempts", "time", "cache", "note", "last output"], steps))
     attempts = [
-        [_label(a), a["attempt"], a["outcome"], a["exit_code"] if a["signal"] is None else f"signal {a['signal']}"]
+        [label(a), a["attempt"], a["outcome"], a["exit_code"] if a["signal"] is None else f"signal {a['signal']}"]
         + [_took(a["started"], a["ended"]), _cpu(a["cpu_s"]), _mem(a["max_rss_kb"]), a["log"]]
         for a in store.attempts(run["id"])
     ]
     columns = ["step", "attempt", "outcome", "exit", "wall", "cpu", "peak memory", "log"]
     con.print(_table("attempts", columns, attempts))
-    metrics = [[_label(m), m["name"], f"{m['value']:g}"] for m in store.metrics(run["id"])]
-    if metrics:
-        con.print(_table("metrics", ["step", "metric", "value"], metrics))
+    _show_results(con, found, names)
+    con.print(f"logs: dmlc logs {run['id']} [STEP]; report: dmlc runs report {run['id']} -o report.html", markup=False)
     return 0
+
+
+def _show_results(con: Any, found: dict[str, Any], names: dict[tuple[str, str], str]) -> None:
+    """The highlights, the metrics (sorted; a per-epoch series on one row), each failure's log tail."""
+    from dmlc_targets.local import readout
+
+    lines = readout.highlights(found["steps"])
+    if lines:
+        con.print(_table("results", ["", ""], [list(line) for line in readout.grouped(lines)]))
+    rows = readout.metric_table(found["metrics"], names, [s["step"] for s in found["steps"]])
+    if rows:
+        con.print(_table("metrics", ["step", "metric", "value"], rows))
+    for s in found["steps"]:
+        if s["state"] == "failed":
+            con.print(f"{names[s['step'], s['instance']]} failed: {s['reason']}", markup=False)
+            for line in readout.log_tail(s["log"]):
+                con.print(f"  | {line}", markup=False, highlight=False)
+
+
+def _last_line(log: str | None) -> str:
+    from dmlc_targets.local.readout import log_tail
+
+    tail = log_tail(log, 1)
+    line = tail[-1] if tail else ""
+    return line if len(line) <= 48 else line[:47] + "…"
 
 
 def _label(row: Any) -> str:

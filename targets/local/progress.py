@@ -107,8 +107,11 @@ GROUP_OVER = 12  # a fan-out wider than this is one summary row (its failures ar
 
 
 def summary(instances: list[Any], out: TextIO | None = None) -> None:
-    """The final table: a row per instance (a row per step for wide fan-outs) with state, attempts, time."""
+    """The final table: a row per instance (a row per step for wide fan-outs) with state, attempts, time;
+    an instance is named by its item where that is a short name (`model[mlp]`)."""
+    from dmlc_targets.local.readout import labels
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     stream = out or sys.stdout
@@ -116,8 +119,11 @@ def summary(instances: list[Any], out: TextIO | None = None) -> None:
     table = Table(title="summary", box=None, pad_edge=False, title_justify="left")
     for col in ("step", "state", "attempts", "time", "cache", "note"):
         table.add_column(col, overflow="fold")
+    names = labels((i.step, i.key, i.item) for i in instances)
     for group in _groups(instances):
-        table.add_row(*(_row(group[0]) if len(group) <= GROUP_OVER else _group_row(group)))
+        one = group[0]
+        row = _row(one, names[one.step, one.key]) if len(group) <= GROUP_OVER else _group_row(group)
+        table.add_row(*map(escape, row))  # `model[mlp]` is no markup
     console.print(table)
 
 
@@ -131,10 +137,10 @@ def _groups(instances: list[Any]) -> list[list[Any]]:
     return out
 
 
-def _row(inst: Any) -> list[str]:
+def _row(inst: Any, label: str) -> list[str]:
     took = f"{inst.ended - inst.started:.2f}s" if inst.started and inst.ended else ""
     cache = inst.cache.split(":")[0]  # hit | miss | off | resumed; the why is in the note or `runs show`
-    return [inst.label, inst.state, str(inst.attempt or ""), took, cache, inst.reason]
+    return [label, inst.state, str(inst.attempt or ""), took, cache, inst.reason]
 
 
 def _counts(values: list[str]) -> str:

@@ -2,7 +2,8 @@
 
 Takes an `Instance` (and the `Exit` of an attempt); gives the dicts `Store` writes: the step row
 (state, cache decision, memo key and recipe), the attempt row (exit, signal, CPU seconds, peak
-memory), output rows (artifacts with digests) and metric rows (numbers in param outputs).
+memory), output rows (artifacts with digests) and metric rows (numbers in param outputs, and a
+row per epoch of a training `history`, named `loss@3`: the store's metrics table is unchanged).
 """
 
 from __future__ import annotations
@@ -69,10 +70,32 @@ def output_rows(kinds: dict[str, str], outputs: dict[str, Any], digests: dict[st
 
 
 def metric_rows(name: str, value: Any) -> list[dict[str, Any]]:
-    """A number in a param output is a metric (an integer too large for a float is not)."""
-    items = value.items() if isinstance(value, dict) else [(name, value)]
+    """A number in a param output is a metric (an integer too large for a float is not); a `history`
+    of per-epoch values ({"epoch": [1, 2, ...], "loss": [...]}) gives a row per epoch: `loss@2`."""
+    items = list(value.items()) if isinstance(value, dict) else [(name, value)]
+    if isinstance(value, dict) and isinstance(value.get("history"), dict):
+        items += epoch_items(value["history"])
+    return [{"metric": True, "name": k, "value": float(v)} for k, v in items if _number(v)]
+
+
+def epoch_items(history: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(`name@epoch`, value) for every per-epoch list of equal length to the history's epochs."""
+    epochs = history.get("epoch")
+    if not isinstance(epochs, list) or not all(_number(e) for e in epochs):
+        return []
     return [
-        {"metric": True, "name": k, "value": float(v)}
-        for k, v in items
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and (isinstance(v, float) or abs(v) < 2**1023)
+        (f"{name}@{int(e)}", v)
+        for name, values in history.items()
+        if name != "epoch" and isinstance(values, list) and len(values) == len(epochs)
+        for e, v in zip(epochs, values, strict=True)
     ]
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and (isinstance(v, float) or abs(v) < 2**1023)
+
+
+def split_epoch(name: str) -> tuple[str, int | None]:
+    """`loss@3` -> ("loss", 3); a plain metric name -> (name, None)."""
+    base, at, epoch = name.rpartition("@")
+    return (base, int(epoch)) if at and base and epoch.isdigit() else (name, None)

@@ -142,20 +142,33 @@ def _kill_leftovers(store: Store, run_id: str) -> None:
 
 
 def _epilogue(executor: Executor, code: int, file: str, run_id: str, out: TextIO) -> None:
+    """The results that matter (chosen model, metrics, endpoints), each failure with its log's tail, and
+    what to do next."""
+    from dmlc_targets.local import readout
+
     resume = f"dmlc run {file} --local --resume {run_id}"
+    steps = readout.from_instances(executor.instances())
+    serving = executor.opts.keep_serving and code == EXIT_OK
+    _results(readout.highlights(steps, served_now=serving), out)
     if code == EXIT_OK:
-        out.write(f"run {run_id} succeeded\n")
-        for inst, _ in executor.serving if executor.opts.keep_serving else []:
-            out.write(f"serving {inst.label} at {inst.outputs.get('endpoint')} (--keep-serving)\n")
+        out.write(f"run {run_id} succeeded; details: dmlc runs show {run_id}, dmlc runs report {run_id}\n")
         return
     if code == EXIT_INTERRUPTED:
         out.write(f"run {run_id} interrupted; resume with: {resume}\n")
         return
+    names = readout.step_labels(steps)
     for inst in executor.instances():
         if inst.state == FAILED:
             log = f"; log: {_short(inst.log)}" if inst.log else ""
-            out.write(f"error: step `{inst.label}` failed: {inst.reason}{log}\n")
+            out.write(f"error: step `{names[inst.step, inst.key]}` failed: {inst.reason}{log}\n")
+            out.writelines(f"  | {line}\n" for line in readout.log_tail(inst.log))
     out.write(f"run {run_id} failed; fix the step and resume with: {resume}\n")
+
+
+def _results(lines: list[tuple[str, str]], out: TextIO) -> None:
+    from dmlc_targets.local.readout import grouped
+
+    out.writelines(f"{heading:<11}{text}\n" for heading, text in grouped(lines))
 
 
 def _short(path: str) -> str:
