@@ -2,7 +2,9 @@
 `idle_timeout` without requests (scale to zero); past `max_concurrency` in-flight requests, or past
 `rate_limit` requests per second, the front answers HTTP 429 at once instead of queueing. A backend
 that cannot start, or that exited, makes the front answer 503 + Retry-After; a backend that exited is
-stopped and started again by the next request.
+stopped and started again by the next request. KServe's routes (`oip.py`, `server_apps.py`) pass
+through the front alike: v2 infer and metadata go to the backend, liveness and readiness are the
+front's own (it is ready at once: it scales the model from zero).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dmlc.runtime.server_apps import AVAILABLE, TokenBucket, _health_routes, read_body, unavailable
+from dmlc.runtime.server_apps import TokenBucket, _health_routes, model_status, read_body, unavailable
 from dmlc.units import parse_duration
+
+PASSED_HEADERS = {"content-type", "inference-header-content-length"}  # v2's binary tensor data needs both
 
 
 class Backend:
@@ -112,7 +116,7 @@ def events_app(backend: Backend, name: str, events: dict[str, Any]) -> Starlette
         if request.path_params["target"] != name:
             message = f"Could not find any versions of model {request.path_params['target']}"
             return JSONResponse({"error": message}, status_code=404)
-        return JSONResponse(AVAILABLE | {"dmlc": {"backend_running": front.url is not None, "starts": front.starts}})
+        return model_status(name, True, dmlc={"backend_running": front.url is not None, "starts": front.starts})
 
     async def forward(request: Request) -> Response:
         refused = front.admit()
@@ -127,15 +131,17 @@ def events_app(backend: Backend, name: str, events: dict[str, Any]) -> Starlette
                 url = await front.ensure_backend()
             except Exception as exc:  # it exited or was not ready in time (TransientError)
                 return unavailable(f"the model server could not start: {str(exc)[:300]}")
+            sent = {k: v for k, v in request.headers.items() if k in PASSED_HEADERS}
             try:
-                reply = await state["client"].post(f"{url}{request.url.path}", content=body)
+                reply = await state["client"].request(
+                    request.method, f"{url}{request.url.path}", content=body, headers=sent
+                )
             except httpx.HTTPError as exc:  # refused or reset: the backend died mid-request
                 await front.drop_dead(url)
                 return unavailable(f"the model server is unavailable ({type(exc).__name__}); retry shortly")
-            headers = {"Retry-After": reply.headers["retry-after"]} if "retry-after" in reply.headers else None
-            return Response(
-                reply.content, status_code=reply.status_code, media_type="application/json", headers=headers
-            )
+            headers = {k: v for k, v in reply.headers.items() if k in PASSED_HEADERS | {"retry-after"}}
+            headers.setdefault("content-type", "application/json")
+            return Response(reply.content, status_code=reply.status_code, headers=headers)
         finally:
             front.in_flight -= 1
             front.last_used = time.monotonic()
@@ -143,6 +149,8 @@ def events_app(backend: Backend, name: str, events: dict[str, Any]) -> Starlette
     routes = [
         Route("/v1/models/{target}", status, methods=["GET"]),
         Route("/v1/models/{target}", forward, methods=["POST"]),
-        *_health_routes(lambda: True),  # the front is ready at once: it scales the model from zero
+        Route("/v2/models/{model}", forward, methods=["GET"]),
+        Route("/v2/models/{model}/infer", forward, methods=["POST"]),
+        *_health_routes(lambda: True, name),  # the front is ready at once: it scales the model from zero
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -282,8 +282,8 @@ class Supervisor:
         return _Worker(proc, read_end)
 
     def _answer_while_down(self) -> None:
-        """While no worker is ready, accept connections here and answer 503 (200 for /healthz: the
-        server is alive, its model is loading)."""
+        """While no worker is ready, accept connections here and answer 503 (200 for the liveness
+        routes, `/healthz`, KServe's `/` and `/v2/health/live`: the server is alive, its model is loading)."""
         while not self.stopping.is_set():
             if self.ready_count():
                 self.stopping.wait(0.05)
@@ -312,6 +312,9 @@ def _say(line: str) -> None:
         pass
 
 
+ALIVE = {b"/healthz": {"status": "ok"}, b"/": {"status": "alive"}, b"/v2/health/live": {"live": True}}  # (KServe's)
+
+
 def _answer_down(conn: socket.socket, message: str) -> None:
     """Read one request (head + Content-Length body, bounded) and answer it 503; never raises."""
     from dmlc.runtime.server_apps import MAX_BODY_BYTES
@@ -338,9 +341,7 @@ def _answer_down(conn: socket.socket, message: str) -> None:
                 break
             left -= len(chunk)
         path = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
-        status, payload = (
-            ("200 OK", {"status": "ok"}) if path == b"/healthz" else ("503 Service Unavailable", {"error": message})
-        )
+        status, payload = ("200 OK", ALIVE[path]) if path in ALIVE else ("503 Service Unavailable", {"error": message})
         text = json.dumps(payload).encode()
         headers = f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {len(text)}\r\n"
         conn.sendall(headers.encode() + b"retry-after: 1\r\nconnection: close\r\n\r\n" + text)

@@ -3,10 +3,17 @@ scatter-gather router of a sharded service, and the event-driven front (scale fr
 
 REST surface (TF Serving's): `GET /v1/models/NAME` (version status), `GET /v1/models/NAME/metadata`,
 `POST /v1/models/NAME:predict` with `{"instances": [...]}` -> `{"predictions": [...]}` (or the columnar
-`{"inputs": ...}` -> `{"outputs": ...}`), plus `/healthz` (alive) and `/ready` (model loaded).
+`{"inputs": ...}` -> `{"outputs": ...}`), plus `/healthz` (alive) and `/ready` (model loaded). An
+instance of an image model may be an encoded image, `{"b64": ...}` (`predictor.instances_array`).
 Errors are TF Serving's `{"error": "..."}`: 400 for a request that does not fit the serving signature
 (checked before TensorFlow sees it), 404 for another model's name, 413 past MAX_BODY_BYTES, 503 +
 Retry-After from the router when a shard is down.
+
+KServe's clients are answered too. Protocol v1: `GET /` is `{"status": "alive"}`, `GET /v1/models`
+lists the model, and `GET /v1/models/NAME` carries KServe's `name` / `ready` beside TF Serving's
+`model_version_status`. Protocol v2 (the Open Inference Protocol, `oip.py`): `GET /v2`,
+`/v2/health/live`, `/v2/health/ready`, `GET /v2/models/NAME` (metadata: the typed input and output),
+`/v2/models/NAME/ready`, and `POST /v2/models/NAME/infer` with typed tensors in JSON or binary.
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from dmlc import __version__
 
 AVAILABLE = {
     "model_version_status": [
@@ -107,14 +116,93 @@ async def _read_json(request: Request) -> tuple[Any, JSONResponse | None]:
         return None, _error(400, f"request body is not valid JSON: {str(exc)[:200]}")
 
 
-def _health_routes(ready: Callable[[], bool]) -> list[Route]:
+def model_status(name: str, ready: bool, **extra: Any) -> JSONResponse:
+    """`GET /v1/models/NAME` in both shapes at once: TF Serving's version status and KServe v1's
+    `{"name", "ready"}` (KServe's client reads `ready`; 503 while not ready, as KServe answers)."""
+    state = "AVAILABLE" if ready else "LOADING"
+    version = {"version": "1", "state": state, "status": {"error_code": "OK", "error_message": ""}}
+    body = {"name": name, "ready": ready, "model_version_status": [version], **extra}
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def _health_routes(ready: Callable[[], bool] | Callable[[], Any], name: str | None = None) -> list[Route]:
+    """Liveness and readiness: ours (`/healthz`, `/ready`), KServe v1's `GET /` and v2's `/v2/health/*`,
+    v2's server metadata (`GET /v2`) and, given the model's `name`, `GET /v1/models` and
+    `/v2/models/NAME/ready`. `ready` may be a coroutine function (the router asks its shards)."""
+
+    async def is_ready() -> bool:
+        got = ready()
+        return bool(await got) if asyncio.iscoroutine(got) else bool(got)
+
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    async def readyz(request: Request) -> JSONResponse:
-        return JSONResponse({"ready": ready()}, status_code=200 if ready() else 503)
+    async def alive(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "alive"})
 
-    return [Route("/healthz", healthz), Route("/ready", readyz)]
+    async def live(request: Request) -> JSONResponse:
+        return JSONResponse({"live": True})
+
+    async def readyz(request: Request) -> JSONResponse:
+        ok = await is_ready()
+        return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+
+    async def server_metadata(request: Request) -> JSONResponse:
+        return JSONResponse({"name": "dmlc", "version": __version__, "extensions": ["binary_tensor_data"]})
+
+    async def models(request: Request) -> JSONResponse:
+        return JSONResponse({"models": [name]})
+
+    async def model_ready(request: Request) -> JSONResponse:
+        if request.path_params["model"] != name:
+            return not_found(request.path_params["model"])
+        ok = await is_ready()
+        return JSONResponse({"name": name, "ready": ok}, status_code=200 if ok else 503)
+
+    routes = [
+        Route("/", alive, methods=["GET"]),
+        Route("/healthz", healthz),
+        Route("/ready", readyz),
+        Route("/v2", server_metadata, methods=["GET"]),
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", readyz, methods=["GET"]),
+    ]
+    if name is not None:
+        routes += [
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/v2/models/{model}/ready", model_ready, methods=["GET"]),
+        ]
+    return routes
+
+
+async def read_v2(request: Request, name: str) -> tuple[Any, JSONResponse | None]:
+    """A v2 infer request for model `name`, parsed (oip.Request), or the error answer."""
+    from dmlc.runtime.oip import HEADER, BadRequest, parse_request
+    from dmlc.runtime.predictor import MAX_VALUES
+
+    if request.path_params["model"] != name:
+        return None, not_found(request.path_params["model"])
+    raw, bad = await read_body(request)
+    if bad:
+        return None, bad
+    declared = request.headers.get(HEADER)
+    if declared is not None and not (declared.isdigit() and 0 < int(declared) <= len(raw)):
+        return None, _error(400, f"{HEADER} {declared[:40]!r} is not a length within the {len(raw)}-byte body")
+    length = int(declared) if declared is not None else len(raw)
+    try:
+        head = parse_json(raw[:length])
+    except RecursionError:
+        return None, _error(400, "request body is nested too deeply")
+    except ValueError as exc:
+        return None, _error(400, f"request body is not valid JSON: {str(exc)[:200]}")
+    try:
+        return parse_request(head, raw[length:], MAX_VALUES), None
+    except BadRequest as exc:
+        return None, _error(400, str(exc))
+
+
+def v2_response(body: bytes, headers: dict[str, str], status: int = 200) -> Response:
+    return Response(body, status_code=status, headers=headers)
 
 
 # ---- model server ------------------------------------------------------------------------------
@@ -137,7 +225,7 @@ def model_app(model_dir: str, name: str, predictor: Any = None) -> Starlette:
         target = request.path_params["target"]
         if target != name:
             return _error(404, f"Could not find any versions of model {target}")
-        return JSONResponse(AVAILABLE)
+        return model_status(name, "predictor" in state)
 
     async def metadata(request: Request) -> JSONResponse:
         if request.path_params["target"] != name:
@@ -155,13 +243,84 @@ def model_app(model_dir: str, name: str, predictor: Any = None) -> Starlette:
         body, bad = await _read_json(request)
         return bad or await _predict(state["predictor"], body)
 
+    async def v2_metadata(request: Request) -> JSONResponse:
+        if request.path_params["model"] != name:
+            return not_found(request.path_params["model"])
+        return JSONResponse(v2_model_metadata(name, state["predictor"]))
+
+    async def v2_infer(request: Request) -> Response:
+        parsed, bad = await read_v2(request, name)
+        return bad or await _infer(state["predictor"], name, parsed)
+
     routes = [
         Route("/v1/models/{target}", status, methods=["GET"]),
         Route("/v1/models/{target}/metadata", metadata, methods=["GET"]),
         Route("/v1/models/{target}", post, methods=["POST"]),
-        *_health_routes(lambda: "predictor" in state),
+        Route("/v2/models/{model}", v2_metadata, methods=["GET"]),
+        Route("/v2/models/{model}/infer", v2_infer, methods=["POST"]),
+        *_health_routes(lambda: "predictor" in state, name),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def v2_model_metadata(name: str, predictor: Any) -> dict[str, Any]:
+    """`GET /v2/models/NAME`: the model's one input and output as typed tensors (-1: any size)."""
+    from dmlc.runtime.oip import datatype_of
+
+    def tensor(tensor_name: str, dtype: Any, shape: list[int | None]) -> dict[str, Any]:
+        dims = [-1, *(-1 if d is None else int(d) for d in shape)]
+        return {"name": tensor_name, "datatype": datatype_of(dtype.as_numpy_dtype), "shape": dims}
+
+    return {
+        "name": name,
+        "versions": ["1"],
+        "platform": "tensorflow_savedmodel",
+        "inputs": [tensor(predictor.input_name, predictor.input_dtype, predictor.input_shape)],
+        "outputs": [tensor(predictor.output_name, predictor.output_dtype, predictor.output_shape)],
+    }
+
+
+async def _infer(predictor: Any, name: str, request: Any) -> Response:
+    """v2 infer: the model's one input as a numeric tensor (or BYTES of encoded images), checked like
+    instances before TensorFlow sees it; the model's output as a typed tensor."""
+    from dmlc.runtime.oip import Tensor, array, datatype_of, encode_response
+    from dmlc.runtime.predictor import BadInstances
+
+    if len(request.inputs) != 1 or request.inputs[0].name != predictor.input_name:
+        got = ", ".join(repr(t.name) for t in request.inputs)
+        return _error(400, f"the model takes one input, {predictor.input_name!r}; the request has {got}")
+    if request.outputs is not None and set(request.outputs) - {predictor.output_name}:
+        return _error(400, f"the model has one output, {predictor.output_name!r}; asked for {request.outputs}")
+    tensor = request.inputs[0]
+    try:
+        if tensor.datatype == "BYTES":  # encoded images: JPEG or PNG bytes, or base64 text in JSON
+            blobs = [v if isinstance(v, bytes) else _b64_text(v) for v in tensor.value]
+            x = await run_in_threadpool(predictor.images_to_array, blobs)
+        else:
+            x = await run_in_threadpool(predictor.tensor_to_array, array(tensor))
+    except BadInstances as exc:
+        return _error(400, str(exc))
+    try:
+        out = await run_in_threadpool(predictor.predict, x) if len(x) else None
+    except Exception as exc:  # what TensorFlow still refuses: the request's fault
+        return _error(400, f"prediction failed: {(str(exc).splitlines() or [type(exc).__name__])[0][:300]}")
+    if out is None:
+        import numpy as np
+
+        dims = [0, *(d or 1 for d in predictor.output_shape)]
+        out = np.zeros(dims, dtype=predictor.output_dtype.as_numpy_dtype)
+    result = Tensor(predictor.output_name, datatype_of(out.dtype), list(out.shape), out.reshape(-1))
+    body, headers = encode_response(name, request, [result])
+    return v2_response(body, headers)
+
+
+def _b64_text(text: str) -> bytes:
+    from dmlc.runtime.predictor import BadInstances, decode_b64
+
+    try:
+        return decode_b64(text)
+    except ValueError:
+        raise BadInstances("a BYTES element in JSON must be a base64-encoded image") from None
 
 
 async def _predict(predictor: Any, body: Any) -> JSONResponse:
@@ -180,7 +339,7 @@ async def _predict(predictor: Any, body: Any) -> JSONResponse:
             return _error(400, f"inputs must name the model's one input, {predictor.input_name!r}")
         rows = rows[predictor.input_name]
     try:
-        x = predictor.instances_to_array(rows)
+        x = await run_in_threadpool(predictor.instances_to_array, rows)  # may decode images
     except BadInstances as exc:
         return _error(400, str(exc))
     try:
@@ -214,10 +373,23 @@ def router_app(shard_urls: list[str], name: str, shard_key: str | None) -> Starl
             client["c"] = c
             yield
 
+    async def shards_ready() -> bool:
+        """Every shard's model answers ready (asked concurrently, 2 s each)."""
+        if "c" not in client:
+            return False
+
+        async def one(url: str) -> bool:
+            try:
+                return (await client["c"].get(f"{url.rstrip('/')}/v1/models/{name}", timeout=2.0)).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        return all(await asyncio.gather(*(one(url) for url in shard_urls)))
+
     async def status(request: Request) -> JSONResponse:
         if request.path_params["target"] != name:
             return _error(404, f"Could not find any versions of model {request.path_params['target']}")
-        return JSONResponse(AVAILABLE)
+        return model_status(name, await shards_ready())
 
     async def post(request: Request) -> JSONResponse:
         verb, problem = _split_target(request.path_params["target"], name)
@@ -232,12 +404,76 @@ def router_app(shard_urls: list[str], name: str, shard_key: str | None) -> Starl
             return _error(400, 'body must be {"instances": [...]}')
         return await _scatter(client["c"], shard_urls, name, shard_key, body["instances"])
 
+    async def v2_metadata(request: Request) -> Response:
+        """The first shard's answer (every shard serves the same model)."""
+        if request.path_params["model"] != name:
+            return not_found(request.path_params["model"])
+        try:
+            reply = await client["c"].get(f"{shard_urls[0].rstrip('/')}/v2/models/{name}")
+        except httpx.HTTPError as exc:
+            return unavailable(f"shard 0 is unavailable ({type(exc).__name__}); retry shortly")
+        return Response(reply.content, status_code=reply.status_code, media_type="application/json")
+
+    async def v2_infer(request: Request) -> Response:
+        parsed, bad = await read_v2(request, name)
+        return bad or await _scatter_v2(client["c"], shard_urls, name, parsed)
+
     routes = [
         Route("/v1/models/{target}", status, methods=["GET"]),
         Route("/v1/models/{target}", post, methods=["POST"]),
-        *_health_routes(lambda: "c" in client),
+        Route("/v2/models/{model}", v2_metadata, methods=["GET"]),
+        Route("/v2/models/{model}/infer", v2_infer, methods=["POST"]),
+        *_health_routes(shards_ready, name),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def _scatter_v2(client: Any, urls: list[str], name: str, request: Any) -> Response:
+    """v2 infer over the shards: the rows of the batch (first axis of every input) split by position as
+    `instances` of plain arrays are, each shard asked for its rows, the outputs joined in request order;
+    errors pass on as with `_scatter`."""
+    import httpx
+
+    from dmlc.runtime import oip
+
+    try:
+        rows = oip.batch_size(request)
+    except oip.BadRequest as exc:
+        return _error(400, str(exc))
+    groups: dict[int, list[int]] = {}
+    for pos in range(rows):
+        groups.setdefault(shard_of(None, pos, None, len(urls)), []).append(pos)
+    if not groups:  # no rows: any shard answers the shape of nothing
+        groups = {0: []}
+
+    async def ask(shard: int, positions: list[int]) -> tuple[int, Any, Any]:
+        body, headers = oip.encode_request(request, [oip.take_rows(t, positions) for t in request.inputs])
+        url = f"{urls[shard].rstrip('/')}/v2/models/{name}/infer"
+        try:
+            reply = await client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return 503, {"error": f"shard {shard} is unavailable ({type(exc).__name__}); retry shortly"}, None
+        if reply.status_code != 200:
+            try:
+                return reply.status_code, json.loads(reply.content), None
+            except (ValueError, RecursionError):
+                return 502, {"error": f"shard {shard} answered HTTP {reply.status_code} without a JSON body"}, None
+        try:
+            return 200, None, oip.read_response(reply.content, reply.headers.get(oip.HEADER))
+        except oip.BadRequest as exc:
+            return 502, {"error": f"shard {shard}: {exc}"}, None
+
+    replies = await asyncio.gather(*(ask(s, ps) for s, ps in groups.items()))
+    for code, error, _ in replies:
+        if code != 200:
+            headers = {"Retry-After": "1"} if code == 503 else None
+            return NanJSONResponse(error, status_code=code, headers=headers)
+    try:
+        outputs = oip.join_rows([(ps, out) for ps, (_, _, out) in zip(groups.values(), replies, strict=True)], rows)
+    except oip.BadRequest as exc:
+        return _error(502, str(exc))
+    body, headers = oip.encode_response(name, request, outputs)
+    return v2_response(body, headers)
 
 
 async def _scatter(client: Any, urls: list[str], name: str, shard_key: str | None, instances: list) -> JSONResponse:
