@@ -9,32 +9,27 @@ per run), each step one task named after it, configured from its *effective* set
 from __future__ import annotations
 
 import inspect
-import json
 from typing import Any
 
-from dmlc_targets.kfp import components, manifests
-from dmlc_targets.kfp.plan import Group, KfpPlan, StepPlan, is_distributed, list_outputs, output_kinds, tree
+from dmlc_targets.kfp import components, manifests, taskspec
+from dmlc_targets.kfp.plan import Group, KfpPlan, StepPlan, is_distributed, list_outputs, tree
 from kfp import dsl
 from kfp import kubernetes as k8s_kfp
 
 from dmlc import k8s
-from dmlc.ir import when
-from dmlc.ir.model import Pipeline
 from dmlc.ir.types import Ref
-from dmlc.semantics import spec as contract
 from dmlc.units import format_cpu, format_memory
 
 # CreatePVC's "" means "a pre-provisioned volume only" (the claim stays Pending), and the 2.17 backend
 # has no way to ask for the cluster's default class (driver/k8s.go createPVC: "standard" when absent)
 DEFAULT_STORAGE_CLASS = "standard"
-PY_TYPES = {"bool": bool, "int": int, "float": float, "str": str, "list": list, "dict": dict}
 
 
 class Builder:
     """Creates the tasks of one pipeline inside kfp's pipeline context."""
 
     def __init__(self, plan: KfpPlan) -> None:
-        self.pipeline, self.options = plan.pipeline, plan.options
+        self.plan, self.pipeline, self.options = plan, plan.pipeline, plan.options
         self.plans = plan.steps
         self.lists = list_outputs(self.pipeline)
         self.tasks: dict[str, Any] = {}
@@ -57,7 +52,7 @@ class Builder:
         body.__name__ = self.pipeline.pipeline
         body.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             [
-                inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v, annotation=_py_type(v))
+                inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v, annotation=taskspec.py_type(v))
                 for n, v in self.pipeline.params.items()
             ]
         )
@@ -103,7 +98,7 @@ class Builder:
             items: Any = self._channel(step.for_each, collected=False)
         else:
             # JSON text, not dicts: protobuf Structs would turn every int item into a float
-            items = [_canonical({"index": i, "item": v}) for i, v in enumerate(step.for_each or [])]
+            items = [taskspec.canonical({"index": i, "item": v}) for i, v in enumerate(step.for_each or [])]
         sched = self.pipeline.scheduling
         parallelism = sched.parallelism if sched is not None and sched.parallelism else None
         with dsl.ParallelFor(items, parallelism=parallelism) as item:
@@ -116,10 +111,9 @@ class Builder:
         owner = group.frame[1]
         p = self.plans[owner]
         iface = components.Interface(components.function_name(owner, "when_"))
-        iface.inputs = {b.input: b.kind for b in p.when_bindings.values()} | self._item_input()
+        iface.inputs = {b.input: b.kind for b in p.when_bindings.values()} | taskspec.item_input(bool(self.loops))
         comp = components.component(iface, p.step.image or self.pipeline.image, when=True)
-        assert p.step.when is not None
-        spec = self._base_spec(p, p.when_bindings) | {"when": when.render(p.step.when.tree)}
+        spec = taskspec.when_spec(self.pipeline, p, self._loop_owner())
         task = comp(**self._arguments(p, p.when_bindings, spec))
         task.set_caching_options(False)
         task.set_display_name(f"when {owner}")
@@ -130,14 +124,8 @@ class Builder:
     # --- tasks ----------------------------------------------------------------------------------
 
     def _task(self, p: StepPlan) -> Any:
-        outputs = output_kinds(self.pipeline, p.name, self.lists)
-        iface = components.Interface(components.function_name(p.name), outputs=outputs)
-        iface.inputs = {b.input: b.kind for b in p.bindings.values()} | self._item_input()
-        spec = self._base_spec(p, p.bindings) | {"spec": contract.dump(contract.template(self.pipeline, p.name))}
-        if p.launched:
-            spec["launch"] = manifests.launch_spec(self.pipeline, p)
-            iface.inputs.update({f"dmlc_pvc_{v}": "str" for v in self.pipeline.volumes} | {"dmlc_data_pvc": "str"})
-        arguments = self._arguments(p, p.bindings, spec)
+        iface = taskspec.step_interface(self.plan, p, self.lists, bool(self.loops))
+        arguments = self._arguments(p, p.bindings, taskspec.step_spec(self.plan, p, self._loop_owner()))
         if p.launched:
             arguments.update({f"dmlc_pvc_{v}": t.outputs["name"] for v, t in self.pvcs.items()})
             arguments["dmlc_data_pvc"] = self.data_pvc.outputs["name"]
@@ -166,23 +154,11 @@ class Builder:
         self._kubernetes(task, p, volumes=False)
         return task
 
-    def _item_input(self) -> dict[str, str]:
-        """The `for_each` item of the innermost loop: {index, item} for a static list, the raw item otherwise."""
-        if not self.loops:
-            return {}
-        return {"dmlc_item": "str"}
-
-    def _base_spec(self, p: StepPlan, bindings: dict[str, Any]) -> dict[str, Any]:
-        """How the shim resolves the references of a step: which component input each one reads."""
-        return {
-            "bindings": {key: b.to_json() for key, b in bindings.items()},
-            "item_wrapped": bool(self.loops) and isinstance(self.pipeline.steps[self.loops[-1]].for_each, list),
-        }
+    def _loop_owner(self) -> str | None:
+        return self.loops[-1] if self.loops else None
 
     def _arguments(self, p: StepPlan, bindings: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
-        # kfp.local rewrites every "python3" in a task's arguments into its interpreter path; a JSON
-        # escape keeps the spec's own text (a command, a path) intact there and on the cluster alike
-        args: dict[str, Any] = {"dmlc_spec": _canonical(spec).replace("python3", "\\u0070ython3")}
+        args: dict[str, Any] = {"dmlc_spec": taskspec.spec_input(spec)}
         for b in bindings.values():
             if b.source is None:
                 args[b.input] = self.params[b.input.removeprefix("params__")]
@@ -207,13 +183,13 @@ class Builder:
         task.set_caching_options(memo is not None)
         for up in step.after:
             task.after(self.tasks[up])
-        if step.retry is not None and step.retry.limit and step.retry.on == "any" and not p.launched:
-            _retry(task, step.retry)
+        if taskspec.retried(p):
+            task.set_retry(num_retries=step.retry.limit, backoff_duration=taskspec.backoff(step.retry),
+                           backoff_factor=step.retry.factor)  # fmt: skip
         if not p.launched:  # a launched step asks for its resources inside the TFJob / predictor
             self._resources(task, step)
-        for key, value in step.env.items():
-            if "${" not in value:  # values with references are resolved by the shim for the step's process
-                task.set_env_variable(key, value)
+        for key, value in taskspec.literal_env(step):
+            task.set_env_variable(key, value)
         self._kubernetes(task, p)
         if p.launched:  # its workload reads its inputs from and writes its outputs to this volume
             k8s_kfp.mount_pvc(task, pvc_name=self.data_pvc.outputs["name"], mount_path=manifests.DATA_MOUNT)
@@ -233,15 +209,9 @@ class Builder:
         step = p.step
         if step.timeout and not is_distributed(step):  # a TFJob has its own activeDeadlineSeconds
             k8s_kfp.set_timeout(task, int(step.timeout))
-        for key, value in sorted(k8s.pod_labels(self.pipeline, p.name, step).items()):
+        for key, value in taskspec.pod_labels(self.pipeline, p):
             k8s_kfp.add_pod_label(task, key, value)
-        for key, value in sorted(_scheduling_labels(self.pipeline).items()):
-            k8s_kfp.add_pod_label(task, key, value)
-        by_secret: dict[str, dict[str, str]] = {}
-        for env, ref in step.secret_env.items():
-            secret, _, key = ref.partition("/")
-            by_secret.setdefault(secret, {})[key] = env
-        for secret, mapping in sorted(by_secret.items()):
+        for secret, mapping in taskspec.secrets(step):
             k8s_kfp.use_secret_as_env(task, secret_name=secret, secret_key_to_env=mapping)
         for vol_name, vol in self.pipeline.volumes.items() if volumes else ():
             k8s_kfp.mount_pvc(task, pvc_name=self.pvcs[vol_name].outputs["name"], mount_path=vol.mount)
@@ -249,30 +219,6 @@ class Builder:
             k8s_kfp.add_node_selector(task, key, value)
         for tol in self.options.tolerations:
             k8s_kfp.add_toleration(task, **tol.model_dump(exclude_none=True))
-
-
-def _retry(task: Any, retry: Any) -> None:
-    backoff = f"{int(retry.backoff)}s" if retry.backoff else None
-    task.set_retry(num_retries=retry.limit, backoff_duration=backoff, backoff_factor=retry.factor)
-
-
-def _scheduling_labels(pipeline: Pipeline) -> dict[str, str]:
-    """Kueue labels: the team's queue and the workload priority class, on every pod of the run."""
-    sched = pipeline.scheduling
-    labels: dict[str, str] = {}
-    if sched is not None and sched.queue:
-        labels[k8s.QUEUE_LABEL] = sched.queue
-    if sched is not None and isinstance(sched.priority, str):
-        labels["kueue.x-k8s.io/priority-class"] = sched.priority
-    return labels
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def _py_type(value: Any) -> type:
-    return PY_TYPES.get(type(value).__name__, str)
 
 
 def build(plan: KfpPlan) -> Any:

@@ -233,14 +233,19 @@ def _ordered(scope: Scope, items: list[Any], plans: dict[str, StepPlan], groups:
         s = plans[step].scope
         return step if s == scope else s[: len(scope) + 1]
 
+    members, inside = set(items), {}  # item -> the steps in it, in plan order (linear, not per item)
+    for name, p in plans.items():
+        if p.scope[: len(scope)] == scope and item_of(name) in members:
+            inside.setdefault(item_of(name), []).append(name)
+
     def steps_in(item: Any) -> list[str]:
-        return [item] if isinstance(item, str) else [n for n, p in plans.items() if p.scope[: len(item)] == item]
+        return inside.get(item, [])
 
     graph: dict[Any, set[Any]] = {}
     for item in items:
         inner = steps_in(item)
         ups = {u for s in inner for u in plans[s].upstream if plans[u].scope[: len(scope)] == scope}
-        graph[item] = {item_of(u) for u in ups if u not in inner and item_of(u) in items}
+        graph[item] = {item_of(u) for u in ups if u not in inner and item_of(u) in members}
     first = {item: min(position[s] for s in steps_in(item)) for item in items}
     sorter = TopologicalSorter(graph)
     try:
