@@ -122,11 +122,13 @@ def _show_results(con: Any, found: dict[str, Any], names: dict[tuple[str, str], 
     rows = readout.metric_table(found["metrics"], names, [s["step"] for s in found["steps"]])
     if rows:
         con.print(_table("metrics", ["step", "metric", "value"], rows))
-    for s in found["steps"]:
-        if s["state"] == "failed":
-            con.print(f"{names[s['step'], s['instance']]} failed: {s['reason']}", markup=False)
-            for line in readout.log_tail(s["log"]):
-                con.print(f"  | {line}", markup=False, highlight=False)
+    failed = [s for s in found["steps"] if s["state"] == "failed"]
+    for s in failed[: readout.MAX_TAILS]:
+        con.print(f"{names[s['step'], s['instance']]} failed: {s['reason']}", markup=False)
+        for line in readout.log_tail(s["log"]):
+            con.print(f"  | {line}", markup=False, highlight=False)
+    if len(failed) > readout.MAX_TAILS:
+        con.print(f"{len(failed) - readout.MAX_TAILS} more failed (see the steps table)", markup=False)
 
 
 def _last_line(log: str | None) -> str:

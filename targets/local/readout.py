@@ -22,6 +22,8 @@ KEY_METRICS = ("accuracy", "loss", "error", "precision", "recall", "f1", "auc", 
 BOOKKEEPING = {"epochs", "workers", "restarts_used", "seconds", "resumed_from_epoch", "n"}
 BOOKKEEPING |= {"train_loss_first", "train_loss_last"}  # the history has every epoch's loss
 TAIL_LINES = 12
+MAX_LINES = 12  # metric lines of one step, candidates of one selection: the rest are counted
+MAX_TAILS = 3  # failed instances whose log tail is shown (every failure still gets its line)
 TAIL_BYTES = 64 << 10
 ERROR_LINE = re.compile(r"Traceback|\b\w*(Error|Exception)\b|\berror\b|\bfailed\b|\bFATAL\b", re.IGNORECASE)
 
@@ -91,19 +93,26 @@ def from_instances(instances: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def highlights(steps: list[dict[str, Any]], served_now: bool = False) -> list[tuple[str, str]]:
-    """(heading, text) lines: the models each `select` chose, the key metrics of each instance, and
-    where each serve step served (`served_now`: still serving after the run)."""
+    """(heading, text) lines: the models each `select` chose, the key metrics of each instance (at most
+    MAX_LINES per step), and where each serve step served (`served_now`: still serving after the run)."""
     names = step_labels(steps)
+    paths = _output_paths(steps, names)
     out: list[tuple[str, str]] = []
     for s in steps:
         metrics = s["outputs"].get("metrics")
         if _is_selection(metrics):
-            out += _selection(s, metrics, steps, names)
+            out += _selection(s, metrics, paths, names)
+    per_step: dict[str, int] = {}
     for s in steps:
         metrics = s["outputs"].get("metrics")
         shown = key_metrics(metrics) if isinstance(metrics, dict) and not _is_selection(metrics) else {}
         if shown:
-            out.append(("metrics", f"{names[s['step'], s['instance']]}: {_pairs(shown)}"))
+            per_step[s["step"]] = per_step.get(s["step"], 0) + 1
+            if per_step[s["step"]] <= MAX_LINES:
+                out.append(("metrics", f"{names[s['step'], s['instance']]}: {_pairs(shown)}"))
+    out += [
+        ("metrics", f"{step}: {n - MAX_LINES} more (dmlc runs show)") for step, n in per_step.items() if n > MAX_LINES
+    ]
     for s in steps:
         endpoint = s["outputs"].get("endpoint")
         if isinstance(endpoint, str) and endpoint:
@@ -121,27 +130,33 @@ def _is_selection(metrics: Any) -> bool:
     return isinstance(metrics, dict) and {"metric", "value", "chosen", "candidates"} <= set(metrics)
 
 
-def _selection(s: dict[str, Any], m: dict[str, Any], steps: list[dict[str, Any]], names: dict) -> list:
+def _selection(s: dict[str, Any], m: dict[str, Any], paths: dict[str, str], names: dict) -> list:
     cands = [c for c in m["candidates"] if isinstance(c, dict)]
-    who = {c.get("index"): candidate_label(c, steps, names) for c in cands}
+    who = {c.get("index"): candidate_label(c, paths, names) for c in cands}
     chosen = m["chosen"] if isinstance(m["chosen"], list) else [m["chosen"]]
     picked = ", ".join(str(who.get(c, f"candidate {c}")) for c in chosen)
     head = f"{names[s['step'], s['instance']]}: {picked} by {m['metric']} = {_num(m['value'])}"
     lines = [("selected", head + (f" ({m['reason']})" if m.get("reason") else ""))]
     if len(cands) > 1:
-        lines.append(("candidates", ", ".join(f"{who[c.get('index')]} {_num(c.get('value'))}" for c in cands)))
+        listed = ", ".join(f"{who[c.get('index')]} {_num(c.get('value'))}" for c in cands[:MAX_LINES])
+        more = f", and {len(cands) - MAX_LINES} more" if len(cands) > MAX_LINES else ""
+        lines.append(("candidates", listed + more))
     return lines
 
 
 STEP_PATH = re.compile(r"/steps/([^/]+)/([^/]+)/outputs/")
 
 
-def candidate_label(cand: dict[str, Any], steps: list[dict[str, Any]], names: dict) -> str:
+def _output_paths(steps: list[dict[str, Any]], names: dict) -> dict[str, str]:
+    """The path of every artifact output -> the label of the instance that made it."""
+    return {v: names[s["step"], s["instance"]] for s in steps for v in s["outputs"].values() if isinstance(v, str)}
+
+
+def candidate_label(cand: dict[str, Any], paths: dict[str, str], names: dict) -> str:
     """The instance whose output folder a `select` candidate is (by path), else `candidate N`."""
     path = str(cand.get("path", ""))
-    for s in steps:
-        if path and path in [str(v) for v in s["outputs"].values()]:
-            return names[s["step"], s["instance"]]
+    if path in paths:
+        return paths[path]
     found = STEP_PATH.search(path)
     if found and (found[1], found[2]) in names:
         return names[found[1], found[2]]

@@ -23,6 +23,7 @@ from dmlc_targets.local.records import split_epoch
 from dmlc_targets.local.store import Store
 
 LOG_LINES = 40
+MAX_ROWS = 60  # instances drawn one per timeline row, and logs shown; past this, per step / failures first
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1100px;
 color:#222;padding:0 16px}
@@ -38,7 +39,8 @@ details summary{cursor:pointer;font-size:13px;margin:4px 0}.note{color:#666;font
 
 
 def write_report(run_ref: str, output: str | None, store_path: Path) -> int:
-    """The CLI's command: find the run, build the page, write it (`-` is stdout). Exit 0, or 1 if no run."""
+    """The CLI's command: find the run, build the page, write it (`-` is stdout). Exit 0, or 1 (no such
+    run, or the file cannot be written)."""
     from dmlc_targets.local.inspect import find_run
 
     store = Store(store_path)
@@ -53,7 +55,11 @@ def write_report(run_ref: str, output: str | None, store_path: Path) -> int:
         sys.stdout.write(page)
         return 0
     path = Path(output or f"{run['id']}.html")
-    path.write_text(page, encoding="utf-8")
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        print(f"error: cannot write the report to {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     print(f"wrote {path} (run {run['id']}); open it in a browser, it needs no network")
     return 0
 
@@ -196,6 +202,9 @@ def _timeline(run: Any, rows: list[Any], attempts: list[Any], names: dict) -> st
         return '<p class="note">no step ran</p>'
     order = {names[s["step"], s["instance"]]: n for n, s in enumerate(rows)}
     bars.sort(key=lambda bar: (order.get(bar[0], len(order)), bar[1]))
+    if len(order) > MAX_ROWS:  # a wide fan-out: a row per step, its instances' bars on it
+        step_of = {names[s["step"], s["instance"]]: s["step"] for s in rows}
+        bars = [(step_of.get(label, label), *rest) for label, *rest in bars]
     return f'<div class="figure">{report_plots.timeline_svg(bars)}</div>'
 
 
@@ -254,11 +263,15 @@ def _steps(rows: list[Any], names: dict) -> str:
 
 
 def _logs(steps: list[dict[str, Any]], names: dict, attempts: list[Any]) -> str:
+    """The tail of each instance's log, failures first where there are more than MAX_ROWS."""
     tries: dict[tuple[str, str], int] = {}
     for a in attempts:
         tries[a["step"], a["instance"]] = tries.get((a["step"], a["instance"]), 0) + 1
+    shown = steps if len(steps) <= MAX_ROWS else sorted(steps, key=lambda s: s["state"] != "failed")[:MAX_ROWS]
     out = []
-    for s in steps:
+    if len(shown) < len(steps):
+        out.append(f'<p class="note">{len(steps) - len(shown)} more: <code>dmlc logs RUN STEP</code></p>')
+    for s in shown:
         key = (s["step"], s["instance"])
         tail = readout.log_tail(s["log"], LOG_LINES)
         more = f", {tries[key]} attempts" if tries.get(key, 0) > 1 else ""

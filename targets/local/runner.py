@@ -148,7 +148,7 @@ def _epilogue(executor: Executor, code: int, file: str, run_id: str, out: TextIO
 
     resume = f"dmlc run {file} --local --resume {run_id}"
     steps = readout.from_instances(executor.instances())
-    serving = executor.opts.keep_serving and code == EXIT_OK
+    serving = executor.opts.keep_serving  # the serve steps outlive the run
     _results(readout.highlights(steps, served_now=serving), out)
     if code == EXIT_OK:
         out.write(f"run {run_id} succeeded; details: dmlc runs show {run_id}, dmlc runs report {run_id}\n")
@@ -157,11 +157,12 @@ def _epilogue(executor: Executor, code: int, file: str, run_id: str, out: TextIO
         out.write(f"run {run_id} interrupted; resume with: {resume}\n")
         return
     names = readout.step_labels(steps)
-    for inst in executor.instances():
-        if inst.state == FAILED:
-            log = f"; log: {_short(inst.log)}" if inst.log else ""
-            out.write(f"error: step `{names[inst.step, inst.key]}` failed: {inst.reason}{log}\n")
-            out.writelines(f"  | {line}\n" for line in readout.log_tail(inst.log))
+    failed = [inst for inst in executor.instances() if inst.state == FAILED]
+    for n, inst in enumerate(failed):
+        log = f"; log: {_short(inst.log)}" if inst.log else ""
+        out.write(f"error: step `{names[inst.step, inst.key]}` failed: {inst.reason}{log}\n")
+        tail = readout.log_tail(inst.log) if n < readout.MAX_TAILS else []
+        out.writelines(f"  | {line}\n" for line in tail)
     out.write(f"run {run_id} failed; fix the step and resume with: {resume}\n")
 
 
