@@ -60,15 +60,16 @@ class Context:
         return h.hexdigest()
 
 
-def references(pipeline: Pipeline) -> list[Reference]:
-    """Every place the pipeline names user code, in pipeline order."""
+def references(pipeline: Pipeline, root: Path | None = None) -> list[Reference]:
+    """Every place the pipeline names Python code, in pipeline order; with `root`, only the code that
+    lives there (user code: `json:dumps` or an installed package is the image's, not the pipeline's)."""
     out = []
     for name, step in pipeline.steps.items():
         if isinstance(step, Task) and step.run:
             out.append(Reference(name, ("run",), step.run))
         if isinstance(step, Train):
             out += _model_refs(name, step)
-    return out
+    return out if root is None else [r for r in out if locate(r.module, root) is not None]
 
 
 def _model_refs(name: str, step: Train) -> list[Reference]:
@@ -84,7 +85,7 @@ def _is_code(model: str) -> bool:
 
 def gather(pipeline: Pipeline, root: Path, requirements: Path | None = None) -> Context:
     """The build context of the pipeline's user code (DML200 when a module cannot be found)."""
-    refs = references(pipeline)
+    refs = references(pipeline, root)
     gpu = any(_gpus(pipeline, r.step) for r in refs)
     ctx = Context(base=GPU_IMAGE if gpu else DEFAULT_IMAGE)
     for module in dict.fromkeys(r.module for r in refs):
@@ -249,10 +250,10 @@ def recorded_image(pipeline_file: str, ctx: Context, path: Path = RECORD) -> str
 def place(pipeline: Pipeline, document: Document, target: str) -> tuple[Pipeline, list[Diagnostic]]:
     """For a target that runs images: the pipeline with its user-code steps on the built image, or
     DML104 at every reference whose code is not in its step's image (with the target's own checks)."""
-    refs = [r for r in references(pipeline) if _on_runtime_image(pipeline, r.step)]
+    file = document.source.path
+    refs = [r for r in references(pipeline, Path(file).resolve().parent) if _on_runtime_image(pipeline, r.step)]
     if not refs:
         return pipeline, []
-    file = document.source.path
     try:
         ctx = gather(pipeline, Path(file).resolve().parent)
     except DmlError:  # the code is not even next to the pipeline: it cannot be in an image either
@@ -287,8 +288,8 @@ def build_command(
     pipeline: Pipeline, file: str, requirements: str | None, repo: str | None, output: str | None, no_build: bool
 ) -> int:
     """`dmlc build`: write the context, build it where a builder can, record the image; the exit code."""
-    if not references(pipeline):
-        print(f"{file}: no user code (`run =` or a custom `model`): the stock image {DEFAULT_IMAGE} runs it")
+    if not references(pipeline, Path(file).resolve().parent):
+        print(f"{file}: no user code next to it (`run =` or a custom `model`): {DEFAULT_IMAGE} runs it as it is")
         return 0
     ctx = gather(pipeline, Path(file).resolve().parent, Path(requirements) if requirements else None)
     folder = Path(output or Path(".dmlc") / "build" / pipeline.pipeline)

@@ -134,3 +134,9 @@ def test_the_runtime_dockerfile_builds_where_a_builder_exists(tmp_path: Path) ->
         pytest.skip("no usable OCI builder here (docker/podman/nerdctl engine or buildah): the build is not tested")
     done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_code_that_is_not_next_to_the_pipeline_is_the_images(project: Path) -> None:
+    (project / "p.dml").write_text(PIPELINE.replace("mymod:fn", "json:dumps"))  # the standard library
+    compile_file("p.dml", "argo")
+    assert main(["build", "p.dml"]) == 0 and not (project / ".dmlc" / "build").exists()
