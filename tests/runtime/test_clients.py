@@ -41,7 +41,7 @@ from dmlc.runtime.predictor import (
 )
 from dmlc.runtime.server_apps import model_app, router_app
 from tests.adversarial.test_serving import GOOD, AppClient, StandInModel
-from tests.runtime.conftest import REPO, SHARED, check, run_step, step_env
+from tests.runtime.conftest import SHARED, check, run_step, step_env
 
 KSERVE = "kserve==0.21.0"  # the client's version under test
 SHAPE = [28, 28, 1]
@@ -507,26 +507,34 @@ def test_the_books_jpeg_request_gets_the_raw_tensor_class(fashion: SimpleNamespa
     print(f"book JPEG: {len(fashion.jpeg)} images, {same:.0%} of classes equal to the raw tensors' (all sure ones)")
     change = np.abs(from_jpeg - raw).max()
     print(f"84x84 RGB JPEG, resized: {agree:.0%} of the sure classes equal; JPEG moved a probability {change:.3f}")
-    bad = httpx.post(url, json={"instances": [{"image_bytes": {"b64": base64.b64encode(b"\xff\xd8junk").decode()}}]})
-    assert bad.status_code == 400 and "error" in bad.json()
-    assert predict(fashion.x[:1].tolist()).shape == (1, 10)  # still serving
+    damaged = [  # headers that pass the checks, bodies that TensorFlow's decoders must refuse
+        fashion.jpeg[0][: len(fashion.jpeg[0]) // 2],  # a JPEG cut in half
+        fashion.png[0][:33] + b"\0" * 40,  # a PNG header, then no image data
+        b"\xff\xd8junk",
+    ]
+    for blob in damaged:
+        bad = httpx.post(url, json=book([blob]), timeout=60)
+        assert bad.status_code == 400 and set(bad.json()) == {"error"}, bad.text
+        assert predict(fashion.x[:1].tolist()).shape == (1, 10)  # still serving
 
 
 @pytest.fixture(scope="session")
 def kserve_python() -> str:
-    """The Python of a venv that has KServe's client (`$DMLC_KSERVE_PYTHON`, else .venv/kserve-client,
-    made here on first use from the package index). Not dmlc's own venv: kserve brings uvicorn[standard]
-    (uvloop and httptools, which uvicorn then picks for dmlc's servers too) and moves python-dateutil
-    back a major version, so it is kept apart; skipped with pip's reason when it cannot be installed."""
+    """The Python of a venv that has KServe's client: `$DMLC_KSERVE_PYTHON`, else one made here on first
+    use from the package index, in the user's cache (one per machine, kserve version and Python: every
+    checkout and CI run shares it). Not dmlc's own venv: kserve brings uvicorn[standard] (uvloop and
+    httptools, which uvicorn then picks for dmlc's servers too) and moves python-dateutil back a major
+    version, so it is kept apart; skipped with pip's reason when it cannot be installed."""
     given = os.environ.get("DMLC_KSERVE_PYTHON")
-    python = Path(given) if given else REPO / ".venv" / "kserve-client" / "bin" / "python"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dmlc-tests"
+    venv = cache / f"{KSERVE.replace('==', '-')}-py{sys.version_info.major}.{sys.version_info.minor}"
+    python = Path(given) if given else venv / "bin" / "python"
 
     def has_kserve() -> bool:
         probe = [str(python), "-c", "import kserve, PIL"]
         return python.exists() and subprocess.run(probe, capture_output=True, timeout=120).returncode == 0
 
     if not has_kserve() and not given:
-        venv = python.parent.parent
         made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
         pip = [str(python), "-m", "pip", "install", "-q", KSERVE]
         installed = made.returncode == 0 and subprocess.run(pip, capture_output=True, text=True, timeout=1200)
