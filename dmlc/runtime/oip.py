@@ -100,7 +100,7 @@ def parse_request(head: Any, tail: bytes, max_values: int) -> Request:
     params = head.get("parameters")
     if params is not None and not isinstance(params, dict):
         raise BadRequest('"parameters" must be an object')
-    request.binary_default = bool((params or {}).get("binary_data_output", False))
+    request.binary_default = (params or {}).get("binary_data_output") is True
     wanted = head.get("outputs")
     if wanted is not None:
         if not isinstance(wanted, list) or not all(
@@ -109,8 +109,8 @@ def parse_request(head: Any, tail: bytes, max_values: int) -> Request:
             raise BadRequest('"outputs" must be a list of {"name": ...}')
         request.outputs = [o["name"] for o in wanted]
         for o in wanted:
-            binary = (o.get("parameters") or {}).get("binary_data") if isinstance(o.get("parameters"), dict) else None
-            if binary or (binary is None and request.binary_default):
+            binary = o["parameters"].get("binary_data") if isinstance(o.get("parameters"), dict) else None
+            if binary is True or (binary is None and request.binary_default):
                 request.binary_outputs.add(o["name"])
     return request
 
@@ -217,7 +217,12 @@ def array(tensor: Tensor) -> np.ndarray:
 def encode_response(model: str, request: Request, outputs: list[Tensor]) -> tuple[bytes, dict[str, str]]:
     """The response body and its headers; outputs asked for in binary go after the JSON."""
     head: dict[str, Any] = {"model_name": model, "model_version": "1", "id": request.id or str(uuid.uuid4())}
-    head["outputs"], tail = _encode_tensors(outputs, lambda t: t.name in request.binary_outputs)
+    everything = request.outputs is None and request.binary_default  # binary_data_output with no outputs named
+
+    def binary(t: Tensor) -> bool:
+        return everything or t.name in request.binary_outputs
+
+    head["outputs"], tail = _encode_tensors(outputs, binary)
     return _with_tail(head, tail)
 
 

@@ -125,7 +125,7 @@ def model_status(name: str, ready: bool, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-def _health_routes(ready: Callable[[], bool] | Callable[[], Any], name: str | None = None) -> list[Route]:
+def _health_routes(ready: Callable[[], Any], name: str | None = None) -> list[Route]:
     """Liveness and readiness: ours (`/healthz`, `/ready`), KServe v1's `GET /` and v2's `/v2/health/*`,
     v2's server metadata (`GET /v2`) and, given the model's `name`, `GET /v1/models` and
     `/v2/models/NAME/ready`. `ready` may be a coroutine function (the router asks its shards)."""

@@ -154,6 +154,13 @@ def test_v2_infer_json_binary_and_images() -> None:
         (out,) = oip.read_response(reply.content, reply.headers.get(oip.HEADER))
         assert out.shape == [2, 10] and np.allclose(out.value, 0.1)
         assert int(reply.headers[oip.HEADER]) < len(reply.content)  # the data came as raw bytes
+        body, headers = binary_body(x)
+        everything = json.loads(body[: int(headers[oip.HEADER])]) | {"parameters": {"binary_data_output": True}}
+        text = json.dumps(everything).encode()
+        reply = client.post(
+            "/v2/models/m/infer", content=text + body[int(headers[oip.HEADER]) :], headers={oip.HEADER: str(len(text))}
+        )
+        assert reply.status_code == 200 and oip.HEADER in reply.headers, reply.text  # every output in binary
 
         png_b64 = base64.b64encode(png(28, 28, bytes(784))).decode()
         reply = client.post("/v2/models/m/infer", json=v2_body([png_b64], [1], datatype="BYTES"))
