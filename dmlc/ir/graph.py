@@ -7,7 +7,6 @@ fast; `graph()` gives the same edges as a networkx DiGraph for targets, the exec
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -21,37 +20,51 @@ if TYPE_CHECKING:
 AttrPath = tuple[str | int, ...]
 
 
-def _walk(value: Any, path: AttrPath) -> Iterator[tuple[AttrPath, Ref]]:
-    if isinstance(value, Ref):
-        yield path, value
-    elif isinstance(value, str):
-        try:
-            for ref in interpolated(value):
-                yield path, ref
-        except ValueError:
-            return  # reported by the validator
-    elif isinstance(value, BaseModel):
-        for name, info in type(value).model_fields.items():
-            item = getattr(value, name)
-            if item is not None and not isinstance(item, (bool, int, float)):
-                yield from _walk(item, path + (info.alias or name,))
+_FIELDS: dict[type, list[tuple[str, str]]] = {}  # model class -> (attribute, path key) of each field
+
+
+def _fields(cls: type) -> list[tuple[str, str]]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = [(name, info.alias or name) for name, info in cls.model_fields.items()]  # type: ignore[attr-defined]
+    return found
+
+
+def _walk(value: Any, path: AttrPath, out: list[tuple[AttrPath, Ref]]) -> None:
+    """Append the references under `value`. It visits every field of every step: one pass, texts and
+    empty containers handled in their parent (no call each), no generators."""
+    if isinstance(value, BaseModel):
+        items: Any = ((key, value.__dict__.get(name)) for name, key in _fields(type(value)))
     elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _walk(item, path + (key,))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _walk(item, path + (i,))
+        items = value.items()
+    else:
+        items = enumerate(value)
+    for key, item in items:
+        if isinstance(item, str):
+            if "${" in item:
+                try:
+                    out += [(path + (key,), ref) for ref in interpolated(item)]
+                except ValueError:
+                    pass  # reported by the validator
+        elif isinstance(item, Ref):
+            out.append((path + (key,), item))
+        elif item and isinstance(item, (BaseModel, dict, list)):
+            _walk(item, path + (key,), out)
 
 
 def refs(step: Step) -> list[tuple[AttrPath, Ref]]:
     """Every reference of a step with its attribute path (computed once per step)."""
-    if step._refs is None:
+    private = step.__pydantic_private__  # not `step._refs`: pydantic's __getattr__ is slow on a hot path
+    if private is None or private.get("_refs") is None:
         step._refs = _refs(step)
-    return step._refs
+        return step._refs
+    return private["_refs"]
 
 
 def _refs(step: Step) -> list[tuple[AttrPath, Ref]]:
-    out = [(path, ref) for path, ref in _walk(step, ()) if path[:1] != ("when",)]
+    found: list[tuple[AttrPath, Ref]] = []
+    _walk(step, (), found)
+    out = [(path, ref) for path, ref in found if path[:1] != ("when",)]
     if step.when is not None:
         out += [(("when",), ref) for ref in step.when.refs()]
     return out

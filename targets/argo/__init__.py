@@ -51,21 +51,20 @@ class ArgoTarget:
     options_model: ClassVar[type[ArgoOptions]] = ArgoOptions
 
     def check(self, pipeline: Pipeline, ctx: CompileContext) -> Checked:
-        from dmlc_targets.argo.check import check
-        from dmlc_targets.argo.plan import make_plan
+        with _gc_paused():  # importing hera allocates much: with the GC on, it rescans a big pipeline's IR
+            from dmlc_targets.argo.check import check
+            from dmlc_targets.argo.plan import make_plan
 
-        with _gc_paused():
             plan = make_plan(pipeline, _options(ctx))
             return Checked(check(plan, ctx), plan)
 
     def emit(self, plan: Any, ctx: CompileContext) -> str:
-        from dmlc_targets.argo.workflow import build, dump_all, setup_docs, to_plain
-
         with _gc_paused():
-            docs = [to_plain(build(plan), plan.options.version)]
-            if ctx.flags.get("with_setup"):
-                docs = setup_docs(plan) + docs
-            return dump_all(docs, header(ctx, plan.pipeline))
+            from dmlc_targets.argo.stream import workflow_text
+            from dmlc_targets.argo.workflow import dump_all, setup_docs
+
+            setup = dump_all(setup_docs(plan), "") + "---\n" if ctx.flags.get("with_setup") else ""
+            return workflow_text(plan, header(ctx, plan.pipeline) + setup)
 
     def runs(self) -> Any:
         """`dmlc submit|status|logs` through the Argo Server API (targets/argo/submit.py, loaded on use)."""

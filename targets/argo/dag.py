@@ -255,11 +255,14 @@ def _body_target(plan: Plan, root: str) -> str | None:
 
 
 def main_template(plan: Plan, name: str, gate_template: str) -> m.Template:
-    tasks = []
+    return m.Template(name=name, dag=m.DAGTemplate(tasks=list(main_tasks(plan, gate_template))))
+
+
+def main_tasks(plan: Plan, gate_template: str) -> Iterator[m.DAGTask]:
+    """The entrypoint DAG's tasks, built one at a time."""
     for step in ordered(plan, _members(plan, None), None):
-        tasks.append(_task(plan, step, None))
-        tasks += _gates(plan, step, gate_template)
-    return m.Template(name=name, dag=m.DAGTemplate(tasks=tasks))
+        yield _task(plan, step, None)
+        yield from _gates(plan, step, gate_template)
 
 
 # -- gates -----------------------------------------------------------------------------------------

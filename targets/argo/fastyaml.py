@@ -54,6 +54,13 @@ def _float(value: float) -> str:
 
 
 def scalar(value: Any) -> str:
+    if type(value) is str:
+        found = _TEXTS.get(value)
+        if found is None:
+            found = _plain_or_quoted(value)
+            if len(_TEXTS) < _TEXTS_KEPT:
+                _TEXTS[value] = found
+        return found
     if value is None:
         return "null"
     if value is True:
@@ -64,10 +71,17 @@ def scalar(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return _float(value)
-    text = str(value)
+    return _plain_or_quoted(str(value))
+
+
+def _plain_or_quoted(text: str) -> str:
     if _PLAIN.fullmatch(text) and text.lower() not in _RESERVED:
         return text
     return _quoted(text)
+
+
+_TEXTS: dict[str, str] = {}  # text -> as written: keys and most values repeat from step to step
+_TEXTS_KEPT = 50_000  # a bound on that memo (a few MB): the repeated texts come early
 
 
 def _block(text: str) -> str | None:
@@ -89,19 +103,23 @@ def _lines(value: Any, indent: str, out: list[str]) -> None:
             _entry(f"{indent}name:", value["name"], indent, out)
         for key, item in value.items():
             if key != "name":
-                _entry(f"{indent}{scalar(key)}:", item, indent, out)
+                _entry(indent + scalar(key) + ":", item, indent, out)
     else:
         for item in value:
             _item(item, indent, out)
 
 
 def _entry(head: str, item: Any, indent: str, out: list[str]) -> None:
-    if isinstance(item, dict) and item:
-        out.append(head)
-        _lines(item, indent + _INDENT, out)
-    elif isinstance(item, list) and item:
-        out.append(head)
-        _lines(item, indent, out)  # PyYAML's style: a sequence under a key is not indented
+    kind = type(item)
+    if kind is str and "\n" not in item:
+        out.append(head + " " + scalar(item))
+    elif kind is dict or kind is list or isinstance(item, (dict, list)):
+        if not item:
+            out.append(head + (" {}" if isinstance(item, dict) else " []"))
+        else:
+            out.append(head)
+            # PyYAML's style: a sequence under a key is not indented
+            _lines(item, indent + _INDENT if isinstance(item, dict) else indent, out)
     else:
         out.append(f"{head} {_inline(item, indent)}")
 
@@ -111,6 +129,8 @@ def _item(item: Any, indent: str, out: list[str]) -> None:
         start = len(out)
         _lines(item, indent + _INDENT, out)
         out[start] = f"{indent}- {out[start][len(indent) + len(_INDENT) :]}"
+    elif type(item) is str and "\n" not in item:
+        out.append(indent + "- " + scalar(item))
     else:
         out.append(f"{indent}- {_inline(item, indent)}")
 
@@ -139,3 +159,10 @@ def dump(value: Any) -> str:
 
 def dump_all(values: list[Any]) -> str:
     return "---\n".join(dump(v) for v in values)
+
+
+def dump_item(value: Any, indent: int) -> str:
+    """`value` as one item of a block sequence whose dashes sit at column `indent` (ends with a newline)."""
+    out: list[str] = []
+    _item(value, " " * indent, out)
+    return "\n".join(out) + "\n"

@@ -7,6 +7,7 @@ objects it needs: PVCs, RBAC, PriorityClasses and the Kueue / Volcano queues.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import hera.workflows.models as m
@@ -28,16 +29,26 @@ def free_name(wanted: list[str], taken: set[str]) -> str:
     return next(n for n in names if n not in taken)
 
 
-def all_templates(plan: Plan) -> list[m.Template]:
-    out = [dag.body_template(plan, root) for root in plan.bodies]
+def step_side_templates(plan: Plan) -> Iterator[m.Template]:
+    """The loop-body DAG templates, then each step's templates, built one at a time."""
+    for root in plan.bodies:
+        yield dag.body_template(plan, root)
     for step in plan.steps:
-        out += templates.step_templates(plan, step)
-    taken = {t.name for t in out if t.name}
+        yield from templates.step_templates(plan, step)
+
+
+def entry_names(plan: Plan, taken: set[str]) -> tuple[str, str]:
+    """The names of the gate template and of the entrypoint DAG, unlike every other template's."""
     gate = free_name(["dmlc-gate"], taken)
+    return gate, free_name([plan.wf_name, "dmlc-main"], taken | {gate})
+
+
+def all_templates(plan: Plan) -> list[m.Template]:
+    out = list(step_side_templates(plan))
+    gate, main = entry_names(plan, {t.name for t in out if t.name})
     if dag.needs_gates(plan):
         out.append(dag.gate_template(plan, gate))
-    main = dag.main_template(plan, free_name([plan.wf_name, "dmlc-main"], taken | {gate}), gate)
-    return [main, *out]
+    return [dag.main_template(plan, main, gate), *out]
 
 
 def _gang(plan: Plan) -> bool:
@@ -87,13 +98,15 @@ def _scheduling(plan: Plan) -> dict[str, Any]:
     return out
 
 
-def workflow_spec(plan: Plan) -> m.WorkflowSpec:
+def workflow_spec(plan: Plan, templates_: list[m.Template] | None = None, entrypoint: str = "") -> m.WorkflowSpec:
     opts = plan.options
     params = [m.Parameter(name=k, value=placeholders.param_text(v)) for k, v in plan.pipeline.params.items()]
     repo = opts.artifact_repository
-    templates_ = all_templates(plan)
+    if templates_ is None:
+        templates_ = all_templates(plan)
+        entrypoint = templates_[0].name or ""
     return m.WorkflowSpec(
-        entrypoint=templates_[0].name,
+        entrypoint=entrypoint,
         arguments=m.Arguments(parameters=params) if params else None,
         service_account_name=opts.service_account,
         pod_gc=m.PodGC(strategy=opts.pod_gc),
@@ -124,8 +137,8 @@ def _metadata(plan: Plan, cron: bool) -> m.ObjectMeta:
     )
 
 
-def build(plan: Plan) -> m.Workflow | m.CronWorkflow:
-    spec = workflow_spec(plan)
+def build(plan: Plan, spec: m.WorkflowSpec | None = None) -> m.Workflow | m.CronWorkflow:
+    spec = spec or workflow_spec(plan)
     schedule = plan.pipeline.schedule
     if schedule is None:
         return m.Workflow(api_version=ARGO_API, kind="Workflow", metadata=_metadata(plan, False), spec=spec)
