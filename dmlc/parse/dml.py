@@ -20,7 +20,7 @@ from lark.exceptions import UnexpectedInput
 from dmlc.diagnostics.catalogue import DML001, DML005, DML013, DML014, DML022, DML200, Code
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label
 from dmlc.parse.dml_errors import syntax_error
-from dmlc.parse.document import MAX_DEPTH, Document, Path, first_deep_opener
+from dmlc.parse.document import MAX_DEPTH, MAX_ERRORS, Document, Path, first_deep_opener
 from dmlc.source import Source, Span
 
 NAMED_GROUPS = {"volume": "volumes", "target": "targets"}
@@ -286,7 +286,7 @@ class _DocBuilder:
         self.doc.spans[()] = root.span or root.keyword_span
         self._fill(self.doc.data, root.items, (), top=True)
         if self.errors:
-            raise DmlError(self.errors)
+            raise DmlError(self.errors[:MAX_ERRORS])
         return self.doc
 
     def _fill(self, target: dict[str, Any], items: list[Attr | Block], path: Path, top: bool = False) -> None:

@@ -14,7 +14,7 @@ import yaml
 
 from dmlc.diagnostics.catalogue import DML005, DML007, DML008, DML009, DML200
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label
-from dmlc.parse.document import MAX_DEPTH, Document, Path, first_deep_opener
+from dmlc.parse.document import MAX_DEPTH, MAX_ERRORS, Document, Path, first_deep_opener
 from dmlc.source import Source, Span
 
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -103,7 +103,7 @@ def parse_yaml(source: Source) -> Document:
     builder = _Builder(source)
     data = builder.convert(docs[0], ())
     if builder.errors:
-        raise DmlError(builder.errors)
+        raise DmlError(builder.errors[:MAX_ERRORS])
     return builder.doc_with(data)
 
 
