@@ -11,6 +11,7 @@ are expanded when known; `wait = "each"` consumers pair with each upstream insta
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import os
 import shutil
@@ -39,6 +40,7 @@ from dmlc_targets.local.state import (
 from dmlc_targets.local.store import Store
 
 from dmlc import memo
+from dmlc.diagnostics.model import DmlError
 from dmlc.semantics.outputs import OutputError, read_outputs
 from dmlc.semantics.spec import command, instantiate
 from dmlc.semantics.values import ResolveError
@@ -87,6 +89,8 @@ class Executor(Scheduler):
             for s, handler in old.items():
                 signal.signal(s, handler)
             self.reaper.close()
+            with contextlib.suppress(DmlError):  # what the round recorded is kept; a store that fails is reported
+                self.store.commit()
         return self._finish()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -95,15 +99,19 @@ class Executor(Scheduler):
 
     def _loop(self) -> None:
         while True:
+            self.store.begin()  # a round's records in one commit, made before waiting on anything
             while self._settle():
                 pass
             if self.interrupted:
+                self.store.commit()
                 self._stop_all()
                 return
             if all(s.outcome for s in self.steps.values()):
+                self.store.commit()
                 return
             if self._start_ready():
                 continue  # a memo hit or a failed start may have made more steps ready
+            self.store.commit()
             if not self.running and not self.backoff:
                 raise RuntimeError("scheduler stalled: nothing running and nothing ready")
             self._wait(self._timeout())
@@ -115,9 +123,12 @@ class Executor(Scheduler):
         return max(0.0, min(times) - now) if times else None
 
     def _wait(self, timeout: float | None) -> None:
-        for ex in self.reaper.wait(timeout):
+        exits = self.reaper.wait(timeout)
+        self.store.begin()
+        for ex in exits:
             self._on_exit(ex)
         self._enforce_timeouts()
+        self.store.commit()
 
     def _enforce_timeouts(self) -> None:
         now = time.time()

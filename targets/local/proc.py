@@ -9,6 +9,7 @@ group, so a timeout or Ctrl-C kills the step and everything it started, and noth
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import queue
@@ -47,7 +48,9 @@ class Proc:
     pump: int | None = None  # the pid of the log's masking pump (a step with secrets)
 
 
+@functools.lru_cache(maxsize=256)
 def which(program: str, path: str) -> str:
+    """The executable `program` names on `path` (cached: a fan-out runs one program N times)."""
     if os.sep in program:
         return program
     found = shutil.which(program, path=path)
@@ -174,8 +177,15 @@ class Reaper:
 
 
 def start_token(pid: int) -> str:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat); one raw read,
+    as this runs once per attempt."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+        try:
+            stat = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+        return stat.rsplit(b")", 1)[1].split()[19].decode()
     except (OSError, IndexError):
         return ""
 

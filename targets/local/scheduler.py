@@ -43,6 +43,12 @@ class Scheduler:
         self.ready: list[tuple[tuple[int, int, int], int, Instance]] = []  # heap: priority, pipeline order, index
         self._seq = itertools.count()
         self._spec_digests: dict[str, str] = {}
+        self._order = {name: i for i, name in enumerate(self.steps)}
+        self._dependents: dict[str, list[str]] = {name: [] for name in self.steps}
+        for name, sr in self.steps.items():
+            for dep in sr.plan.deps:
+                self._dependents[dep].append(name)
+        self._dirty: set[str] = set(self.steps)  # steps to look at again: all at first, then what events touch
 
     def instances(self) -> list[Instance]:
         return [i for sr in self.steps.values() for i in sr.instances or []]
@@ -51,19 +57,33 @@ class Scheduler:
         """Subclasses write the instance to the metadata store."""
 
     def _settle(self) -> bool:
-        """One pass of expansion, readiness and step completion; True if anything changed.
-        Only still-waiting instances are looked at, so a wide fan-out costs O(n) per run, not per event."""
+        """Expansion, readiness and step completion of the steps an event touched (an instance of theirs
+        or of an upstream ended), in pipeline order, until nothing more changes; True if anything did.
+        Incremental: a run of N steps costs O(N + edges) visits in all, not O(N) per event."""
         changed = False
-        for sr in self.steps.values():
-            if sr.instances is None:
-                changed |= self._try_expand(sr)
-            if sr.instances is not None and sr.outcome is None:
-                if sr.waiting:
-                    for inst in sr.waiting:
-                        changed |= self._try_ready(sr, inst)
-                    sr.waiting = [i for i in sr.waiting if i.state == WAITING]
-                changed |= self._try_finish(sr)
+        while self._dirty:
+            batch = sorted(self._dirty, key=self._order.__getitem__)
+            self._dirty.clear()
+            for name in batch:
+                changed |= self._settle_step(self.steps[name])
         return changed
+
+    def _settle_step(self, sr: StepRun) -> bool:
+        changed = False
+        if sr.instances is None:
+            changed |= self._try_expand(sr)
+        if sr.instances is not None and sr.outcome is None:
+            if sr.waiting:
+                for inst in sr.waiting:
+                    changed |= self._try_ready(sr, inst)
+                sr.waiting = [i for i in sr.waiting if i.state == WAITING]
+            changed |= self._try_finish(sr)
+        return changed
+
+    def _touch(self, step: str) -> None:
+        """An instance of `step` ended: it and the steps that read it are looked at again."""
+        self._dirty.add(step)
+        self._dirty.update(self._dependents[step])
 
     def _enqueue(self, inst: Instance) -> None:
         inst.state = READY
@@ -132,6 +152,7 @@ class Scheduler:
         inst.outputs, inst.digests = result["outputs"], result["digests"]
         inst.cache, inst.reason = "resumed", "finished before the resume"
         self.steps[inst.step].done_count += 1
+        self._touch(inst.step)
         self.view.event("resumed", inst, "")
         return True
 
@@ -170,6 +191,7 @@ class Scheduler:
         """Set a state, count the instance as finished the first time it reaches a terminal state."""
         if not inst.done and state in TERMINAL:
             self.steps[inst.step].done_count += 1
+            self._touch(inst.step)
         inst.state, inst.reason = state, reason
         self._announce(inst)
         return True
@@ -186,4 +208,5 @@ class Scheduler:
                 if inst.state == UPSTREAM:
                     self._settle_instance(inst, SKIPPED, f"{inst.reason} (tolerated by min_success)")
         sr.outcome = sr.outcome_now()
+        self._touch(sr.plan.name)
         return True

@@ -226,8 +226,20 @@ class Store:
     def put_attempt(self, row: dict[str, Any]) -> None:
         self._put("attempts", row, replace=True)
 
+    def begin(self) -> None:
+        """Open a write transaction (the executor's writes of one scheduling round go in one commit:
+        ~9 writes per step, each its own commit, were a third of the executor's own time)."""
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN")
+
+    def commit(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("COMMIT")
+
     def put_outputs(self, run_id: str, step: str, instance: str, rows: list[dict[str, Any]]) -> None:
-        self.db.execute("BEGIN")
+        own = not self.db.in_transaction  # inside the round's transaction: one with it
+        if own:
+            self.db.execute("BEGIN")
         self.db.execute("DELETE FROM artifacts WHERE run_id=? AND step=? AND instance=?", (run_id, step, instance))
         self.db.execute("DELETE FROM metrics WHERE run_id=? AND step=? AND instance=?", (run_id, step, instance))
         now = time.time()
@@ -239,7 +251,8 @@ class Store:
                 self._put(
                     "artifacts", base | {k: row[k] for k in ("digest", "path", "name", "kind")} | {"created": now}
                 )
-        self.db.execute("COMMIT")
+        if own:
+            self.db.execute("COMMIT")
 
     def put_inputs(self, run_id: str, step: str, instance: str, inputs: dict[str, str]) -> None:
         self.db.execute("DELETE FROM inputs WHERE run_id=? AND step=? AND instance=?", (run_id, step, instance))
