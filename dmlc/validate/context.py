@@ -33,14 +33,27 @@ class Ctx:
 
 def strings(value: object, path: Path, keys: bool = False) -> list[tuple[Path, str]]:
     """Every text in a document value with its path (map keys too, with `keys`), in document order."""
+    found: list[tuple[Path, str]] = []
+    _strings(value, path, keys, found)
+    return found
+
+
+def _strings(value: object, path: Path, keys: bool, found: list[tuple[Path, str]]) -> None:
+    """One pass appending to `found` (it runs over every step of a big pipeline, twice)."""
     if isinstance(value, str):
-        return [(path, value)]
-    if isinstance(value, dict):
-        found = []
+        found.append((path, value))
+    elif isinstance(value, dict):
         for k, v in value.items():
-            found += [(path + (k,), str(k))] if keys else []
-            found += strings(v, path + (k,), keys)
-        return found
-    if isinstance(value, list):
-        return [s for i, v in enumerate(value) for s in strings(v, path + (i,), keys)]
-    return []
+            here = path + (k,)
+            if keys:
+                found.append((here, str(k)))
+            if isinstance(v, str):
+                found.append((here, v))
+            elif isinstance(v, (dict, list)):
+                _strings(v, here, keys, found)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if isinstance(v, str):
+                found.append((path + (i,), v))
+            elif isinstance(v, (dict, list)):
+                _strings(v, path + (i,), keys, found)

@@ -295,6 +295,8 @@ def gate_template(plan: Plan, name: str) -> m.Template:
 def _gates(plan: Plan, step: str, template: str) -> list[m.DAGTask]:
     """The gate tasks after `step`'s task in the main DAG."""
     task = plan.name(step)
+    if plan.min_success_gate(step) is None and plan.body_gate(step) is None:
+        return []  # most steps: no gate, and no need to work out the task's `when` again
     _, when = _task_when(plan, step, None)
     out = []
     gate = plan.min_success_gate(step)

@@ -101,9 +101,14 @@ def _lines(value: Any, indent: str, out: list[str]) -> None:
     if isinstance(value, dict):
         if "name" in value:  # Kubernetes style: `name` first in every mapping that has one
             _entry(f"{indent}name:", value["name"], indent, out)
+        texts = _TEXTS
         for key, item in value.items():
             if key != "name":
-                _entry(indent + scalar(key) + ":", item, indent, out)
+                head = indent + (texts.get(key) or scalar(key)) + ":"
+                if type(item) is str and "\n" not in item:  # the common case of `_entry`, without a call
+                    out.append(head + " " + (texts.get(item) or scalar(item)))
+                else:
+                    _entry(head, item, indent, out)
     else:
         for item in value:
             _item(item, indent, out)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import json
+from functools import lru_cache
 from typing import Any
 
 from dmlc_targets.argo.plan import Input, Plan
@@ -39,12 +40,14 @@ from dmlc.semantics import spec as contract
 from dmlc.semantics.handover import binding_key
 
 
+@lru_cache(maxsize=4096)
 def _text(text: str) -> str:
     """An expr-lang expression giving `text`, written with no brace, backslash or double quote (so it
     reads the same at every JSON level: a template field, the spec JSON inside it, a manifest)."""
     return f"sprig.b64dec('{base64.b64encode(text.encode()).decode()}')"
 
 
+@lru_cache(maxsize=256)
 def escaped_braces(passes: int, text: str = "{{") -> str:
     """Text that is `text` (`{{`) after `passes` substitution passes (each evaluates one layer)."""
     for _ in range(passes):
@@ -67,7 +70,7 @@ class Unsupported(ValueError):
 
 def literal(text: str, passes: int = 2) -> str:
     """User text as Argo must be given it to pass it on unchanged through `passes` passes."""
-    return text.replace("{{", escaped_braces(passes))
+    return text.replace("{{", escaped_braces(passes)) if "{{" in text else text
 
 
 def _literal_all(value: Any, passes: int) -> Any:

@@ -1,8 +1,9 @@
 """The Kubeflow Pipelines v2 target (stage 3 check + stage 4 emit): IR -> KFP PipelineSpec YAML.
 
-Takes a validated `Pipeline`; gives a pipeline built with kfp's DSL and compiled by kfp's compiler
-(never hand-written protobuf), whose built-in steps are lightweight Python components calling
-`dmlc.runtime`, so the YAML also runs under `kfp.local`. This module stays light: kfp is imported
+Takes a validated `Pipeline`; gives kfp's compiler output for it: built with kfp's DSL and compiled by
+kfp's compiler, or, for flat pipelines, built directly with kfp's protobuf classes to the same bytes
+(`direct.py`); built-in steps are lightweight Python components calling `dmlc.runtime`, so the YAML
+also runs under `kfp.local`. This module stays light: kfp is imported
 only by `emit`, so `dmlc check` and `dmlc targets` do not pay for it. See README.md for the mapping.
 """
 
