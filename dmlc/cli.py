@@ -106,7 +106,17 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_fmt(args: argparse.Namespace) -> int:
     from dmlc.fmt import format_file
 
-    return format_file(args.file, to=args.to, check=args.check, output=args.output)
+    if args.output and len(args.file) > 1:
+        print("dmlc fmt: error: -o takes one FILE", file=sys.stderr)
+        return EXIT_USAGE
+    status = EXIT_OK
+    for path in args.file:  # every file is tried: one that does not check is reported, the others formatted
+        try:
+            status = max(status, format_file(path, to=args.to, check=args.check, output=args.output, diff=args.diff))
+        except DmlError as exc:
+            report(exc.diagnostics)
+            status = EXIT_USER
+    return status
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -224,10 +234,12 @@ def _add_core(sub: Any) -> None:
     p.add_argument("-o", "--output", metavar="OUT")
     p.set_defaults(func=cmd_graph)
     p = sub.add_parser("fmt", help="canonical formatting; lossless dml <-> yaml")
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", nargs="+")
     p.add_argument("--to", choices=["dml", "yaml"])
-    p.add_argument("--check", action="store_true", help="exit 1 if the file is not formatted")
-    p.add_argument("-o", "--output", metavar="OUT")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--check", action="store_true", help="exit 1 if a file is not formatted (nothing is written)")
+    how.add_argument("--diff", action="store_true", help="print the changes as a diff, exit 1 if any (nothing written)")
+    p.add_argument("-o", "--output", metavar="OUT", help="write here instead of in place (`-` for stdout)")
     p.set_defaults(func=cmd_fmt)
     p = sub.add_parser("build", help="image build context: the runtime image plus the pipeline's user code")
     p.add_argument("file", metavar="FILE")

@@ -1,33 +1,25 @@
-"""`dmlc fmt`: the IR -> canonical `.dml` or YAML text (lossless twins: both lower to the same IR).
+"""`dmlc fmt FILE... [--check | --diff] [--to dml|yaml] [-o OUT]`: the canonical layout, comments kept.
 
-Formatting goes through the IR (`model_dump(exclude_defaults=True)`), so the output is canonical:
-defaults dropped, units in their largest exact form, attributes in schema order. The file's leading
-comment block is kept; other comments are not (the output goes to stdout unless -o is given).
-The output always means the same pipeline: a value fmt could not write back (`-1e999`) is refused
-with the DML022 `check` gives, never written as something else (YAML `null`).
+A `.dml` file is laid out from its concrete syntax tree (`dmlc.cst` -> `dmlc.fmt_dml`): layout only,
+every token and every comment kept. A YAML file, and a file converted to its twin (`--to`), is
+written from its parsed document by `dmlc.fmt_twin`, its comments carried by key (`fmt_comments`).
+Only a file `check` accepts is formatted (bad input gives check's DML diagnostics, nothing is
+written); the file is rewritten in place (atomically) unless `-o` names another output (`-o -`:
+stdout); a conversion (`--to` the other form) without `-o` goes to stdout, never over the
+twin. `--check` says which files would change (exit 1); `--diff` prints the change instead.
 """
 
 from __future__ import annotations
 
-import json
-import re
+import difflib
 import sys
 from typing import Any
 
 from dmlc.ir.model import Pipeline, Step
 
-IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-UNIT = re.compile(r"^\d+(\.\d+)?[A-Za-z]+$")
-REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_.\[\]*]*)\}$")
-SCHEMA_LINE = "# yaml-language-server: $schema=../schema/dmlc.schema.json"
-GROUPS = {"volumes": "volume", "targets": "target"}
-JSON_ESCAPE = re.compile(r"\\(.)")
-DML_ESCAPE = {"b": "\\u0008", "f": "\\u000c"}
-YAML_UNSAFE = re.compile("[^\t\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
 
 def canonical_data(pipeline: Pipeline) -> dict[str, Any]:
-    """The YAML form: what the user set, with each step's own attributes before the common ones."""
+    """The YAML form of an IR pipeline: what the user set, each step's own attributes before the common ones."""
     data = pipeline.model_dump(mode="json", by_alias=True, exclude_unset=True)
     common = set(Step.model_fields) - {"kind", "for_each"}
     for name, step in data.get("steps", {}).items():
@@ -35,111 +27,80 @@ def canonical_data(pipeline: Pipeline) -> dict[str, Any]:
     return data
 
 
-def leading_comments(text: str) -> list[str]:
-    out = []
-    for line in text.splitlines():
-        if not line.startswith("#"):
-            break
-        if not line.startswith("# yaml-language-server"):
-            out.append(line)
-    return out
+def to_dml(pipeline: Pipeline, comments: list[str] | None = None) -> str:
+    """An IR pipeline as canonical `.dml` (`comments` first)."""
+    from dmlc.fmt_comments import Anchored
+    from dmlc.fmt_twin import dml_text
+
+    head = "".join(f"{line}\n" for line in comments or [])
+    return format_dml_text(head + dml_text(canonical_data(pipeline), Anchored()))
 
 
 def to_yaml(pipeline: Pipeline, comments: list[str] | None = None) -> str:
-    import yaml
+    """An IR pipeline as canonical YAML (`comments` after the schema line)."""
+    from dmlc.fmt_comments import Anchored
+    from dmlc.fmt_twin import yaml_text
 
-    body = yaml.safe_dump(canonical_data(pipeline), sort_keys=False, allow_unicode=True, width=100)
-    return "\n".join([SCHEMA_LINE, *map(_yaml_comment, comments or [])]) + "\n" + body
-
-
-def _yaml_comment(line: str) -> str:
-    """A comment YAML can hold: what it refuses (controls) or reads as a line break is written `\\uXXXX`."""
-    return YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
+    return yaml_text(canonical_data(pipeline), Anchored(leading={("pipeline",): list(comments or [])}))
 
 
-def to_dml(pipeline: Pipeline, comments: list[str] | None = None) -> str:
-    data = canonical_data(pipeline)
-    lines = list(comments or [])
-    lines.append(f"pipeline {data.pop('pipeline')} {{")
-    for key, value in data.items():
-        lines += _top(key, value)
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+def format_dml_text(text: str) -> str:
+    """The canonical layout of `.dml` text the parser accepts (DmlError otherwise)."""
+    from dmlc import cst, fmt_dml
+    from dmlc.parse.dml import _BUDGET, parse_dml, parser
+    from dmlc.source import Source
+
+    parse_dml(Source("<fmt>", text))
+    _BUDGET.reset()
+    return fmt_dml.render(cst.build(list(parser().lex(text, dont_ignore=True))))
 
 
-def _top(key: str, value: Any) -> list[str]:
-    if key == "steps":
-        out = []
-        for name, step in value.items():
-            step = dict(step)
-            out += ["", *_block(f"{step.pop('kind')} {name}", step, 1)]
-        return out
-    if key in GROUPS:
-        return [line for name, body in value.items() for line in ["", *_block(f"{GROUPS[key]} {name}", body, 1)]]
-    if isinstance(value, dict):
-        return ["", *_block(key, value, 1)]
-    return [f"  {_key(key)} = {_value(value, key)}"]
+def formatted(text: str, path: str, to: str | None = None) -> str:
+    """The canonical text of a pipeline file (`to`: its twin); raises DmlError as `check` would."""
+    from dmlc import driver
+    from dmlc.fmt_comments import anchor
+    from dmlc.fmt_twin import dml_text, yaml_text
+    from dmlc.parse import YAML_SUFFIXES, parse_source
+    from dmlc.source import Source
+
+    document = driver.load_document(parse_source(Source(path, text))).document
+    yaml_form = path.endswith(YAML_SUFFIXES)
+    syntax = to or ("yaml" if yaml_form else "dml")
+    if syntax == "dml" and not yaml_form:
+        return format_dml_text(text)
+    comments = anchor(document, yaml_form)
+    if syntax == "yaml":
+        return yaml_text(document.data, comments)
+    return format_dml_text(dml_text(document.data, comments))
 
 
-def _block(header: str, body: dict[str, Any], depth: int) -> list[str]:
-    pad = "  " * depth
-    if not body:
-        return [f"{pad}{header} {{}}"]
-    lines = [f"{pad}{header} {{"]
-    for key, value in body.items():
-        if isinstance(value, dict) and value and key not in ("inputs",):
-            lines += _block(_key(key), value, depth + 1)
+def format_file(path: str, *, to: str | None, check: bool, output: str | None, diff: bool = False) -> int:
+    """Format one file: 0 done (or already canonical), 1 `--check`/`--diff` found a change."""
+    from dmlc.atomic import write_output
+    from dmlc.parse import decode, read_source
+
+    original = decode(path, read_source(path)).text
+    text = formatted(original, path, to)
+    if check or diff:
+        if text == original:
+            return 0
+        if diff:
+            sys.stdout.writelines(difflib.unified_diff(original.splitlines(True), text.splitlines(True), path, path))
         else:
-            lines.append(f"{pad}  {_key(key)} = {_value(value, key)}")
-    lines.append(f"{pad}}}")
-    return lines
+            print(f"would reformat {path}", file=sys.stderr)
+        return 1
+    if output == "-":
+        sys.stdout.write(text)
+    elif output:
+        write_output(output, text)
+    elif to and _converts(path, to):  # a twin never overwrites its original: it goes to stdout
+        sys.stdout.write(text)
+    elif text != original:
+        write_output(path, text)
+    return 0
 
 
-def _key(key: str) -> str:
-    return key if IDENT.match(key) else _quote(key)
-
-
-def _quote(text: str) -> str:
-    """A .dml string literal: JSON's, but `\\b` and `\\f` (no .dml escapes) written as `\\uXXXX`."""
-    return JSON_ESCAPE.sub(lambda m: DML_ESCAPE.get(m.group(1), m.group(0)), json.dumps(text, ensure_ascii=False))
-
-
-def _value(value: Any, key: str = "") -> str:
-    if isinstance(value, str):
-        ref = REF.match(value)
-        if ref:
-            return ref.group(1)
-        if UNIT.match(value) or (key == "after" and IDENT.match(value)):
-            return value
-        return _quote(value)
-    if isinstance(value, bool) or value is None:
-        return {True: "true", False: "false", None: "null"}[value]
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v, key) for v in value) + "]"
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        return "{ " + "  ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }"
-    return repr(value)
-
-
-def format_file(path: str, *, to: str | None, check: bool, output: str | None) -> int:
-    from dmlc.driver import load
+def _converts(path: str, to: str) -> bool:
     from dmlc.parse import YAML_SUFFIXES
 
-    loaded = load(path)
-    comments = leading_comments(loaded.document.source.text)
-    syntax = to or ("yaml" if path.endswith(YAML_SUFFIXES) else "dml")
-    text = (to_yaml if syntax == "yaml" else to_dml)(loaded.pipeline, comments)
-    if check:
-        if text != loaded.document.source.text:
-            print(f"would reformat {path}", file=sys.stderr)
-            return 1
-        return 0
-    if output and output != "-":
-        from dmlc.atomic import write_output
-
-        write_output(output, text)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return path.endswith(YAML_SUFFIXES) != (to == "yaml")

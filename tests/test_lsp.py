@@ -342,20 +342,17 @@ def test_folding_ranges_are_the_blocks(session: Session) -> None:
 
 
 def test_formatting_goes_through_dmlc_fmt(session: Session) -> None:
-    from dmlc.driver import load_document
-    from dmlc.fmt import to_dml
-    from dmlc.parse import parse_text
+    from dmlc.fmt import formatted
 
     messy = 'pipeline demo {\n ingest d {dataset="digits"}\n train model { data = d.dataset }\n}\n'
     uri = session.open("fmt.dml", messy)
     opts = lsp.FormattingOptions(tab_size=2, insert_spaces=True)
     edits = session.run(session.client.text_document_formatting_async(lsp.DocumentFormattingParams(ident(uri), opts)))
-    assert apply(messy, edits) == to_dml(load_document(parse_text(messy, "fmt.dml")).pipeline)
+    assert apply(messy, edits) == formatted(messy, "fmt.dml")
     commented = messy.replace(" train model", " # keep me\n train model")
     session.change(uri, commented)
     edits = session.run(session.client.text_document_formatting_async(lsp.DocumentFormattingParams(ident(uri), opts)))
-    assert not edits  # `dmlc fmt` would drop the comment: the buffer is left alone, and the user told why
-    assert any("comment" in m.message for m in session.messages)
+    assert "  # keep me\n  train model {" in apply(commented, edits)  # comments are kept (issue 13)
 
 
 @pytest.mark.parametrize("example", ["fashion_mnist.dml", "metadata.dml", "quickstart.yaml"])

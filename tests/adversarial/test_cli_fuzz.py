@@ -140,11 +140,11 @@ def cases(draw: st.DrawFn) -> tuple[str, bytes, list[list[str]]]:
 @st.composite
 def commands(draw: st.DrawFn) -> list[list[str]]:
     param = ["--param", draw(st.sampled_from(PARAMS))] if draw(st.integers(0, 3)) == 0 else []
-    fmt = draw(st.sampled_from([[], ["--check"], ["--to", "dml"]]))
+    fmt = draw(st.sampled_from([["-o", "-"], ["--check"], ["--to", "dml", "-o", "-"]]))
     argvs = [
         ["check", "FILE", "--format", draw(st.sampled_from(["human", "short", "json"]))],
         *(["compile", "FILE", "-t", target, *param] for target in TARGETS),
-        ["fmt", "FILE", "--to", "yaml"],
+        ["fmt", "FILE", "--to", "yaml", "-o", "-"],
         ["fmt", "FILE", *fmt],
         ["graph", "FILE", "--format", draw(st.sampled_from(["mermaid", "dot"]))],
         ["cache", "explain", "FILE", draw(st.sampled_from(STEP_NAMES)), *param],
@@ -172,8 +172,8 @@ def check_fmt(workdir: Path, argv: list[str], outcome: Outcome, original: Path) 
     formatted = workdir / f"formatted.{syntax}"
     formatted.write_text(outcome.out, encoding="utf-8")
     assert load(str(formatted)).pipeline == load(str(original)).pipeline, (argv, outcome.out[:2000])
-    again = call(["fmt", str(formatted)])
-    assert_sane(["fmt", str(formatted)], again)
+    again = call(["fmt", str(formatted), "-o", "-"])
+    assert_sane(["fmt", str(formatted), "-o", "-"], again)
     assert again.code == 0 and again.out == outcome.out, (argv, outcome.out[:2000], again.out[:2000], again.err)
 
 
@@ -220,7 +220,11 @@ def test_inflated_pipelines_stay_within_a_gigabyte_and_ten_seconds(
     suffix, data = source
     path = workdir / f"big{suffix}"
     path.write_bytes(inflate[1](data, scale))
-    for argv in (["check", str(path)], ["compile", str(path), "-t", target], ["fmt", str(path), "--to", "yaml"]):
+    for argv in (
+        ["check", str(path)],
+        ["compile", str(path), "-t", target],
+        ["fmt", str(path), "--to", "yaml", "-o", "-"],
+    ):
         started = time.perf_counter()
         done = subprocess.run([sys.executable, "-c", LIMITED, *argv], capture_output=True, text=True, timeout=60)
         outcome = Outcome(done.returncode, "", done.stderr, time.perf_counter() - started)
