@@ -99,6 +99,13 @@ class Events(Node):
     """Scale to zero after this long without requests."""
 
 
+class Batching(Node):
+    max_batch: int = Field(32, ge=1, le=4096)
+    """Most instances the server joins into one model call (1: every request alone)."""
+    timeout: Duration = 0.002
+    """Longest a request waits for others to join its batch, e.g. 2ms."""
+
+
 class Step(Node):
     """Attributes every step kind has."""
 
@@ -259,6 +266,8 @@ class Serve(Step):
     """Autoscaling."""
     events: Events | None = None
     """Event-driven: scale from zero, rate-limited."""
+    batching: Batching | None = None
+    """Adaptive request batching (TF Serving's): concurrent requests joined into one model call."""
     port: int | None = Field(None, ge=1, le=65535)
     """Port (local runs)."""
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import gc
 import json
 import os
 import re
@@ -48,6 +49,7 @@ READY_TIMEOUT_S = 240.0
 MAX_REPLICAS = 256  # worker processes of one server, each with its own TensorFlow
 WORKER_STARTUP_FAILED = 3  # a worker's exit code when the model cannot load: restarting will not help
 MAX_EARLY_DEATHS = 5  # workers that die before any was ever ready: then the server gives up
+BATCHING_ENV = "DMLC_SERVE_BATCHING"  # a worker's request batching, JSON {"max_batch", "timeout"}
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
@@ -112,9 +114,11 @@ def run_server(
     events: dict | None = None,
     host: str | None = None,
     shard_urls: list[str] | None = None,
+    batching: dict[str, Any] | None = None,
 ) -> None:
     """Serve `model_dir` over the TF-Serving REST API until interrupted (ServeError before anything
-    loads when an argument cannot work)."""
+    loads when an argument cannot work). `batching` ({"max_batch", "timeout"}, the serve step's block)
+    sets each model worker's request batching; None: its defaults."""
     import uvicorn
 
     host = host or os.environ.get("DMLC_SERVE_HOST", "127.0.0.1")
@@ -132,17 +136,17 @@ def run_server(
     check_free(host, port)  # the plain server binds again below (a race is DML204 too); the router and front late
     check_model_dir(model_dir)
     if events:
-        _run_events(model_dir, name, host, port, replicas, shards, shard_key, events)
+        _run_events(model_dir, name, host, port, replicas, shards, shard_key, events, batching)
     elif shards and shards > 1:
-        _run_sharded(model_dir, name, host, port, replicas, shards, shard_key)
+        _run_sharded(model_dir, name, host, port, replicas, shards, shard_key, batching)
     else:
-        _run_model(model_dir, name, host, port, replicas)
+        _run_model(model_dir, name, host, port, replicas, batching)
 
 
-def _run_model(model_dir: str, name: str, host: str, port: int, replicas: int) -> None:
+def _run_model(model_dir: str, name: str, host: str, port: int, replicas: int, batching: dict | None = None) -> None:
     sock = listen(host, port)
     try:
-        Supervisor(sock, str(Path(model_dir).absolute()), name, replicas).run()
+        Supervisor(sock, str(Path(model_dir).absolute()), name, replicas, batching).run()
     finally:
         sock.close()
 
@@ -197,7 +201,9 @@ class Supervisor:
     client is told to retry instead of waiting in the backlog. A model that cannot load (the first
     worker says `error ...` and exits) stops the server with DML200."""
 
-    def __init__(self, sock: socket.socket, model_dir: str, name: str, replicas: int) -> None:
+    def __init__(
+        self, sock: socket.socket, model_dir: str, name: str, replicas: int, batching: dict | None = None
+    ) -> None:
         self.sock, self.model_dir, self.name = sock, model_dir, name
         self.workers: list[_Worker | None] = [None] * replicas
         self.restart_at = [0.0] * replicas
@@ -208,6 +214,8 @@ class Supervisor:
         self.env = dict(os.environ)
         # replicas share the cores: one TF thread pool per replica sized to its share avoids oversubscription
         self.env.setdefault("DMLC_SERVE_THREADS", str(max(1, (os.cpu_count() or 1) // replicas)))
+        if batching is not None:  # the workers' request batching (read by _worker_main)
+            self.env[BATCHING_ENV] = json.dumps(batching)
 
     def run(self) -> None:
         previous = {}
@@ -368,7 +376,11 @@ def _worker_main(model_dir: str, name: str, fds: str) -> None:
         pipe.write(f"error {' '.join(str(exc).split())}\n")
         sys.exit(WORKER_STARTUP_FAILED)
     sock = socket.socket(fileno=sock_fd)
-    server = uvicorn.Server(uvicorn.Config(model_app(model_dir, name, predictor), log_level="warning"))
+    gc.collect()
+    gc.freeze()  # TensorFlow's objects out of every collection: each request's JSON makes many
+    batching = json.loads(os.environ.get(BATCHING_ENV) or "null")
+    app = model_app(model_dir, name, predictor, batching)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
 
     def announce() -> None:
         while not server.started:
@@ -404,18 +416,22 @@ def server_argv(model_dir: str, name: str, port: int, replicas: int = 1, **extra
         argv += ["--shard-key", str(extra["shard_key"])]
     if extra.get("events"):
         argv += ["--events", json.dumps(extra["events"])]
+    if extra.get("batching") is not None:
+        argv += ["--batching", json.dumps(extra["batching"])]
     if extra.get("die_with"):  # a router's or front's backend: it stops when they do, even on SIGKILL
         argv += ["--die-with", str(extra["die_with"])]
     return argv
 
 
-def _run_sharded(model_dir: str, name: str, host: str, port: int, replicas: int, shards: int, key: str | None) -> None:
+def _run_sharded(
+    model_dir: str, name: str, host: str, port: int, replicas: int, shards: int, key: str | None, batching=None
+) -> None:
     import uvicorn
 
     from dmlc.runtime.server_apps import router_app
 
     ports = free_ports(shards)
-    argvs = [server_argv(model_dir, name, p, replicas, die_with=os.getpid()) for p in ports]
+    argvs = [server_argv(model_dir, name, p, replicas, batching=batching, die_with=os.getpid()) for p in ports]
     procs = [subprocess.Popen(argv) for argv in argvs]
     stop = threading.Event()
     try:
@@ -439,7 +455,9 @@ def _keep_alive(procs: list[subprocess.Popen], argvs: list[list[str]], stop: thr
                 procs[i] = subprocess.Popen(argvs[i])
 
 
-def _run_events(model_dir: str, name: str, host: str, port: int, replicas: int, shards, key, events: dict) -> None:
+def _run_events(
+    model_dir: str, name: str, host: str, port: int, replicas: int, shards, key, events: dict, batching=None
+) -> None:
     import uvicorn
 
     from dmlc.runtime.events import Backend, events_app
@@ -448,7 +466,8 @@ def _run_events(model_dir: str, name: str, host: str, port: int, replicas: int, 
 
     async def start() -> str:
         backend_port = free_ports(1)[0]
-        argv = server_argv(model_dir, name, backend_port, replicas, shards=shards, shard_key=key, die_with=os.getpid())
+        opts = {"shards": shards, "shard_key": key, "batching": batching, "die_with": os.getpid()}
+        argv = server_argv(model_dir, name, backend_port, replicas, **opts)
         running.append(subprocess.Popen(argv))
         url = f"http://127.0.0.1:{backend_port}"
         await asyncio.to_thread(wait_ready, f"{url}/v1/models/{name}", running[-1])
@@ -521,12 +540,13 @@ def run(spec: StepSpec) -> None:
     cfg: Serve = spec.config(Serve)
     model_dir = cfg.model
     events = cfg.events.model_dump(mode="json") if cfg.events is not None else None
-    opts = {"shards": cfg.shards, "shard_key": cfg.shard_key, "events": events}
+    batching = cfg.batching.model_dump(mode="json") if cfg.batching is not None else None
+    opts = {"shards": cfg.shards, "shard_key": cfg.shard_key, "events": events, "batching": batching}
     if _foreground(spec):
         port = int(cfg.port or os.environ.get("PORT") or 8080)
         urls = spec.shard_urls if spec.role == "router" else None
         if spec.shard is not None:
-            opts = {"shards": None, "shard_key": None, "events": events}  # one shard = one plain server
+            opts = {"shards": None, "shard_key": None, "events": events, "batching": batching}  # one shard: plain
         run_server(model_dir, name=spec.step, port=port, replicas=cfg.replicas, host="0.0.0.0", shard_urls=urls, **opts)
         return
     start_detached(spec, model_dir, cfg.replicas, cfg.port, opts)
@@ -604,6 +624,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shards", type=int)
     parser.add_argument("--shard-key")
     parser.add_argument("--events", type=json.loads)
+    parser.add_argument("--batching", type=json.loads, help='request batching: {"max_batch": 32, "timeout": "2ms"}')
     parser.add_argument("--host")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # SOCKFD,PIPEFD,PARENT: a supervisor's worker
     parser.add_argument("--die-with", type=int, help=argparse.SUPPRESS)  # the router's or front's pid
@@ -623,6 +644,7 @@ def main(argv: list[str] | None = None) -> None:
             shard_key=args.shard_key,
             events=args.events,
             host=args.host,
+            batching=args.batching,
         )
     except UserError as exc:  # one line for the step's serve.log, not a traceback
         print(f"error: serve: {exc}", file=sys.stderr)
