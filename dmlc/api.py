@@ -29,7 +29,14 @@ def load(path: str | Path, params: dict[str, Any] | None = None) -> Pipeline:
     """The validated pipeline of a `.dml` / `.yaml` file; raises DmlError with its diagnostics."""
     from dmlc.driver import load as load_file
 
-    return load_file(str(path), params).pipeline
+    return load_file(str(path), _params(params)).pipeline
+
+
+def _params(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Params are a mapping of names to values; anything else is a programming error (TypeError)."""
+    if params is not None and not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of name -> value, not {type(params).__name__}")
+    return params
 
 
 def check(path: str | Path, *, text: str | bytes | None = None) -> list[Diagnostic]:
@@ -37,6 +44,8 @@ def check(path: str | Path, *, text: str | bytes | None = None) -> list[Diagnost
     checked as if it were the file `path` (an editor's unsaved buffer, `dmlc check -`)."""
     from dmlc.driver import check_file, check_text
 
+    if text is not None and not isinstance(text, (str, bytes)):
+        raise TypeError(f"text must be str or bytes, not {type(text).__name__}")
     return check_file(str(path)) if text is None else check_text(str(path), text)
 
 
@@ -53,7 +62,7 @@ def compile(  # the verb users expect (`dmlc compile`); `builtins.compile` stays
     from dmlc.driver import compile_file
 
     warnings: list[Diagnostic] = []
-    text = compile_file(str(path), target, {"with_setup": with_setup, "params": params}, warnings)
+    text = compile_file(str(path), target, {"with_setup": with_setup, "params": _params(params)}, warnings)
     return Compiled(text, warnings)
 
 
@@ -116,14 +125,23 @@ def run(
     target: str = "local",
 ) -> Run:
     """Run a pipeline (like `dmlc run FILE --local`); the progress lines go to `out` (default: none).
-    Raises DmlError for a pipeline that cannot run (the diagnostics `dmlc run` prints)."""
+    Raises DmlError for a pipeline that cannot run (the diagnostics `dmlc run` prints), for a target
+    that does not run pipelines here (DML100, `dmlc.submit` sends to a cluster) and for a run to resume
+    that does not exist (DML210)."""
+    from dmlc.diagnostics.catalogue import DML100, DML210
+    from dmlc.diagnostics.model import Label
     from dmlc.driver import get_target
 
     runner = get_target(target)
     if not hasattr(runner, "run"):
-        raise ValueError(f"target `{target}` compiles pipelines but does not run them here")
+        help_ = f"dmlc.submit(path, {target!r}) sends it to the target's server"
+        message = f"target `{target}` compiles pipelines; it does not run them on this machine"
+        raise DmlError([Diagnostic(DML100, message, Label(None), help=help_)])
     options = {"resume": resume, "no_cache": no_cache, "secrets": secrets, "root": root, "out": out}
-    data = runner.run(str(path), params, **options)
+    try:
+        data = runner.run(str(path), _params(params), **options)
+    except LookupError as exc:  # the target's "no such run" (`resume=` an unknown id)
+        raise DmlError([Diagnostic(DML210, str(exc), Label(None), help="see `dmlc runs list`")]) from None
     return Run(
         data["id"],
         data["pipeline"],

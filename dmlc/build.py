@@ -7,7 +7,7 @@ build context: a Dockerfile `FROM` the runtime image (its GPU variant when a ste
 for GPUs), the code under `app/`, an optional requirements file. The context is named by the sha256 of
 its files, so the same code gives the same tag. `dmlc build` writes it, builds it with the first OCI
 builder on PATH (docker, podman, buildah, nerdctl; else prints the command) and records the image in
-`.dmlc/builds.json`; `compile` for a target that runs images (`runs_in_image`) then uses that image for
+`.dmlc/builds.json` beside the pipeline file; `compile` for a target that runs images (`runs_in_image`) then uses that image for
 the steps with user code, or gives DML104 at the reference when the code is not in the step's image.
 """
 
@@ -16,8 +16,10 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from dmlc.diagnostics.model import Diagnostic, DmlError, Label
 from dmlc.ir.model import BUILTIN_MODELS, DEFAULT_IMAGE, GPU_IMAGE, Pipeline, Task, Train
 from dmlc.parse.document import Document
 
-RECORD = Path(".dmlc") / "builds.json"
+RECORD = Path(".dmlc") / "builds.json"  # next to the pipeline file: compile finds it from any folder
 BUILDERS = {
     "docker": ["docker", "build", "-t", "{tag}", "{dir}"],
     "podman": ["podman", "build", "-t", "{tag}", "{dir}"],
@@ -105,12 +107,22 @@ def _gpus(pipeline: Pipeline, name: str) -> bool:
 
 
 def _read(path: Path) -> bytes:
+    """A regular file's bytes, at most MAX_FILE of them: never blocks on a FIFO, never reads a device."""
     try:
-        if path.stat().st_size > MAX_FILE:
-            raise _missing(f"`{path}` is larger than {MAX_FILE >> 20} MiB; it is not a Python source file")
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise _missing(f"`{path}` is not a regular file (a device, FIFO or socket)")
+            data = os.read(fd, MAX_FILE + 1)
+            while len(data) <= MAX_FILE and (more := os.read(fd, MAX_FILE + 1 - len(data))):
+                data += more
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise _missing(f"cannot read `{path}`: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE:
+        raise _missing(f"`{path}` is larger than {MAX_FILE >> 20} MiB; it is not a Python source file")
+    return data
 
 
 def _missing(message: str) -> DmlError:
@@ -146,9 +158,13 @@ def _closure(module: str, root: Path) -> list[Path]:
 
 
 def _sources(top: Path) -> list[Path]:
-    if top.is_file():
+    """The .py files of a module or package; links are followed only when they stay inside the package
+    (a link out of it, or to a device, is not the package's code: `_read` refuses what is not a file)."""
+    if not top.is_dir():
         return [top]
-    return sorted(p for p in top.rglob("*.py") if "__pycache__" not in p.parts)
+    inside = top.resolve()
+    found = (p for p in top.rglob("*.py") if "__pycache__" not in p.parts)
+    return sorted(p for p in found if p.resolve().is_relative_to(inside))
 
 
 def _imports(path: Path) -> list[str]:
@@ -223,9 +239,14 @@ def _usable(name: str) -> bool:
         return False
 
 
-def record(pipeline_file: str, image: str, ctx: Context, path: Path = RECORD) -> None:
+def record_path(pipeline_file: str) -> Path:
+    return Path(pipeline_file).resolve().parent / RECORD
+
+
+def record(pipeline_file: str, image: str, ctx: Context) -> None:
     from dmlc.atomic import write_text
 
+    path = record_path(pipeline_file)
     data = _records(path)
     data[str(Path(pipeline_file).resolve())] = {"image": image, "digest": ctx.digest}
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -239,9 +260,9 @@ def _records(path: Path) -> dict[str, dict[str, str]]:
     return data if isinstance(data, dict) else {}
 
 
-def recorded_image(pipeline_file: str, ctx: Context, path: Path = RECORD) -> str | None:
+def recorded_image(pipeline_file: str, ctx: Context) -> str | None:
     """The image `dmlc build` recorded for this pipeline file, if it holds the code as it is now."""
-    entry = _records(path).get(str(Path(pipeline_file).resolve()))
+    entry = _records(record_path(pipeline_file)).get(str(Path(pipeline_file).resolve()))
     if isinstance(entry, dict) and entry.get("digest") == ctx.digest and isinstance(entry.get("image"), str):
         return entry["image"]
     return None
@@ -260,7 +281,7 @@ def place(pipeline: Pipeline, document: Document, target: str) -> tuple[Pipeline
         ctx = None
     image = recorded_image(file, ctx) if ctx is not None else None
     if image is None:
-        stale = ctx is not None and str(Path(file).resolve()) in _records(RECORD)
+        stale = ctx is not None and str(Path(file).resolve()) in _records(record_path(file))
         return pipeline, [_not_in_image(r, document, target, file, stale) for r in refs]
     users = {r.step for r in refs}
     steps = {n: s.model_copy(update={"image": image}) if n in users else s for n, s in pipeline.steps.items()}

@@ -46,6 +46,12 @@ def report(diags: Sequence[Diagnostic], fmt: str = "human") -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     from dmlc import api
 
+    if args.files.count("-") > 1 or not _printable_name(args.stdin_filename):
+        print(
+            "usage: dmlc check reads stdin once (`-`), named by a --stdin-filename of printable text", file=sys.stderr
+        )
+        return EXIT_USAGE
+
     diags = [d for path in args.files for d in (_check_stdin(args.stdin_filename) if path == "-" else api.check(path))]
     if diags:
         report(diags, args.format)
@@ -64,9 +70,23 @@ def _check_stdin(name: str) -> list[Diagnostic]:
     from dmlc.parse import MAX_BYTES
     from dmlc.source import Source
 
+    if sys.stdin is None:  # started with stdin closed (`<&-`)
+        from dmlc.diagnostics.catalogue import DML200
+        from dmlc.diagnostics.model import Label
+
+        return [
+            Diagnostic(
+                DML200, "cannot read stdin: it is closed", Label(None), help="pipe the file in: `dmlc check - < FILE`"
+            )
+        ]
     raw = sys.stdin.buffer.read(MAX_BYTES + 1)  # bounded, as a file is (DML200 past it)
     _SHOWN[name] = Source(name, raw[:MAX_BYTES].decode("utf-8", errors="replace"))  # shown text only
     return api.check(name, text=raw)
+
+
+def _printable_name(name: str) -> bool:
+    """A name that cannot break a `file:line:col:` line (no control characters, not empty)."""
+    return bool(name) and name.isprintable()
 
 
 def cmd_compile(args: argparse.Namespace) -> int:

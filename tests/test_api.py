@@ -101,3 +101,20 @@ def test_submit_sends_the_compiled_pipeline(tmp_path: Path, monkeypatch: pytest.
     assert (record.target, record.server, record.pipeline) == ("argo", srv.url, "quickstart") and record.run
     body = next(c for c in srv.calls if c.method == "POST").body["workflow"]
     assert body["spec"]["arguments"]["parameters"] == [{"name": "epochs", "value": "2"}]
+
+
+def test_misuse_is_a_type_error_and_refusals_are_coded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.dml").write_text('pipeline p {\n  task t { command = ["true"] }\n}\n')
+    with pytest.raises(TypeError):
+        dmlc.check("p.dml", text=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        dmlc.run("p.dml", ["x"])  # type: ignore[arg-type]
+    for call, code in (
+        (lambda: dmlc.run("p.dml", target="argo"), "DML100"),
+        (lambda: dmlc.run("p.dml", resume="zzz"), "DML210"),
+    ):
+        with pytest.raises(dmlc.DmlError) as info:
+            call()
+        assert info.value.diagnostics[0].code == code
+    assert [d.code for d in dmlc.check("x.dml", text=b"\xff")] == ["DML004"]

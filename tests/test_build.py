@@ -17,6 +17,7 @@ from dmlc import build
 from dmlc.cli import main
 from dmlc.diagnostics.model import DmlError
 from dmlc.driver import compile_file
+from dmlc.ir.model import Pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = """pipeline u {
@@ -140,3 +141,30 @@ def test_code_that_is_not_next_to_the_pipeline_is_the_images(project: Path) -> N
     (project / "p.dml").write_text(PIPELINE.replace("mymod:fn", "json:dumps"))  # the standard library
     compile_file("p.dml", "argo")
     assert main(["build", "p.dml"]) == 0 and not (project / ".dmlc" / "build").exists()
+
+
+def test_hostile_files_in_a_package_are_coded_errors(project: Path) -> None:
+    pkg = project / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("def fn():\n    return 1\n")
+    (pkg / "zero.py").symlink_to("/dev/zero")  # a link out of the package: not its code
+    os.mkfifo(pkg / "fifo.py")  # a FIFO inside: refused, never waited on
+    (project / "p.dml").write_text(PIPELINE.replace("mymod:fn", "pkg:fn"))
+    with pytest.raises(DmlError) as info:
+        build.gather(_load(), project)
+    assert info.value.diagnostics[0].code == "DML200" and "not a regular file" in info.value.diagnostics[0].message
+    (pkg / "fifo.py").unlink()
+    ctx = build.gather(_load(), project)
+    assert sorted(ctx.files) == ["Dockerfile", "app/pkg/__init__.py"]
+
+
+def test_compile_finds_the_record_from_another_folder(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert main(["build", "p.dml"]) == 0
+    monkeypatch.chdir(project.parent)
+    compile_file(str(project / "p.dml"), "argo")  # no DML104: the record sits beside the pipeline
+
+
+def _load() -> Pipeline:
+    from dmlc.driver import load
+
+    return load("p.dml").pipeline

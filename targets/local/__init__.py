@@ -73,14 +73,17 @@ class LocalTarget:
         from pathlib import Path
 
         from dmlc_targets.local.results import results
-        from dmlc_targets.local.runner import RunRequest, execute
+        from dmlc_targets.local.runner import RunRequest, UsageError, execute
         from dmlc_targets.local.store import Store
 
         out = options.pop("out", None) or io.StringIO()
         if "root" in options:
             options["root"] = Path(options["root"])
         req = RunRequest(file, params or {}, **options)
-        execute(req, out)
+        try:
+            execute(req, out)
+        except UsageError as exc:  # no run to resume, or it is still going: the caller's LookupError
+            raise LookupError(str(exc)) from None
         assert req.run_id is not None and req.store is not None  # execute sets them or raises
         store = Store(req.store)
         try:

@@ -234,11 +234,12 @@ class Executor(Scheduler):
             work.mkdir(exist_ok=True)
         run = {"run_id": self.run_id, "key": inst.key, "attempt": str(inst.attempt)}
         secrets = self.opts.secrets.get(inst.step, {})
-        launch = attempt.prepare(spec, run, folder, secrets)
+        launch = attempt.prepare(spec, run, folder, secrets, withheld=secret_env.names(self.opts.secrets))
         inst.log = str(folder / "log.txt")
         inst.started = time.time()
         try:
-            p = proc.spawn(launch.argv, launch.env, Path(inst.log), self.reaper, list(secrets.values()))
+            masked = secret_env.values(self.opts.secrets)  # any step's log: a value can travel (files, outputs)
+            p = proc.spawn(launch.argv, launch.env, Path(inst.log), self.reaper, masked)
         except OSError as exc:
             inst.state = RUNNING
             self._fail_attempt(inst, f"cannot start `{launch.argv[0]}`: {exc}", set())
@@ -284,8 +285,9 @@ class Executor(Scheduler):
         self._fail_attempt(inst, reason, classes)
 
     def _leak(self, inst: Instance, values: dict[str, Any], folder: Path) -> str | None:
-        """Why outputs holding one of the step's secret values fail it; what the step wrote is not kept."""
-        leak = secret_env.leaked(values, self.opts.secrets.get(inst.step, {}))
+        """Why outputs (params and artifact files) holding a secret value of the run fail the step; what the
+        step wrote is not kept."""
+        leak = secret_env.leaked(values, secret_env.by_name(self.opts.secrets), folder / "outputs")
         if leak is None:
             return None
         shutil.rmtree(folder / "outputs", ignore_errors=True)

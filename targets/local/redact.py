@@ -11,37 +11,32 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 
 MASK = b"***"
 
 
 class Redactor:
-    """Masks byte strings in a stream cut into arbitrary chunks. One left-to-right scan, longest value
-    first (a value containing another is masked whole); the last (longest value - 1) bytes are held
-    back unmasked until more arrive, so a value split across two reads is still masked whole."""
+    """Masks byte strings in a stream cut into arbitrary chunks. Every occurrence of every value is found
+    (overlapping ones too) and the union of what they cover becomes `***`, so two values that overlap
+    leak no part of either. The last (longest value - 1) bytes are held back until more arrive, so a
+    value split across two reads is still masked whole."""
 
     def __init__(self, values: list[str]) -> None:
-        found = sorted({v.encode() for v in values if v}, key=len, reverse=True)
-        self.pattern = re.compile(b"|".join(re.escape(v) for v in found)) if found else None
-        self.keep = max((len(v) for v in found), default=1) - 1
+        self.values = sorted({v.encode() for v in values if v}, key=len, reverse=True)
+        self.keep = max((len(v) for v in self.values), default=1) - 1
         self.pending = b""
 
     def feed(self, chunk: bytes) -> bytes:
         data, self.pending = self.pending + chunk, b""
-        if self.pattern is None:
+        if not self.values:
             return data
-        cut, pos, out = max(len(data) - self.keep, 0), 0, []
-        for match in self.pattern.finditer(data):
-            if match.start() >= cut:  # might be the start of a longer value still to come
-                break
-            out += [data[pos : match.start()], MASK]
-            pos = match.end()
-        cut = max(cut, pos)
-        out.append(data[pos:cut])
+        boundary = max(len(data) - self.keep, 0)  # a match still to come starts at or after this
+        spans = self._spans(data)
+        final = [s for s in spans if s[1] <= boundary]  # no later match can overlap these
+        cut = boundary if len(final) == len(spans) else min(boundary, spans[len(final)][0])
         self.pending = data[cut:]
-        return b"".join(out)
+        return self._mask(data[:cut], final)
 
     def flush(self) -> bytes:
         data, self.pending = self.pending, b""
@@ -49,7 +44,34 @@ class Redactor:
 
     def flush_all(self, data: bytes) -> bytes:
         """`data` masked in one piece (what the chunked masking must equal)."""
-        return self.pattern.sub(MASK, data) if self.pattern else data
+        return self._mask(data, self._spans(data))
+
+    def _spans(self, data: bytes) -> list[tuple[int, int]]:
+        """The merged [start, end) ranges that some value covers."""
+        found = []
+        for value in self.values:
+            at = data.find(value)
+            while at >= 0:
+                found.append((at, at + len(value)))
+                at = data.find(value, at + 1)
+        merged: list[tuple[int, int]] = []
+        for start, end in sorted(found):
+            if merged and start < merged[-1][1]:  # overlapping (adjacent ones stay two masks)
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return merged
+
+    @staticmethod
+    def _mask(data: bytes, spans: list[tuple[int, int]]) -> bytes:
+        out, pos = [], 0
+        for start, end in spans:
+            if start >= len(data):
+                break
+            out += [data[pos:start], MASK]
+            pos = end
+        out.append(data[pos:])
+        return b"".join(out)
 
 
 def pump(source: int, log: str, values: list[str]) -> None:

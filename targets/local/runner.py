@@ -115,7 +115,8 @@ def _execute(req: RunRequest, file: str, plan: LocalPlan, store: Store, previous
         rundir.write_meta({"id": run_id, "file": str(Path(file).resolve()), "params": pipeline.params})
     else:
         _kill_leftovers(store, run_id)
-        store.resume_run(run_id)
+        store.resume_run(run_id, pipeline.params)
+        _remember_params(rundir, run_id, file, pipeline.params)
     view = make_view(out)
     opts = Options(no_cache=req.no_cache, keep_serving=req.keep_serving, resume=previous is not None, secrets=values)
     executor = Executor(plan, rundir, Cache(req.root / "cache"), store, view, opts)
@@ -130,6 +131,15 @@ def _execute(req: RunRequest, file: str, plan: LocalPlan, store: Store, previous
     summary(executor.instances(), out)
     _epilogue(executor, code, file, run_id, out)
     return code
+
+
+def _remember_params(rundir: RunDir, run_id: str, file: str, params: dict[str, Any]) -> None:
+    """run.json holds the params the run goes on with (a damaged one is written afresh)."""
+    try:
+        meta = rundir.read_meta()
+    except (OSError, ValueError):
+        meta = {"id": run_id, "file": str(Path(file).resolve())}
+    rundir.write_meta({**meta, "params": params})
 
 
 def _kill_leftovers(store: Store, run_id: str) -> None:

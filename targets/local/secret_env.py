@@ -23,34 +23,38 @@ from dmlc.ir.model import Pipeline
 SHAPE = "a mapping of secret names to mappings of keys to text values, e.g. `creds: {token: abc}`"
 
 
+MAX_FILE = 1 << 20  # a secrets file is small; a FIFO (`--secrets <(pass show ...)`) is read up to this
+
+
 def load(path: str | None) -> dict[str, dict[str, str]]:
-    """The secrets file, checked for shape; {} without one. Its text never reaches a message."""
+    """The secrets file, checked for shape; {} without one. Every value is taken as the text written
+    (YAML's base loader: `0123` stays "0123", never the number 83). Its text never reaches a message."""
     if path is None:
         return {}
     import yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_bytes())
+        with open(path, "rb") as handle:  # bounded: /dev/zero cannot fill memory
+            raw = handle.read(MAX_FILE + 1)
+        if len(raw) > MAX_FILE:
+            raise _bad_file(path, f"the secrets file {path} is larger than {MAX_FILE >> 20} MiB")
+        data = yaml.load(raw, Loader=yaml.BaseLoader)  # the base loader builds only str, list and dict
     except OSError as exc:
         raise _bad_file(path, f"cannot read the secrets file {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
         raise _bad_file(path, f"the secrets file {path} is not valid YAML or JSON") from None
     if not _well_formed(data):
         raise _bad_file(path, f"the secrets file {path} is not {SHAPE}")
-    return {name: {key: str(v) for key, v in keys.items()} for name, keys in data.items()}
+    return data
 
 
 def _well_formed(data: Any) -> bool:
     if not isinstance(data, dict):
         return False
     return all(
-        isinstance(name, str) and isinstance(keys, dict) and all(_scalar(k) and _scalar(v) for k, v in keys.items())
+        isinstance(name, str) and isinstance(keys, dict) and all(isinstance(x, str) for kv in keys.items() for x in kv)
         for name, keys in data.items()
     )
-
-
-def _scalar(value: Any) -> bool:
-    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
 
 
 def _bad_file(path: str, message: str) -> DmlError:
@@ -85,13 +89,55 @@ def _missing(step: str, env: str, ref: str) -> Diagnostic:
     return Diagnostic(DML207, message, Label(None), help=help_)
 
 
-def leaked(values: Mapping[str, Any], secrets: Mapping[str, str]) -> str | None:
-    """Which output holds one of the step's secret values (outputs are written down), or None."""
+def names(secrets: Mapping[str, Mapping[str, str]]) -> set[str]:
+    """The variables that hold a secret in some step of the run."""
+    return {env for values in secrets.values() for env in values}
+
+
+def values(secrets: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """Every secret value of the run (what every step's log is masked for)."""
+    return sorted({v for vs in secrets.values() for v in vs.values() if v})
+
+
+def by_name(secrets: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """variable -> value over the run's steps (the variable names a leak in messages)."""
+    return {env: v for vs in secrets.values() for env, v in vs.items() if v}
+
+
+def leaked(values: Mapping[str, Any], secrets: Mapping[str, str], outputs: Path | None = None) -> str | None:
+    """Which output holds a secret value (outputs are written down): a param's value, or a file of an
+    artifact output under `outputs` (read in chunks, never whole); None when none does."""
+    if not secrets:
+        return None
     for output, value in values.items():
         for text in _texts(value):
             for env, secret in secrets.items():
-                if secret and secret in text:
+                if secret in text:
                     return f"output `{output}` holds the value of the secret in ${env}"
+    return _in_files(outputs, secrets) if outputs is not None else None
+
+
+def _in_files(folder: Path, secrets: Mapping[str, str]) -> str | None:
+    needles = {env: s.encode() for env, s in secrets.items()}
+    keep = max(len(n) for n in needles.values()) - 1
+    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        if path.is_symlink() or not path.is_file():
+            continue  # the output checks refuse links and devices; only regular files hold bytes here
+        env = _file_holds(path, needles, keep)
+        if env is not None:
+            return f"output `{path.relative_to(folder).parts[0]}` holds the value of the secret in ${env}"
+    return None
+
+
+def _file_holds(path: Path, needles: Mapping[str, bytes], keep: int) -> str | None:
+    tail = b""
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            data = tail + chunk
+            for env, needle in needles.items():
+                if needle in data:
+                    return env
+            tail = data[-keep:] if keep else b""
     return None
 
 

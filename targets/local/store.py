@@ -184,12 +184,14 @@ class Store:
         self._reserve()
         self._put("runs", row | _me(), replace=True)
 
-    def resume_run(self, run_id: str) -> None:
+    def resume_run(self, run_id: str, params: dict[str, Any]) -> None:
+        """Mark a run running again, with the params this session runs it with (a `--param` given to
+        `--resume` changes them: later resumes and `runs show` must see the new values)."""
         me = _me()
-        sql = "UPDATE runs SET status='running', exit_code=NULL, ended=NULL, pid=?, pid_start=? WHERE id=?"
+        sql = "UPDATE runs SET status='running', exit_code=NULL, ended=NULL, pid=?, pid_start=?, params=? WHERE id=?"
         self.current = run_id
         self._reserve()
-        self.db.execute(sql, (me["pid"], me["pid_start"], run_id))
+        self.db.execute(sql, (me["pid"], me["pid_start"], json.dumps(params, sort_keys=True), run_id))
 
     def finish_run(self, run_id: str, status: str, exit_code: int) -> None:
         sql = "UPDATE runs SET status=?, exit_code=?, ended=? WHERE id=?"

@@ -9,6 +9,7 @@ killed with the step at its end, at its timeout and at the end of the run.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
@@ -145,3 +146,25 @@ def test_nothing_a_step_starts_outlives_the_run(project: Project, mode: str, ext
         for pid in pids:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_resume_with_a_new_param_remembers_it(project: Project) -> None:
+    project.write(f"""
+pipeline r {{
+  params {{ n = 1 }}
+  task a {{
+    command = {project.h("num", "a", "${params.n}")}
+    outputs {{ v = "param" }}
+  }}
+  task b {{
+    command = {project.h("fail", "b")}
+    after = [a]
+  }}
+}}""")
+    assert project.execute()[0] == 3
+    run = project.store().runs()[0]["id"]
+    assert project.execute(resume=run, params={"n": 7})[0] == 3
+    assert json.loads(project.store().run(run)["params"]) == {"n": 7}
+    assert project.count("a") == 2
+    assert project.execute(resume=run)[0] == 3  # goes on with n = 7: `a` is not run a third time
+    assert project.count("a") == 2

@@ -176,3 +176,69 @@ def test_chunked_masking_equals_masking_the_whole_stream(values: list[str], stre
         pos += cut
     chunks.append(stream[pos:])
     assert b"".join(redactor.feed(c) for c in chunks) + redactor.flush() == whole
+
+
+def test_other_steps_never_get_the_secret_and_every_log_is_masked(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _pipeline(project)
+    text = (
+        (project.path / "p.dml")
+        .read_text()
+        .replace(
+            "  task u {",
+            '  task nosy {\n    command = ["sh", "-c", "echo got=$TOKEN; echo '
+            + SECRET
+            + '"]\n  }\n  task u {',
+        )
+    )
+    project.write(text)
+    code, _ = _run(project, env={"TOKEN": SECRET})
+    assert code == 0, capsys.readouterr()
+    [log] = project.path.glob(".dmlc/runs/*/steps/nosy/main/attempt-1/log.txt")
+    assert log.read_text() == "got=\n***\n"  # not inherited from dmlc's environment; masked anyway
+    assert not _files_holding(project.path / ".dmlc", SECRET)
+
+
+def test_an_artifact_holding_the_secret_fails_its_step(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    project.write("""
+pipeline s {
+  task t {
+    command = ["sh", "-c", "mkdir $DMLC_OUTPUTS/a && (head -c 3000000 /dev/zero; echo $TOKEN) > $DMLC_OUTPUTS/a/big"]
+    secret_env { TOKEN = "creds/token" }
+    outputs { a = "artifact" }
+    memoize { }
+  }
+}""")
+    code, _ = _run(project, env={"TOKEN": SECRET})
+    out = capsys.readouterr().out
+    assert code == 3 and "output `a` holds the value of the secret in $TOKEN" in out, out
+    assert not _files_holding(project.path / ".dmlc", SECRET)
+
+
+def test_secrets_file_values_are_the_text_written(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    (project.path / "step.py").write_text(
+        'import os\nopen("proof.txt", "w").write(os.environ["TOKEN"])\n'
+        'open(os.environ["DMLC_OUTPUTS"] + "/v", "w").write(\'"fine"\')\n'
+    )
+    _pipeline(project)
+    for written in ("0123", "1_000", "0x1F", "1.50", "12:30", "yes", "~"):
+        (project.path / "secrets.yaml").write_text(f"creds:\n  token: {written}\n")
+        code, _ = _run(project, "--secrets", "secrets.yaml", "--no-cache")
+        assert code == 0 and (project.path / "proof.txt").read_text() == written, capsys.readouterr()
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "list"], ids=["endless", "not a mapping"])
+def test_a_hostile_secrets_file_is_dml200(project: Project, capsys: pytest.CaptureFixture[str], source: str) -> None:
+    _pipeline(project)
+    if source == "list":
+        (project.path / "list.yaml").write_text("- a\n- b\n")
+        source = "list.yaml"
+    code, _ = _run(project, "--secrets", source, env={"TOKEN": "x"})
+    out = capsys.readouterr()
+    assert code == 1 and "error[DML200]" in out.err and "DML900" not in out.err
+
+
+def test_overlapping_values_are_masked_whole() -> None:
+    redactor = Redactor(["abc", "bcdefgh"])
+    assert redactor.feed(b"xxabcdefghyy") + redactor.flush() == b"xx***yy"
