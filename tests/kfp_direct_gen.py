@@ -1,12 +1,12 @@
 """Hypothesis strategies for the KFP direct path's byte-identity tests: pipelines it builds, and YAML data.
 
 `flat_pipelines` draws pipelines (YAML form) within the direct path's coverage (every step in the root
-DAG, no volumes, no launched steps) using every setting it writes: params of each type, tasks with a
-command or a function, built-in ingest/train steps, param and artifact outputs read by later steps,
-`after`, retry, timeout, resources, env (literal and with references), secrets, labels, memoize with
-`max_age` and `key`, Kueue labels, node selectors, tolerations, and step names kfp renames alike
-(`a_b` and `A_b` are both task `a-b`). `yaml_documents` draws JSON-like data with the scalars that
-test PyYAML's quoting and folding rules.
+DAG) using every setting it writes: params of each type, tasks with a command or a function, built-in
+ingest/train/serve steps, param and artifact outputs read by later steps, `after`, retry, timeout,
+resources, env (literal and with references), secrets, labels, memoize with `max_age` and `key`, Kueue
+labels, node selectors, tolerations, volumes, launched steps (an allreduce TFJob, a served model) and
+step names kfp renames alike (`a_b` and `A_b` are both task `a-b`). `yaml_documents` draws JSON-like
+data with the scalars that test PyYAML's quoting and folding rules.
 """
 
 from __future__ import annotations
@@ -60,17 +60,25 @@ def _settings(rng: random.Random, step: dict[str, Any], params: list[str]) -> No
 
 def _step(rng: random.Random, earlier: dict[str, dict[str, str]], params: list[str]) -> tuple[dict, dict]:
     """A step and its outputs (name -> param | artifact); reads come from the last 20 steps."""
-    kind = rng.choice(["command", "command", "run", "ingest", "train"])
+    kind = rng.choice(["command", "command", "command", "run", "ingest", "train", "serve"])
     recent = list(earlier)[-20:]
     readable = [f"{s}.{o}" for s in recent for o in earlier[s]]
     reads = rng.sample(readable, min(len(readable), rng.randint(0, 2)))
     data = [r for r in readable if r.endswith(".dataset")]
+    models = [r for r in readable if r.endswith(".model")]
+    if kind == "serve" and not models:
+        kind = "train"
     if kind == "ingest" or (kind == "train" and not data):
         step: dict[str, Any] = {"kind": "ingest", "dataset": "digits"}
         outputs = {"dataset": "artifact"}
     elif kind == "train":
         step = {"kind": "train", "data": "${" + rng.choice(data) + "}", "model": "mlp"}
+        if rng.randint(0, 2) == 0:  # launched: a TFJob
+            step |= {"strategy": "allreduce", "workers": 2}
         outputs = {"model": "artifact", "metrics": "param"}
+    elif kind == "serve":
+        step = {"kind": "serve", "model": "${" + rng.choice(models) + "}", "replicas": rng.randint(1, 2)}
+        outputs = {"endpoint": "param"}
     else:
         names = rng.sample(["out", "art", "n"], rng.randint(0, 2))
         outputs = {name: rng.choice(["param", "artifact"]) for name in names}
@@ -106,6 +114,13 @@ def flat_pipeline(seed: int, max_steps: int, min_steps: int = 1) -> dict[str, An
         options["tolerations"] = [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}, {"operator": "Exists"}]
     if rng.randint(0, 4) == 0:
         options["cache_max_age"] = "ignore"
+    if rng.randint(0, 3) == 0:
+        doc["volumes"] = {"models": {"size": "1Gi", "mount": "/trained"}}
+        if rng.random() < 0.5:
+            doc["volumes"]["scratch"] = {"size": "512Mi", "mount": "/scratch", "storage_class": "fast",
+                                         "access": "ReadWriteOnce"}  # fmt: skip
+    if rng.randint(0, 4) == 0:
+        options["data_volume_size"] = "20Gi"
     if options:
         doc["targets"] = {"kfp": options}
     steps: dict[str, Any] = {}

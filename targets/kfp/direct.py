@@ -8,17 +8,17 @@ pipeline with kfp's DSL, kfp's compiler (names checked against every earlier tas
 `MessageToDict` + PyYAML dump took 18 s for 5,000 steps; here the protobuf messages are built once per
 task, components and executors once per interface, and `specyaml.py` writes the YAML.
 
-Covered: pipelines whose steps all sit in the root DAG (no `for_each`, no `when`), without volumes or
-launched (TFJob / InferenceService) steps: tasks, pipeline params, data and `after` dependencies,
-caching, `memoize.max_age` epoch tasks, retry, resources, env, secrets, timeouts, labels, node
-selectors and tolerations.
+Covered: pipelines whose steps all sit in the root DAG (no `for_each`, no `when`): tasks, pipeline params,
+data and `after` dependencies, caching, `memoize.max_age` epoch tasks, retry, resources, env, secrets,
+timeouts, labels, node selectors, tolerations, volumes and launched (TFJob / InferenceService) steps
+with the run's data volume (`direct_volumes.py`). Loops and conditions go through kfp's compiler.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from dmlc_targets.kfp import components, direct_parts, specyaml, taskspec
+from dmlc_targets.kfp import components, direct_parts, direct_volumes, manifests, specyaml, taskspec
 from dmlc_targets.kfp.direct_parts import Unsupported, component_title
 from dmlc_targets.kfp.plan import KfpPlan, StepPlan, list_outputs, tree
 
@@ -32,15 +32,11 @@ COMMENT_TYPES = {"STRING": "str", "NUMBER_INTEGER": "int", "NUMBER_DOUBLE": "flo
 def unsupported(plan: KfpPlan) -> str | None:
     """Why the direct path does not build this pipeline (None: it does)."""
     pipeline = plan.pipeline
-    if pipeline.volumes:
-        return "volumes"
     if list_outputs(pipeline):
         return "a list output"
     for p in plan.steps.values():
         if p.scope:
             return f"step `{p.name}` runs in a loop or under a condition"
-        if p.launched:
-            return f"step `{p.name}` is launched"
     for name, value in pipeline.params.items():
         if type(value) not in PARAM_KINDS:
             return f"param `{name}` of type {type(value).__name__}"
@@ -61,6 +57,7 @@ class _Direct:
         self.components: dict[str, Any] = {}
         self.shapes: dict[Any, Any] = {}  # (inputs, outputs) -> ComponentSpec as JSON
         self.containers: dict[Any, Any] = {}
+        self.claims: dict[str | None, str] = {}  # volume (None: the data volume) -> its CreatePVC task
 
     def documents(self) -> list[dict[str, Any]]:
         import kfp
@@ -73,6 +70,8 @@ class _Direct:
         spec.schema_version = "2.1.0"
         for name, value in pipeline.params.items():
             self._param(name, value)
+        for volume, arguments, display in direct_volumes.claims(self.plan):
+            self.claims[volume] = self._claim(arguments, display)
         for item in tree(pipeline, self.plan.steps).items:
             self._step(self.plan.steps[item])
         doc = self.to_dict(spec)
@@ -107,11 +106,22 @@ class _Direct:
         self.taken.add(name)
         return name
 
-    def _task(self, name: str, inputs: dict[str, str], outputs: dict[str, str], container: dict) -> Any:
+    def _claim(self, arguments: dict[str, Any], display: str) -> str:
+        """A kfp-kubernetes CreatePVC task (uncached), made before every step as `build.py` makes it."""
+        component, container = direct_volumes.create_pvc()
+        name = self._name("CreatePVC")
+        task = self._task(name, {}, {}, container, component)
+        task.task_info.name = display
+        task.caching_options.enable_cache = False
+        for key, value in arguments.items():
+            task.inputs.parameters[key].runtime_value.constant.CopyFrom(direct_parts.value(self.struct, value))
+        return name
+
+    def _task(self, name: str, inputs: dict, outputs: dict, container: dict, shape: dict | None = None) -> Any:
         """The component, executor and task of one kfp task named `name`; the task spec is returned."""
         label = f"exec-{name}"
         key = (tuple(inputs.items()), tuple(outputs.items()))
-        shape = self.shapes.get(key)
+        shape = shape or self.shapes.get(key)
         if shape is None:  # one ComponentSpec message per interface, as its JSON form
             shape = self.shapes[key] = self.to_dict(direct_parts.component(self.pb, inputs, outputs))
         self.components[f"comp-{name}"] = {**shape, "executorLabel": label}
@@ -120,14 +130,16 @@ class _Direct:
         task.component_ref.name = f"comp-{name}"
         return task
 
-    def _container(self, source: str, function: str, image: str, step: Any) -> dict:
+    def _container(self, source: str, function: str, image: str, p: StepPlan | None) -> dict:
         """An executor's container, shared by the tasks of one interface, image, resources and env."""
-        res = step.resources if step is not None else None
+        step = p.step if p is not None else None
+        res = step.resources if step is not None and not p.launched else None  # type: ignore[union-attr]
         settings = (res.cpu, res.memory, res.gpu) if res is not None else None
         key = (source, function, image, settings, tuple(taskspec.literal_env(step)) if step is not None else ())
         found = self.containers.get(key)
         if found is None:
-            found = self.containers[key] = direct_parts.container(source, function, image, step)
+            launched = p is not None and p.launched
+            found = self.containers[key] = direct_parts.container(source, function, image, step, launched)
         return found
 
     def _step(self, p: StepPlan) -> None:
@@ -138,7 +150,7 @@ class _Direct:
             iface.inputs["dmlc_cache_epoch"] = "int"
         name = self.names[p.name] = self._name(iface.name)
         source = components.step_source(components.Interface("dmlc_step", iface.inputs, iface.outputs))
-        container = self._container(source, "dmlc_step", image, step)
+        container = self._container(source, "dmlc_step", image, p)
         task = self._task(name, {"dmlc_spec": "str", **iface.inputs}, iface.outputs, container)
         task.task_info.name = p.name
         task.caching_options.enable_cache = step.memoize is not None
@@ -149,7 +161,7 @@ class _Direct:
             raise Unsupported("a pipeline channel in a spec")  # kfp would read it as a reference
         params = task.inputs.parameters
         params["dmlc_spec"].runtime_value.constant.string_value = text
-        upstream = {self.names[up] for up in step.after}
+        upstream = {self.names[up] for up in step.after} | self._claim_inputs(p, params)
         for b in p.bindings.values():
             if b.source is None:
                 params[b.input].component_input_parameter = b.input.removeprefix("params__")
@@ -166,8 +178,20 @@ class _Direct:
             out = params["dmlc_cache_epoch"].task_output_parameter
             out.producer_task, out.output_parameter_key = epoch, "Output"
             upstream.add(epoch)
+        upstream |= {self.claims[volume] for volume in self.pipeline.volumes}  # mount_pvc orders after the claim
         task.dependent_tasks.extend(sorted(upstream))
-        self.kubernetes[f"exec-{name}"] = self._kubernetes(p)
+        self.kubernetes[f"exec-{name}"] = self._kubernetes(p, volumes=True)
+
+    def _claim_inputs(self, p: StepPlan, params: Any) -> set[str]:
+        """A launched step's inputs naming the claims its workload mounts (their tasks come first)."""
+        if not p.launched:
+            return set()
+        for volume in self.pipeline.volumes:
+            out = params[f"dmlc_pvc_{volume}"].task_output_parameter
+            out.producer_task, out.output_parameter_key = self.claims[volume], "name"
+        out = params["dmlc_data_pvc"].task_output_parameter
+        out.producer_task, out.output_parameter_key = self.claims[None], "name"
+        return set(self.claims.values())
 
     def _epoch(self, p: StepPlan, image: str) -> str | None:
         """The uncached `max-age-<step>` task of `build.py`'s `_epoch`."""
@@ -184,8 +208,17 @@ class _Direct:
         self.kubernetes[f"exec-{name}"] = self._kubernetes(p)
         return name
 
-    def _kubernetes(self, p: StepPlan) -> dict:
-        return direct_parts.kubernetes(self.plan, p)
+    def _kubernetes(self, p: StepPlan, volumes: bool = False) -> dict:
+        """The task's Kubernetes settings; a step's task mounts the pipeline's volumes (and, launched, the
+        data volume), the epoch task of a memoized step none."""
+        config = direct_parts.kubernetes(self.plan, p)
+        volume_items = self.pipeline.volumes.items() if volumes else ()
+        mounts = [direct_volumes.mount(vol.mount, self.claims[name]) for name, vol in volume_items]
+        if volumes and p.launched:
+            mounts.append(direct_volumes.mount(manifests.DATA_MOUNT, self.claims[None]))
+        if mounts:
+            config["pvcMount"] = mounts
+        return config
 
     def _retry(self, task: Any, retry: Any) -> None:
         """structures.RetryPolicy.to_proto: kfp's defaults written out."""

@@ -100,8 +100,9 @@ def component(pb: Any, inputs: dict[str, str], outputs: dict[str, str]) -> Any:
     return spec
 
 
-def container(source: str, function: str, image: str, step: Any) -> dict[str, Any]:
-    """pipeline_spec_builder.build_container_spec_for_task, as the deploymentSpec Struct holds it."""
+def container(source: str, function: str, image: str, step: Any, launched: bool = False) -> dict[str, Any]:
+    """pipeline_spec_builder.build_container_spec_for_task, as the deploymentSpec Struct holds it (a
+    launched step asks for its resources inside the TFJob / predictor, not for its launcher's pod)."""
     if "{{channel:" in image:
         raise Unsupported("a pipeline channel in an image")
     out: dict[str, Any] = {
@@ -112,7 +113,7 @@ def container(source: str, function: str, image: str, step: Any) -> dict[str, An
     env = taskspec.literal_env(step) if step is not None else []
     if env:
         out["env"] = [{"name": key, "value": value} if value else {"name": key} for key, value in env]
-    resources = _resources(step) if step is not None else None
+    resources = _resources(step) if step is not None and not launched else None
     if resources:
         out["resources"] = resources
     return out
