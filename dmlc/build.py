@@ -7,8 +7,9 @@ build context: a Dockerfile `FROM` the runtime image (its GPU variant when a ste
 for GPUs), the code under `app/`, an optional requirements file. The context is named by the sha256 of
 its files, so the same code gives the same tag. `dmlc build` writes it, builds it with the first OCI
 builder on PATH (docker, podman, buildah, nerdctl; else prints the command) and records the image in
-`.dmlc/builds.json` beside the pipeline file; `compile` for a target that runs images (`runs_in_image`) then uses that image for
-the steps with user code, or gives DML104 at the reference when the code is not in the step's image.
+`.dmlc/builds.json` beside the pipeline file; `compile` for a target that runs images (`runs_in_image`)
+then uses that image for the steps with user code, or gives DML104 at the reference when the code is
+not in the step's image. A local run keys results on `code_digest` (the same files) instead.
 """
 
 from __future__ import annotations
@@ -128,6 +129,21 @@ def _read(path: Path) -> bytes:
 def _missing(message: str) -> DmlError:
     help_ = "user code lives next to the pipeline file (a module `m.py` or a package folder `pkg/`)"
     return DmlError([Diagnostic(DML200, message, Label(None), help=help_)])
+
+
+def code_digest(pipeline: Pipeline, step: str, root: Path) -> str | None:
+    """The sha256 of the user code a step runs from `root` (its modules and what they import), or None
+    when it runs none there: a local run keys results on it, as a cluster run keys them on the image."""
+    modules = sorted({r.module for r in references(pipeline, root) if r.step == step})
+    if not modules:
+        return None
+    h = hashlib.sha256()
+    try:
+        for path in sorted({p for m in modules for p in _closure(m, root)}):
+            h.update(path.relative_to(root).as_posix().encode() + b"\0" + hashlib.sha256(_read(path)).digest())
+    except DmlError as exc:  # unreadable code: the step itself will say so when it imports it
+        h.update(exc.diagnostics[0].message.encode())
+    return h.hexdigest()
 
 
 def locate(module: str, root: Path) -> Path | None:

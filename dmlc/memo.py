@@ -16,7 +16,7 @@ from dmlc.ir.effective import effective
 from dmlc.ir.model import Pipeline
 
 # Attributes that change how a step is run, not what it computes.
-NOT_IN_KEY = ("memoize", "retry", "timeout", "priority", "labels", "after", "when", "wait", "min_success")
+NOT_IN_KEY = ("memoize", "retry", "timeout", "priority", "labels", "after", "when", "wait", "min_success", "for_each")
 
 
 def canonical(value: Any) -> str:

@@ -201,6 +201,9 @@ class Executor(Scheduler):
             inst.cache = "off: a serve step always starts its servers"
             return False
         inst.recipe = memo.memo_recipe(self.pipeline, inst.step, inst.item, inst.inputs)
+        code = self.code_digest(inst.step)
+        if code:  # a local run's key holds the code it runs, as a cluster run's holds its image
+            inst.recipe["code"] = code
         inst.memo_key = memo.memo_key(inst.recipe)
         if self.opts.no_cache:
             inst.cache = "miss: --no-cache"

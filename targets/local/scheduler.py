@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from pathlib import Path
 from typing import Any
 
 from dmlc_targets.local.plan import LocalPlan
@@ -30,7 +31,7 @@ from dmlc_targets.local.state import (
     Values,
 )
 
-from dmlc import memo
+from dmlc import build, memo
 from dmlc.semantics import when
 from dmlc.semantics.values import ResolveError, resolve
 
@@ -43,6 +44,8 @@ class Scheduler:
         self.ready: list[tuple[tuple[int, int, int], int, Instance]] = []  # heap: priority, pipeline order, index
         self._seq = itertools.count()
         self._spec_digests: dict[str, str] = {}
+        self._code: dict[str, str | None] = {}
+        self.source = plan.source_name
         self._order = {name: i for i, name in enumerate(self.steps)}
         self._dependents: dict[str, list[str]] = {name: [] for name in self.steps}
         for name, sr in self.steps.items():
@@ -157,11 +160,22 @@ class Scheduler:
         return True
 
     def run_key(self, inst: Instance) -> str:
-        """What decides an instance's result: its step's spec digest, item and input digests."""
+        """What decides an instance's result: its step's spec digest, the digest of the user code it runs,
+        its item and its input digests."""
         spec = self._spec_digests.get(inst.step)
         if spec is None:
             spec = self._spec_digests[inst.step] = memo.spec_digest(self.pipeline, inst.step)
-        return memo.memo_key({"spec": spec, "item": inst.item, "inputs": dict(sorted(inst.inputs.items()))})
+        key = {"spec": spec, "item": inst.item, "inputs": dict(sorted(inst.inputs.items()))}
+        code = self.code_digest(inst.step)
+        return memo.memo_key(key | {"code": code} if code else key)
+
+    def code_digest(self, step: str) -> str | None:
+        """The digest of the user code `step` runs (`run =`, a custom model) from the pipeline's folder,
+        read once per run: edited code is new work for `--resume` and the cache alike."""
+        if step not in self._code:
+            root = Path(self.source).resolve().parent
+            self._code[step] = build.code_digest(self.pipeline, step, root)
+        return self._code[step]
 
     def _try_ready(self, sr: StepRun, inst: Instance) -> bool:
         for driver in sr.plan.drivers:

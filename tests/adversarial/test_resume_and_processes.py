@@ -168,3 +168,28 @@ pipeline r {{
     assert project.count("a") == 2
     assert project.execute(resume=run)[0] == 3  # goes on with n = 7: `a` is not run a third time
     assert project.count("a") == 2
+
+
+def test_edited_user_code_is_new_work_for_resume_and_the_cache(project: Project) -> None:
+    (project.path / "mod.py").write_text("import helper\n\ndef fn():\n    return helper.X\n")
+    (project.path / "helper.py").write_text("X = 1\n")
+    project.write(f"""
+pipeline r {{
+  task t {{
+    run = "mod:fn"
+    outputs {{ v = "param" }}
+    memoize {{ }}
+  }}
+  task b {{
+    command = {project.h("fail", "b")}
+    after = [t]
+  }}
+}}""")
+    assert project.execute()[0] == 3
+    (project.path / "helper.py").write_text("X = 2\n")  # what `mod` imports changed
+    _, out = project.execute(resume=True)
+    assert "changed since the earlier session" in out and states(project)["t"] == "succeeded"
+    [value] = project.path.glob(".dmlc/runs/*/steps/t/main/outputs/v")
+    assert value.read_text().strip() == "2"
+    project.execute()  # a new run: the cache holds X = 2 now, and is hit
+    assert states(project)["t"] == "cached"

@@ -197,3 +197,19 @@ def test_resume_refuses_a_run_that_is_still_going(project: Project) -> None:
     finally:
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=20)
+
+
+def test_a_longer_item_list_keeps_the_cached_items(project: Project) -> None:
+    """The key holds an instance's item, not the whole list: adding an item recomputes only it."""
+    for items in ("[1, 2, 3]", "[0, 1, 2, 3]"):
+        project.write(f"""
+pipeline f {{
+  task sq {{
+    for_each = {items}
+    command  = {project.h("square", "sq", "${each}")}
+    outputs {{ v = "param" }}
+    memoize {{ }}
+  }}
+}}""")
+        assert project.execute()[0] == 0
+    assert project.count("sq") == 4  # 3 + the new item 0
