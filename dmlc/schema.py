@@ -574,7 +574,7 @@ def _pattern_words(pattern: str) -> str:
     known = {
         "^/": "an absolute path (starting with /)",
         r"^\s*\S+(\s+\S+){4}\s*$": 'a cron expression with five fields, e.g. "0 3 * * *"',
-        r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$": 'a Python function as "pkg.module:function"',
+        r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$": 'a Python function as "pkg.module:function"',
         r"^[a-z0-9][a-z0-9.-]*/[A-Za-z0-9._-]+$": 'a secret reference as "secret-name/key"',
     }
     return known.get(pattern, f"must match {pattern}")

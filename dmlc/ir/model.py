@@ -275,7 +275,7 @@ class Serve(Step):
 class Task(Step):
     kind: Literal["task"]
     """Step kind: task."""
-    run: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")] | None = None
+    run: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")] | None = None
     """A Python function "pkg.module:function" run by the runtime."""
     command: list[str] | None = None
     """A command (argument list, no shell)."""
