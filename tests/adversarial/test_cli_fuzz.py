@@ -4,10 +4,11 @@ Each case is a pipeline (drawn by `tests.pipeline_gen`, written as YAML or as .d
 book's examples) mangled by up to four mutations: byte flips, truncation, deleted, duplicated or
 swapped lines, and hostile tokens (huge numbers, NUL, deep nesting, `{{workflow.name}}`, odd Unicode).
 It then goes through `check` (every format), `compile` for every target (sometimes with a hostile
-`--param`), `fmt` (as is, `--to yaml`, `--to dml`, `--check`), `graph`, `cache explain` and
-`runs show`. The oracle, for every call: exit code 0, 1, 2 or 3; never DML900; never a traceback;
-under 10 s. Where `fmt` succeeds, its output must mean the same pipeline (equal IR) and be a fixed
-point of `fmt`. A few cases also run in a fresh interpreter limited to 1 GB of address space.
+`--param`), `fmt` (to stdout, in place, `--to yaml`, `--to dml`, `--check`, `--diff`), `graph`,
+`cache explain` and `runs show`. The oracle, for every call: exit code 0, 1, 2 or 3; never DML900;
+never a traceback; under 10 s. Where `fmt` succeeds, its output must mean the same pipeline (equal
+IR) and be a fixed point of `fmt`. A few cases also run in a fresh interpreter limited to 1 GB of
+address space.
 
 CI runs a fixed, derandomized number of cases; DMLC_HYPOTHESIS_EXAMPLES=N runs N random ones.
 """
@@ -140,12 +141,13 @@ def cases(draw: st.DrawFn) -> tuple[str, bytes, list[list[str]]]:
 @st.composite
 def commands(draw: st.DrawFn) -> list[list[str]]:
     param = ["--param", draw(st.sampled_from(PARAMS))] if draw(st.integers(0, 3)) == 0 else []
-    fmt = draw(st.sampled_from([["-o", "-"], ["--check"], ["--to", "dml", "-o", "-"]]))
+    fmt = draw(st.sampled_from([["-o", "-"], ["--check"], ["--diff"], ["--to", "dml", "-o", "-"]]))
     argvs = [
         ["check", "FILE", "--format", draw(st.sampled_from(["human", "short", "json"]))],
         *(["compile", "FILE", "-t", target, *param] for target in TARGETS),
         ["fmt", "FILE", "--to", "yaml", "-o", "-"],
         ["fmt", "FILE", *fmt],
+        ["fmt", "COPY"],  # in place, on a copy of the file
         ["graph", "FILE", "--format", draw(st.sampled_from(["mermaid", "dot"]))],
         ["cache", "explain", "FILE", draw(st.sampled_from(STEP_NAMES)), *param],
     ]
@@ -166,7 +168,12 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def check_fmt(workdir: Path, argv: list[str], outcome: Outcome, original: Path) -> None:
     """A formatted file means what the original meant, and formatting it again changes nothing."""
-    if outcome.code != 0 or "--check" in argv:
+    if outcome.code != 0 or "--check" in argv or "--diff" in argv:
+        return
+    if "-o" not in argv:  # formatted in place
+        assert load(argv[1]).pipeline == load(str(original)).pipeline, argv
+        assert_sane(["fmt", "--check", argv[1]], again := call(["fmt", "--check", argv[1]]))
+        assert again.code == 0, (argv, again.err)
         return
     syntax = argv[argv.index("--to") + 1] if "--to" in argv else ("yaml" if original.suffix != ".dml" else "dml")
     formatted = workdir / f"formatted.{syntax}"
@@ -183,10 +190,11 @@ def test_every_command_survives_generated_and_mutated_pipelines(
     workdir: Path, case: tuple[str, bytes, list[list[str]]]
 ) -> None:
     suffix, data, argvs = case
-    path = workdir / f"p{suffix}"
+    path, copy = workdir / f"p{suffix}", workdir / f"inplace{suffix}"
     path.write_bytes(data)
+    copy.write_bytes(data)
     for template in argvs:
-        argv = [str(path) if a == "FILE" else a for a in template]
+        argv = [{"FILE": str(path), "COPY": str(copy)}.get(a, a) for a in template]
         outcome = call(argv)
         assert_sane(argv, outcome)
         if argv[0] == "fmt":
