@@ -44,20 +44,35 @@ class Unsupported(Exception):
 def protos() -> Any:
     """kfp's `pipeline_spec_pb2`. kfp/__init__ imports its whole SDK (DSL, client) unless `_KFP_RUNTIME`
     is set, as it is in a component's pod; the classes need none of it, so a first import of kfp here
-    sets it (kfp's submodules still import as usual later)."""
+    sets it. That light `kfp` completes itself on first use of anything it lacks (`kfp.Client`, `from
+    kfp import dsl`: `_complete` re-runs kfp/__init__ in full), so later users in the process (the
+    Python API's `dmlc.submit`) get the whole SDK."""
     if "kfp" not in sys.modules:
         saved = os.environ.get("_KFP_RUNTIME")
         os.environ["_KFP_RUNTIME"] = "true"
         try:
-            import kfp  # noqa: F401
+            import kfp
         finally:
             if saved is None:
                 os.environ.pop("_KFP_RUNTIME", None)
             else:
                 os.environ["_KFP_RUNTIME"] = saved
+        kfp.__getattr__ = _complete  # type: ignore[attr-defined]  # PEP 562: only for names it lacks
     from kfp.pipeline_spec import pipeline_spec_pb2
 
     return pipeline_spec_pb2
+
+
+def _complete(name: str) -> Any:
+    """The light kfp's missing attribute `name`, after running kfp/__init__ in full in the same module."""
+    import importlib
+
+    kfp = sys.modules["kfp"]
+    if name.startswith("__") or "__getattr__" not in vars(kfp):
+        raise AttributeError(f"module 'kfp' has no attribute {name!r}")
+    del kfp.__getattr__
+    importlib.reload(kfp)
+    return getattr(kfp, name)
 
 
 # -- names (kfp's dsl.utils / component_factory) ------------------------------------------------------

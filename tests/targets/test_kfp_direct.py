@@ -115,3 +115,17 @@ def test_direct_path_imports_neither_kfp_dsl_nor_the_compiler() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_full_sdk_is_there_after_a_direct_compile(tmp_path: Path) -> None:
+    """The direct path imports kfp light; a later user of the process (dmlc.submit -> kfp.Client) must
+    still get the whole SDK (the submit tests failed after any direct compile in the same session)."""
+    (tmp_path / "s.dml").write_text('pipeline s {\n  ingest data { dataset = "digits" }\n}\n')
+    code = (
+        "import sys\nfrom dmlc.driver import compile_file\n"
+        f"a = compile_file({str(tmp_path / 's.dml')!r}, 'kfp')\nassert 'kfp.dsl' not in sys.modules\n"
+        "import kfp\nfrom kfp import dsl\nassert kfp.Client and dsl.pipeline\n"
+        f"assert compile_file({str(tmp_path / 's.dml')!r}, 'kfp') == a\nprint('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
