@@ -238,14 +238,47 @@ def _lex(text: str) -> Any:
     return parser().lex(text, dont_ignore=False)
 
 
+MAX_SYNTAX_ERRORS = 5  # more are reported one parse at a time (each recovery parses the file again)
+RECOVER_BELOW = 512 << 10  # bytes: on a bigger file only the first syntax error is reported
+
+
 def parse_dml(source: Source) -> Document:
     _BUDGET.reset()
     try:
         return _DocBuilder(source).build(parser().parse(source.text))
     except UnexpectedInput as exc:
-        raise DmlError([syntax_error(exc, source, _lex)]) from None
+        first = syntax_error(exc, source, _lex)
+        raise DmlError([first, *_more_syntax_errors(source, first)]) from None
     except DmlError as exc:
         raise _relocate_depth(_in_file(exc, source.path), source) from None
+
+
+def _more_syntax_errors(source: Source, first: Diagnostic) -> list[Diagnostic]:
+    """The next syntax errors of the file, found by parsing it again with each bad line blanked (its
+    length kept, so every position stays true). Stops at an error on a line that opens or closes a
+    block (blanking it would unbalance the braces and report a phantom error), past MAX_SYNTAX_ERRORS,
+    and on big files."""
+    found: list[Diagnostic] = []
+    lines = source.text.split("\n")
+    last = first
+    while len(found) < MAX_SYNTAX_ERRORS - 1 and len(source.text) < RECOVER_BELOW:
+        line = last.span.line if last.span is not None else 0
+        if not 0 < line <= len(lines) or any(c in lines[line - 1] for c in "{}[]") or last.code == "DML003":
+            break
+        lines[line - 1] = " " * len(lines[line - 1])
+        again = Source(source.path, "\n".join(lines))
+        _BUDGET.reset()
+        try:
+            parser().parse(again.text)
+            break
+        except UnexpectedInput as exc:
+            last = syntax_error(exc, again, _lex)
+        except (DmlError, RecursionError):
+            break
+        if last.span is None or last.span.line <= line:
+            break
+        found.append(last)
+    return found
 
 
 def _in_file(exc: DmlError, path: str) -> DmlError:

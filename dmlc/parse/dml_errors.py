@@ -108,11 +108,54 @@ def _unclosed(tokens: list[Token], source: Source) -> Diagnostic:
     end = source.span(max(0, len(source.text.rstrip()) - 1))
     if not stack:
         return Diagnostic(DML003, "unexpected end of file", Label(end, "the file ends here"))
+    guess = _by_indentation(tokens, source)
+    if guess is not None:  # the outer blocks closed one `}` late: the one missing is where indentation says
+        opener, ends = guess
+        label = Label(_tok_span(source, opener), "this `{` is never closed")
+        where = Label(ends, "by its indentation, the block ends before this line")
+        help_ = "add `}` at the end of the block (lines indented more than the block's first line)"
+        return Diagnostic(DML003, "missing `}`", label, (where, Label(end, "the file ends here")), help_)
     opener = stack[-1]
     closer = "}" if opener.type == "LBRACE" else "]"
     label = Label(_tok_span(source, opener), f"this `{opener}` is never closed")
     help_ = f"add `{closer}` where the block or list ends"
     return Diagnostic(DML003, f"missing `{closer}`", label, (Label(end, "the file ends here"),), help_)
+
+
+def _by_indentation(tokens: list[Token], source: Source) -> tuple[Token, Span] | None:
+    """The first `{` whose block, by indentation, ends at a line that does not close it (as rustc guesses
+    an unclosed delimiter): the next line indented no more than the opener's line should start with `}`."""
+    lines = source.text.split("\n")
+    for tok in _multiline_openers(tokens):
+        indent = _indent(lines[tok.line - 1])
+        for number in range(tok.line + 1, len(lines) + 1):
+            text = lines[number - 1]
+            if not text.strip() or text.lstrip().startswith(("#", "//")):
+                continue
+            if _indent(text) <= indent:
+                if not text.lstrip().startswith("}"):
+                    return tok, Span(source.path, number, _indent(text) + 1, number, len(text) + 1)
+                break
+    return None
+
+
+def _multiline_openers(tokens: list[Token]) -> list[Token]:
+    """`{` tokens not closed on their own line (a one-line `memoize { }` says nothing by indentation)."""
+    stack: list[Token] = []
+    out: list[Token] = []
+    for tok in tokens:
+        if tok.type == "LBRACE":
+            stack.append(tok)
+        elif tok.type == "RBRACE" and stack:
+            opener = stack.pop()
+            if opener.line != tok.line:
+                out.append(opener)
+    out += [t for t in stack if t.line]
+    return sorted(out, key=lambda t: (t.line, t.column))
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
 
 
 def _unexpected(exc: UnexpectedToken, source: Source) -> Diagnostic:
