@@ -187,9 +187,7 @@ def test_other_steps_never_get_the_secret_and_every_log_is_masked(
         .read_text()
         .replace(
             "  task u {",
-            '  task nosy {\n    command = ["sh", "-c", "echo got=$TOKEN; echo '
-            + SECRET
-            + '"]\n  }\n  task u {',
+            '  task nosy {\n    command = ["sh", "-c", "echo got=$TOKEN; echo ' + SECRET + '"]\n  }\n  task u {',
         )
     )
     project.write(text)
