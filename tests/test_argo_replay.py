@@ -796,7 +796,24 @@ def test_quickstart_replays_end_to_end(tmp_path: Path) -> None:
         metrics = json.loads(r.outputs("best")["metrics"])
         assert metrics["metric"] == "accuracy" and len(metrics["candidates"]) == 3
         endpoint = r.outputs("classifier")["endpoint"]
-        import urllib.request
 
-        status = json.loads(urllib.request.urlopen(f"{endpoint}/v1/models/classifier", timeout=10).read())
+        status = _when_loaded(f"{endpoint}/v1/models/classifier")
         assert status["model_version_status"][0]["state"] == "AVAILABLE"
+
+
+def _when_loaded(url: str, seconds: float = 120.0) -> dict:
+    """The model's status once it answers 200. The compiled InferenceService has no readinessProbe, so
+    (as Knative's default TCP probe) the replay calls it ready when its port answers; the server says
+    503 until its worker has loaded the model."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return json.loads(urllib.request.urlopen(url, timeout=10).read())
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
