@@ -602,7 +602,12 @@ def smoke_test(endpoint: str, model_dir: str) -> None:
     zeros: Any = 0.0
     for size in reversed(shape):
         zeros = [zeros] * int(size)
-    reply = httpx.post(f"{endpoint}:predict", json={"instances": [zeros]}, timeout=READY_TIMEOUT_S)
+    deadline = time.monotonic() + 60.0
+    while True:  # a 503 + Retry-After (the supervisor answering while a worker takes over) is retried
+        reply = httpx.post(f"{endpoint}:predict", json={"instances": [zeros]}, timeout=READY_TIMEOUT_S)
+        if reply.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     if reply.status_code != 200 or len(reply.json().get("predictions", [])) != 1:
         raise TransientError(f"smoke request failed: HTTP {reply.status_code} {reply.text[:300]}")
 
