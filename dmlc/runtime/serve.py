@@ -308,8 +308,53 @@ class Supervisor:
                     return
                 time.sleep(0.1)
                 continue
+            if self._became_ready():  # a worker was ready as this connection came: it gets it, not a 503
+                threading.Thread(target=_relay, args=(conn, self.sock.getsockname()), daemon=True).start()
+                continue
             starting = "is loading its model" if not self.ever_ready else "is restarting a model worker"
             _answer_down(conn, f"the model server {starting}; retry shortly")
+
+    def _became_ready(self, seconds: float = 0.3) -> bool:
+        """Whether a worker is ready within `seconds` (a few `_tick`s): a worker accepts as soon as its
+        model is loaded, before the supervisor has read that it is, so a connection the supervisor took
+        in that moment belongs to the worker."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.ready_count():
+                return True
+            time.sleep(0.02)
+        return False
+
+
+def _relay(conn: socket.socket, address: tuple) -> None:
+    """Hand a connection the supervisor accepted to a ready worker: connect to the shared port (only
+    workers accept on it now) and copy bytes both ways until each side is done."""
+    host, port = address[0], address[1]
+    try:
+        upstream = socket.create_connection(("127.0.0.1" if host in ("0.0.0.0", "") else host, port), timeout=10)
+    except OSError:
+        _answer_down(conn, "the model server is restarting a model worker; retry shortly")
+        return
+    upstream.settimeout(None)
+    back = threading.Thread(target=_copy, args=(upstream, conn), daemon=True)
+    back.start()
+    _copy(conn, upstream)
+    back.join()
+    upstream.close()
+    conn.close()
+
+
+def _copy(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(1 << 16):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
 
 def _say(line: str) -> None:
@@ -602,12 +647,7 @@ def smoke_test(endpoint: str, model_dir: str) -> None:
     zeros: Any = 0.0
     for size in reversed(shape):
         zeros = [zeros] * int(size)
-    deadline = time.monotonic() + 60.0
-    while True:  # a 503 + Retry-After (the supervisor answering while a worker takes over) is retried
-        reply = httpx.post(f"{endpoint}:predict", json={"instances": [zeros]}, timeout=READY_TIMEOUT_S)
-        if reply.status_code != 503 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    reply = httpx.post(f"{endpoint}:predict", json={"instances": [zeros]}, timeout=READY_TIMEOUT_S)
     if reply.status_code != 200 or len(reply.json().get("predictions", [])) != 1:
         raise TransientError(f"smoke request failed: HTTP {reply.status_code} {reply.text[:300]}")
 
