@@ -19,6 +19,7 @@ import pytest
 
 from tests.executor.executor_support import Project
 from tests.executor.test_memo_resume import states
+from tests.executor.test_semantics import _alive
 
 
 @pytest.fixture
@@ -99,14 +100,6 @@ if mode == "hang":
     time.sleep(300)
 sys.exit(1 if mode == "fail" else 0)
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _gone(pids: list[int], seconds: float = 5.0) -> bool:
