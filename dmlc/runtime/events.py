@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dmlc.runtime.server_apps import TokenBucket, _health_routes, model_status, read_body, unavailable
+from dmlc.runtime.rest import health_routes, model_status, read_body, unavailable
 from dmlc.units import parse_duration
 
 PASSED_HEADERS = {"content-type", "inference-header-content-length"}  # v2's binary tensor data needs both
@@ -151,6 +151,27 @@ def events_app(backend: Backend, name: str, events: dict[str, Any]) -> Starlette
         Route("/v1/models/{target}", forward, methods=["POST"]),
         Route("/v2/models/{model}", forward, methods=["GET"]),
         Route("/v2/models/{model}/infer", forward, methods=["POST"]),
-        *_health_routes(lambda: True, name),  # the front is ready at once: it scales the model from zero
+        *health_routes(lambda: True, name),  # the front is ready at once: it scales the model from zero
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+class TokenBucket:
+    """`rate` requests per second, bursts up to max(1, rate)."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate or 1.0)
+        self.tokens = self.capacity
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        if self.rate is None:
+            return True
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True

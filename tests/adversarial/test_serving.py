@@ -32,7 +32,9 @@ import pytest
 
 from dmlc.cli import main
 from dmlc.runtime.predictor import BadInstances, instances_array
-from dmlc.runtime.server_apps import MAX_BODY_BYTES, model_app, parse_json, router_app, shard_of
+from dmlc.runtime.rest import MAX_BODY_BYTES, parse_json
+from dmlc.runtime.router import router_app, shard_of
+from dmlc.runtime.server_apps import model_app
 
 SHAPE = [28, 28, 1]
 

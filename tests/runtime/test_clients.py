@@ -39,7 +39,8 @@ from dmlc.runtime.predictor import (
     instances_array,
     tensor_array,
 )
-from dmlc.runtime.server_apps import model_app, router_app
+from dmlc.runtime.router import router_app
+from dmlc.runtime.server_apps import model_app
 from tests.adversarial.test_serving import GOOD, AppClient, StandInModel
 from tests.runtime.conftest import SHARED, check, run_step, step_env
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dmlc.runtime.server_apps import TokenBucket, shard_of
+from dmlc.runtime.events import TokenBucket
+from dmlc.runtime.router import shard_of
 from tests.runtime.conftest import check, run_step, spec_data, step_env
 
 

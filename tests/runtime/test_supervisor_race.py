@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from dmlc.runtime.serve import Supervisor
+from dmlc.runtime.supervisor import Supervisor
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
 
