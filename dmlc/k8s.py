@@ -34,7 +34,8 @@ Stable API (used by targets/argo and targets/kfp):
   InferenceService. With `shards = N`: N InferenceServices `<isvc_name>-shard-<i>` (each gets `"shard": i`
   in its spec) + a router `Deployment` and `Service` named `isvc_name` running the runtime image
   (`"role": "router"` and `"shard_urls"` in its spec). The predictor is a custom container running the
-  dmlc runtime server (TF-Serving REST), so events' rate limit / 429 behave as locally.
+  dmlc runtime server (TF-Serving REST), so events' rate limit / 429 behave as locally. Every server
+  container has a `readinessProbe` on `/v2/health/ready` (200 once its model is loaded).
 
 `call.spec_json` is the step spec (`dmlc.semantics.spec`) as JSON text.
 """
@@ -54,6 +55,7 @@ TFJOB_API = "kubeflow.org/v1"
 ISVC_API = "serving.kserve.io/v1beta1"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 GANG_SCHEDULER = "volcano"
+READY_PATH = "/v2/health/ready"  # the runtime's readiness route (dmlc.runtime.rest.health_routes), KServe v2's
 _LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _METRICS = {"concurrency": "concurrency", "rps": "rps", "cpu": "cpu", "memory": "memory"}
 
@@ -258,9 +260,17 @@ def tfjob_limits(step: Train) -> list[tuple[str, str, str]]:
     return []
 
 
+def readiness_probe(port: int) -> dict[str, Any]:
+    """Ready = the model is loaded (the router: every shard is ready): the runtime answers
+    `/v2/health/ready` 200 only then, 503 before. Without it Knative's default TCP probe would call a
+    server ready as soon as its supervisor holds the port, and clients would get 503s while it loads."""
+    return {"httpGet": {"path": READY_PATH, "port": port}, "periodSeconds": 2}
+
+
 def _predictor(step: Serve, call: RuntimeCall, volumes: Sequence[dict], mounts: Sequence[dict], port: int) -> dict:
     container = _container(step, "kserve-container", "serve", call, mounts)
     container["ports"] = [{"containerPort": port, "protocol": "TCP"}]
+    container["readinessProbe"] = readiness_probe(port)
     predictor: dict[str, Any] = {}
     predictor.update(_scaling(step))
     predictor["containers"] = [container]
@@ -343,6 +353,7 @@ def router(
     selector = {"dmlc.io/pipeline": pipeline.pipeline, "dmlc.io/step": name, "dmlc.io/role": "router"}
     container = _container(step, "router", "serve", call, ())
     container["ports"] = [{"containerPort": port, "protocol": "TCP"}]
+    container["readinessProbe"] = readiness_probe(port)
     pod = {"metadata": {"labels": {**labels, **selector}}, "spec": {"containers": [container]}}
     deployment = {
         "apiVersion": "apps/v1",

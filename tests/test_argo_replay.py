@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import textwrap
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -797,23 +798,38 @@ def test_quickstart_replays_end_to_end(tmp_path: Path) -> None:
         assert metrics["metric"] == "accuracy" and len(metrics["candidates"]) == 3
         endpoint = r.outputs("classifier")["endpoint"]
 
-        status = _when_loaded(f"{endpoint}/v1/models/classifier")
+        # ready per the compiled readinessProbe, so the model is loaded: no 503 to wait out
+        status = json.loads(urllib.request.urlopen(f"{endpoint}/v1/models/classifier", timeout=10).read())
         assert status["model_version_status"][0]["state"] == "AVAILABLE"
 
 
-def _when_loaded(url: str, seconds: float = 120.0) -> dict:
-    """The model's status once it answers 200. The compiled InferenceService has no readinessProbe, so
-    (as Knative's default TCP probe) the replay calls it ready when its port answers; the server says
-    503 until its worker has loaded the model."""
-    import time
-    import urllib.error
-    import urllib.request
+def test_the_replay_probes_readiness_by_kubernetes_rules() -> None:
+    """httpGet: ready only for 200-399 (a loading server's 503 is not ready); no probe: the port accepting."""
+    import http.server
+    import threading
 
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return json.loads(urllib.request.urlopen(url, timeout=10).read())
-        except urllib.error.HTTPError as exc:
-            if exc.code != 503 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    from tests.argo_replay.kserve import InferenceService
+
+    status = {"code": 503}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status["code"])
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        isvc = InferenceService.__new__(InferenceService)
+        isvc.port, isvc.probe = server.server_address[1], "/v2/health/ready"
+        assert not isvc._answers()
+        status["code"] = 200
+        assert isvc._answers()
+        status["code"], isvc.probe = 503, None  # a TCP probe: the port answers, whatever it says
+        assert isvc._answers()
+    finally:
+        server.shutdown()
+        server.server_close()

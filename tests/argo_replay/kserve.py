@@ -1,8 +1,8 @@
 """A KServe InferenceService (serving.kserve.io/v1beta1) run as one local server process.
 
 The predictor's first container runs with `PORT` set to a free port (the dmlc runtime serves in the
-foreground on `$PORT`); it counts as ready once `GET /v1/models/<name>` (or the container's
-`readinessProbe.httpGet.path`) gets any HTTP answer, standing in for Knative's readiness probe. Then
+foreground on `$PORT`); it counts as ready when the container's `readinessProbe.httpGet.path` answers
+200-399, or, without a probe, when its port accepts a connection (Knative's default TCP probe). Then
 the synthesized status is what KServe reports for a ready custom predictor: `url` and
 `address.url` = `http://127.0.0.1:<port>`, conditions PredictorReady/IngressReady/Ready True,
 `modelStatus.states.activeModelState` = `Loaded`. A container that exits is reported not ready
@@ -17,6 +17,7 @@ schema (`../shared/schemas/kserve-inferenceservice-v1beta1.schema.json`: `modelS
 from __future__ import annotations
 
 import json
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -50,7 +51,7 @@ class InferenceService:
         env = {**pod.process_env(self.ctx, c, mapped, self.node.notes, meta["name"]), "PORT": str(self.port)}
         cwd = Path(mapped(c["workingDir"])) if c.get("workingDir") else pod_dir
         cwd.mkdir(parents=True, exist_ok=True)
-        self.probe = ((c.get("readinessProbe") or {}).get("httpGet") or {}).get("path") or f"/v1/models/{self.name}"
+        self.probe = ((c.get("readinessProbe") or {}).get("httpGet") or {}).get("path")  # None: a TCP probe
         old = self.ctx.services.pop(self.name, None)
         if old is not None:
             self.ctx.procs.stop(old.proc)
@@ -59,12 +60,18 @@ class InferenceService:
         self.node.log = str(pod_dir / "kserve-container.log")
 
     def _answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{self.probe}", timeout=1):
+        """Kubernetes' probe rules (kubernetes v1.31 pkg/probe/http/http.go: success iff
+        200 <= status < 400; pkg/probe/tcp/tcp.go: success iff the port accepts a connection)."""
+        if self.probe is None:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return True
-        except urllib.error.HTTPError:
-            return True
-        except (OSError, ValueError):
+            except OSError:
+                return False
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{self.probe}", timeout=1) as reply:
+                return 200 <= reply.status < 400
+        except (OSError, ValueError):  # urllib's HTTPError (a status of 400 or more) is an OSError
             return False
 
     def poll(self) -> dict[str, Any]:

@@ -125,6 +125,8 @@ def test_book_serving_is_an_inference_service(book: dict[str, Any]) -> None:
     predictor = isvc["spec"]["predictor"]
     assert (predictor["minReplicas"], predictor["scaleMetric"], predictor["scaleTarget"]) == (3, "concurrency", 1)
     assert '"model":"${best.model}"' in spec_json(predictor["containers"][0])  # handed over at run time
+    probe = predictor["containers"][0]["readinessProbe"]["httpGet"]  # ready = model loaded, not port open
+    assert probe == {"path": "/v2/health/ready", "port": predictor["containers"][0]["ports"][0]["containerPort"]}
 
 
 # -- every example ---------------------------------------------------------------------------------
@@ -240,6 +242,8 @@ def test_sharded_serving_gives_one_inference_service_per_shard_and_a_router() ->
     ts = templates(workflow(str(ROOT / "examples" / "sharded_serving.dml")))
     kinds = [yaml.safe_load(t["resource"]["manifest"])["kind"] for n, t in ts.items() if n.startswith("classifier-")]
     assert kinds == ["InferenceService"] * 4 + ["Deployment", "Service"]
+    router = yaml.safe_load(ts["classifier-router"]["resource"]["manifest"])["spec"]["template"]["spec"]
+    assert router["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"  # = all shards ready
     assert [t["name"] for t in ts["classifier"]["dag"]["tasks"]][-1] == "classifier-router-service"
 
 
