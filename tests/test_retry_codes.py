@@ -23,7 +23,7 @@ import pytest
 import yaml
 from dmlc_targets.argo.templates import retry_when
 from dmlc_targets.local import proc
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from dmlc.cli import main
@@ -153,6 +153,9 @@ ON = st.one_of(
 def test_generated_attempts_agree_on_argo_and_locally(
     outcomes: list[Outcome], on: Any, limit: int, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
+    # not compared: "transient" on a death by a signal other than SIGKILL / SIGTERM (SIGINT: 130), which
+    # the local class counts and the Argo expression of the class (75, 137, 143) does not (see README)
+    assume(on != "transient" or all(how == "exit" or status in (137, 143) for status, how in outcomes))
     outcomes = outcomes + [SUCCESS] * (limit + 1)  # the drawn attempts, then successes
     local = _local_attempts(outcomes, on, limit)
     assert _argo_attempts(outcomes, on, limit, tmp_path_factory.getbasetemp()) == local
@@ -215,8 +218,9 @@ def test_a_step_retries_exactly_its_codes_locally_and_on_argo(
     assert local == argo == want
 
 
-def test_a_timeout_names_no_code_locally_and_on_argo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _pipeline(tmp_path, [137, 143], FLAKY.replace("END", "exec sleep 30"), timeout="1s")
+@pytest.mark.parametrize("on", [[137, 143], "failure"])
+def test_a_timeout_names_no_code_locally_and_on_argo(on: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _pipeline(tmp_path, on, FLAKY.replace("END", "exec sleep 30"), timeout="1s")
     local, argo = _run_both(path, tmp_path, monkeypatch)
     assert local == argo == ("failed", 1)
 

@@ -21,6 +21,11 @@ from dmlc.ir.model import Retry, Serve, Task, Train
 from dmlc.semantics.retry import TRANSIENT_EXITS, by_codes
 from dmlc.units import format_duration
 
+# A timeout names no exit code and is no `failure` (dmlc.semantics.retry), yet the kubelet kills a pod
+# past its activeDeadlineSeconds (main exits 137 or 143): Argo takes the pod's status message as the
+# node's (argo-workflows v4.1.2 workflow/controller/operator.go inferFailedReason; getExitCode reads main's)
+DEADLINE_MESSAGE = "longer than the specified deadline"  # "Pod was active on the node longer than ..."
+
 # The local retry classes (DESIGN §2.3) as Argo retry expressions (argo-workflows docs/retries.md:
 # `lastRetry.exitCode` is a string, "-1" when unknown; a process killed by a signal exits 128 + N).
 # Argo's own OnTransientError means API and infrastructure errors, not an OOM kill or exit 75.
@@ -28,15 +33,11 @@ from dmlc.units import format_duration
 # death shows as 128+signal) and the node's message (a missing command has no exit code)
 RETRY_WHEN = {
     "any": None,
-    "failure": "asInt(lastRetry.exitCode) != 0 || lastRetry.message matches 'no such file or directory'",
+    "failure": f"asInt(lastRetry.exitCode) != 0 && !(lastRetry.message matches '{DEADLINE_MESSAGE}')"
+    " || lastRetry.message matches 'no such file or directory'",
     "transient": f"asInt(lastRetry.exitCode) in {list(TRANSIENT_EXITS)}"
     " || lastRetry.message matches 'deadline|DeadlineExceeded|OOMKilled|Evicted|pod deleted|node shutdown'",
 }
-# `on = [codes]`: the container's exit status is one of them (a -1 "no exit code" never is), unless the
-# attempt was stopped at its timeout, which names no code (dmlc.semantics.retry): the kubelet kills a pod
-# past its activeDeadlineSeconds (137 or 143) and Argo takes the pod's status message as the node's
-# (argo-workflows v4.1.2 workflow/controller/operator.go inferFailedReason; getExitCode reads main's).
-DEADLINE_MESSAGE = "longer than the specified deadline"  # "Pod was active on the node longer than ..."
 ISVC_READY = "status.modelStatus.states.activeModelState == Loaded"
 
 
