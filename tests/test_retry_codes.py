@@ -265,6 +265,19 @@ def test_the_schema_accepts_exactly_what_check_accepts(tmp_path: Path) -> None:
         assert schema_ok(doc) is (_check(tmp_path, on) == []), on
 
 
+EXIT_LISTS = st.lists(st.one_of(st.integers(-2, 300), st.sampled_from([0, 1, 255, 256])), max_size=4)
+
+
+@generated_settings(30)
+@given(data=st.data())
+def test_generated_values_of_on_the_schema_and_check_agree(data: st.DataObject) -> None:
+    from tests.test_schema_parity import CHOICES, agree, mixed, place
+
+    value = data.draw(mixed(EXIT_LISTS, CHOICES, st.sampled_from(["any", "failure", "transient"])), label="on")
+    where = data.draw(st.sampled_from([(("steps", "t", "retry", "on"), "task"), (("defaults", "retry", "on"), None)]))
+    agree(place(where[0], value, where[1]))
+
+
 def test_fmt_round_trips_the_list(tmp_path: Path) -> None:
     dml = tmp_path / "r.dml"
     dml.write_text(
