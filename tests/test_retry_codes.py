@@ -390,3 +390,35 @@ def test_the_kfp_launcher_applies_codes_to_the_pods(reasons: list[tuple[str, int
     except Exception as err:  # the runtime's UserError: the job failed and is not retried
         assert "failed" in str(err)
     assert cluster.created == jobs
+
+
+@pytest.mark.parametrize(("on", "jobs", "ok"), [([3], 2, True), ([4], 1, False)])
+def test_the_kfp_launcher_on_the_harness_tfjob(
+    on: list[int], jobs: int, ok: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled launch description of a TFJob step, its worker's command replaced by one that exits 3
+    and then 0, run by the launcher against the KFP harness's TFJob stand-in (training-operator rules)."""
+    from dmlc_targets.kfp import apply as launcher
+
+    from tests.kfp_cluster import LocalCluster
+
+    job = tmp_path / "job.dml"
+    job.write_text(TFJOB.replace("on = [137]", f"on = {on}") % "")
+    spec = next(d for d in yaml.safe_load_all(compile_file(str(job), "kfp")) if d and "root" in d)
+    model = spec["root"]["dag"]["tasks"]["model"]
+    launch = json.loads(model["inputs"]["parameters"]["dmlc_spec"]["runtimeValue"]["constant"])["launch"]
+    counter = tmp_path / "count"
+    worker = launch["manifests"][0]["spec"]["tfReplicaSpecs"]["Worker"]
+    worker["replicas"] = 1
+    worker["template"]["spec"]["containers"][0]["command"] = ["sh", "-c", FLAKY.replace("END", "exit 3")]
+    monkeypatch.setenv("RETRY_COUNTER", str(counter))  # the stand-in passes its environment on, unmapped
+    cluster = LocalCluster(tmp_path / "cluster")
+    try:
+        if ok:
+            launcher.launch_with_retries(cluster, launch, lambda _: None)
+        else:
+            with pytest.raises(Exception, match="failed"):
+                launcher.launch_with_retries(cluster, launch, lambda _: None)
+    finally:
+        cluster.close()
+    assert len([o for o in cluster.created if o["kind"] == "TFJob"]) == jobs
