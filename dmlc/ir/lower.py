@@ -13,18 +13,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from dmlc.diagnostics.catalogue import (
-    DML010,
-    DML011,
-    DML019,
-    DML020,
-    DML021,
-    DML022,
-    DML023,
-    DML024,
-    DML025,
-    DML029,
-)
+from dmlc.diagnostics.catalogue import DML010, DML011, DML019, DML020, DML021, DML022, DML023, DML024, DML025, DML029
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label, did_you_mean
 from dmlc.ir import when
 from dmlc.ir.model import STEP_KINDS, Pipeline
