@@ -598,6 +598,8 @@ def _constrain(out: dict[str, Any], meta: list[Any]) -> dict[str, Any]:
             out["maxItems" if out.get("type") == "array" else "maxLength"] = m.max_length
         elif isinstance(m, StringConstraints) and not _only_pattern(m):
             raise TypeError(f"dmlc schema: no JSON Schema for {m!r} (only a pattern)")
+        elif type(m).__name__ == "_Unique":  # dmlc.ir.types.UNIQUE: a repeat is DML029
+            out["uniqueItems"] = True
         elif getattr(m, "pattern", None) is not None or (isinstance(m, FieldInfo) and m.discriminator is not None):
             continue
         else:

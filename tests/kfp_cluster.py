@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.argo_replay.kserve import InferenceService
 from tests.argo_replay.model import Ctx, Node
-from tests.argo_replay.procs import Procs
+from tests.argo_replay.procs import Procs, exit_code
 from tests.argo_replay.tfjob import TFJob
 
 
@@ -82,7 +82,7 @@ class LocalCluster:
 
     def pod_reasons(self, job: str, namespace: str) -> list[tuple[str, int]]:
         tfjob = self.objects[("TFJob", namespace, job)]
-        return [("Error", 1) for r in tfjob.replicas if r.state == "Failed"]
+        return [("Error", exit_code(r.proc) or 1) for r in tfjob.replicas if r.state == "Failed"]  # the pod's code
 
     def close(self) -> None:
         for standin in self.objects.values():

@@ -91,7 +91,8 @@ def _step(draw: st.DrawFn, i: int, earlier: dict[str, dict[str, Any]], lists: li
     if draw(st.integers(0, 3)) == 0:
         step["env"] = {"LABEL": "v-${params.label}"}
     if draw(st.integers(0, 5)) == 0:
-        step["retry"] = {"limit": 1, "on": draw(st.sampled_from(["any", "failure", "transient"]))}
+        on = draw(st.sampled_from(["any", "failure", "transient", (3,), (4,)]))  # a failing step exits 3
+        step["retry"] = {"limit": 1, "on": list(on) if isinstance(on, tuple) else on}
     return step
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from dmlc.diagnostics.catalogue import DML010, DML011, DML019, DML020, DML021, DML022, DML023, DML024, DML025
+from dmlc.diagnostics.catalogue import DML010, DML011, DML019, DML020, DML021, DML022, DML023, DML024, DML025, DML029
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label, did_you_mean
 from dmlc.ir import when
 from dmlc.ir.model import STEP_KINDS, Pipeline
@@ -43,7 +43,7 @@ def lower(doc: Document, params: dict[str, Any] | None = None) -> Pipeline:
     try:
         pipeline = Pipeline.model_validate(data)
     except ValidationError as exc:
-        diags = [_diagnostic(err, doc) for err in exc.errors(include_url=False)]
+        diags = [_diagnostic(err, doc) for err in _one_branch(exc.errors(include_url=False))]
         raise DmlError(_dedupe(diags)[:MAX_ERRORS]) from None
     return normalize_when(pipeline)
 
@@ -88,6 +88,34 @@ def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
             seen.add(key)
             out.append(d)
     return out
+
+
+_BRANCH = re.compile(r"^(literal|list|function-after)\[")
+
+
+def _one_branch(errors: list[Any]) -> list[Any]:
+    """A field that takes a choice or a list (`retry.on`): pydantic reports what each branch of the union
+    found wrong, under the branch's label. Keep the list branch's errors when the value is a list (the
+    branch found more than `list_type` wrong), else the choice's; and drop the label from the loc."""
+    split = [(err, _label_at(err["loc"])) for err in errors]
+    lists = {
+        tuple(err["loc"][:at])
+        for err, at in split
+        if at is not None and not err["loc"][at].startswith("literal[") and err["type"] != "list_type"
+    }
+    out = []
+    for err, at in split:
+        if at is None:
+            out.append(err)
+            continue
+        loc = tuple(err["loc"])
+        if (not loc[at].startswith("literal[")) == (loc[:at] in lists):
+            out.append({**err, "loc": loc[:at] + loc[at + 1 :], "or_list": True})
+    return out
+
+
+def _label_at(loc: Any) -> int | None:
+    return next((i for i, part in enumerate(loc) if isinstance(part, str) and _BRANCH.match(part)), None)
 
 
 def _doc_path(loc: tuple[Any, ...]) -> Path:
@@ -148,7 +176,7 @@ def _literal(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagn
     choices = re.findall(r"'([^']*)'", err.get("ctx", {}).get("expected", ""))
     value = err.get("input")
     help_ = did_you_mean(str(value), choices, "value") if isinstance(value, str) else None
-    help_ = help_ or f"use one of: {', '.join(choices)}"
+    help_ = help_ or f"use one of: {', '.join(choices)}" + (", or a list" if err.get("or_list") else "")
     message = f"`{path[-1]}` cannot be {_show(value)}"
     return Diagnostic(DML023, message, Label(doc.span(path), "not an allowed value"), help=help_)
 
@@ -158,10 +186,29 @@ def _unit(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagnost
     return Diagnostic(DML021, ctx.get("msg", err["msg"]), Label(doc.span(path), "bad unit"), help=ctx.get("hint"))
 
 
+def _named(path: Path) -> str:
+    """`retry`, or `on[1]` for an item of a list."""
+    if len(path) > 1 and isinstance(path[-1], int):
+        return f"{path[-2]}[{path[-1]}]"
+    return str(path[-1])
+
+
 def _range(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagnostic:
     msg = err["msg"].replace("Input should be", "must be")
-    message = f"`{path[-1]}` {msg}" if err["type"] != "dml_range" else msg
+    message = f"`{_named(path)}` {msg}" if err["type"] != "dml_range" else msg
     return Diagnostic(DML022, message, Label(doc.span(path), f"found {_show(err.get('input'))}"))
+
+
+def _repeat(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagnostic:
+    ctx = err.get("ctx", {})
+    message = f"`{path[-1]}` lists {_show(ctx.get('item'))} twice"
+    return Diagnostic(DML029, message, Label(doc.span((*path, ctx.get("index", 0))), "again here"), help="remove it")
+
+
+def _too_short(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagnostic:
+    least = err.get("ctx", {}).get("min_length", 1)
+    message = f"`{path[-1]}` needs at least {least} item{'s' if least != 1 else ''}"
+    return Diagnostic(DML022, message, Label(doc.span(path), "empty"))
 
 
 def _bad_ref(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagnostic:
@@ -187,7 +234,7 @@ def _type_error(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Di
     expected = TYPE_WORDS.get(kind)
     if err["type"] == "dml_type" or expected is None:
         expected = err["msg"].replace("Input should be ", "").replace("expected ", "")
-    what = f"`{path[-1]}`" if path else "the pipeline"
+    what = f"`{_named(path)}`" if path else "the pipeline"
     message = f"{what} expects {expected}, found {_show(err.get('input'))}"
     if err["type"] == "string_pattern_mismatch":
         message = f"{what} has an invalid value {_show(err.get('input'))}"
@@ -253,6 +300,8 @@ HANDLERS = {
     "dml_unit": _unit,
     "dml_range": _range,
     "dml_ref": _bad_ref,
+    "dml_repeat": _repeat,
+    "too_short": _too_short,
     "dml_when": _bad_when,
     "greater_than": _range,
     "greater_than_equal": _range,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from annotated_types import Ge, Gt
+from annotated_types import Ge, Gt, Le, MinLen
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
 
-from dmlc.ir.types import NAME_RE, REF_OR, Cpu, Duration, Memory
+from dmlc.ir.types import NAME_RE, REF_OR, UNIQUE, Cpu, Duration, Memory
 from dmlc.ir.when import WHEN_FIELD, When
 
 Name = Annotated[str, StringConstraints(pattern=NAME_RE)]
@@ -25,6 +25,7 @@ DISTRIBUTED = ("allreduce", "parameter_server")
 BUILTIN_MODELS = ("cnn", "dropout", "batch_norm", "mlp")
 DEFAULT_IMAGE = "ghcr.io/dmlc/runtime:0.1"
 GPU_IMAGE = DEFAULT_IMAGE + "-gpu"  # the runtime built with the `gpu` extra, for steps that ask for GPUs
+ExitCode = Annotated[int, Ge(1), Le(255)]  # a failure's exit status (dmlc.semantics.retry): 0 is success
 
 
 class Node(BaseModel):
@@ -52,8 +53,9 @@ class Retry(Node):
     """Multiply the wait by this after each retry."""
     max_backoff: Duration | None = None
     """Never wait longer than this between retries."""
-    on: Literal["any", "failure", "transient"] = "any"
-    """Which failures retry: transient = killed, OOM, timeout, exit 75; failure = non-zero exit."""
+    on: Literal["any", "failure", "transient"] | Annotated[list[ExitCode], MinLen(1), UNIQUE] = "any"
+    """Which failures retry: transient = killed, OOM, timeout, exit 75; failure = non-zero exit; or a list
+    of exit codes (1..255, a signal N as 128+N; a timeout names none), e.g. [75, 137]."""
 
 
 class Resources(Node):

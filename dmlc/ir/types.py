@@ -154,6 +154,22 @@ class _Unit:
         }
 
 
+class _Unique:
+    """Marks a list whose items differ (the schema's `uniqueItems`): a repeat is DML029 at the second one."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        def validate(items: list[Any]) -> list[Any]:
+            for i, item in enumerate(items):
+                if item in items[:i]:
+                    raise PydanticCustomError("dml_repeat", "`{item}` is listed twice", {"item": item, "index": i})
+            return items
+
+        return core_schema.no_info_after_validator_function(validate, handler(source))
+
+
+UNIQUE = _Unique()
+
+
 # ranges every engine can hold and no pipeline needs to exceed: 10 years, 1 EiB, a million cores
 Duration = Annotated[
     float, _Unit("duration", units.parse_duration, units.format_duration, "10s, 30m, 1h, 7d", (3650 * 86400, "3650d"))

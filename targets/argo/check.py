@@ -21,6 +21,7 @@ from dmlc.diagnostics.model import Diagnostic, Severity
 from dmlc.ir.model import Serve, Train
 from dmlc.ir.types import Ref
 from dmlc.k8s import is_k8s_name, k8s_name, tfjob_limits
+from dmlc.semantics.retry import describe
 from dmlc.targets import CompileContext
 
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -210,10 +211,11 @@ def _retry(plan: Plan, ctx: CompileContext, step: str) -> list[Diagnostic]:
     launched = isinstance(eff, Serve) or (isinstance(eff, Train) and eff.distributed)
     if retry.on != "any" and launched and ctx.options.object_retry == "error":
         help_ = (
-            'a TFJob / InferenceService reports no exit code to tell the classes apart: use on = "any", or '
+            'a TFJob / InferenceService reports no exit code to Argo to tell failures apart: use on = "any", or '
             'accept retrying every failure with `target argo { object_retry = "any" }`'
         )
-        out.append(_unsupported(ctx, (*base, "on"), f'retrying a Kubernetes object only on "{retry.on}"', help_))
+        what = f"retrying a Kubernetes object only on {describe(retry.on)}"
+        out.append(_unsupported(ctx, (*base, "on"), what, help_))
     return out
 
 

@@ -18,8 +18,13 @@ from dmlc_targets.argo.plan import REFS_DIR, Plan
 
 from dmlc import k8s
 from dmlc.ir.model import Retry, Serve, Task, Train
-from dmlc.semantics.retry import TRANSIENT_EXITS
+from dmlc.semantics.retry import TRANSIENT_EXITS, by_codes
 from dmlc.units import format_duration
+
+# A timeout names no exit code and is no `failure` (dmlc.semantics.retry), yet the kubelet kills a pod
+# past its activeDeadlineSeconds (main exits 137 or 143): Argo takes the pod's status message as the
+# node's (argo-workflows v4.1.2 workflow/controller/operator.go inferFailedReason; getExitCode reads main's)
+DEADLINE_MESSAGE = "longer than the specified deadline"  # "Pod was active on the node longer than ..."
 
 # The local retry classes (DESIGN §2.3) as Argo retry expressions (argo-workflows docs/retries.md:
 # `lastRetry.exitCode` is a string, "-1" when unknown; a process killed by a signal exits 128 + N).
@@ -28,7 +33,8 @@ from dmlc.units import format_duration
 # death shows as 128+signal) and the node's message (a missing command has no exit code)
 RETRY_WHEN = {
     "any": None,
-    "failure": "asInt(lastRetry.exitCode) != 0 || lastRetry.message matches 'no such file or directory'",
+    "failure": f"asInt(lastRetry.exitCode) != 0 && !(lastRetry.message matches '{DEADLINE_MESSAGE}')"
+    " || lastRetry.message matches 'no such file or directory'",
     "transient": f"asInt(lastRetry.exitCode) in {list(TRANSIENT_EXITS)}"
     " || lastRetry.message matches 'deadline|DeadlineExceeded|OOMKilled|Evicted|pod deleted|node shutdown'",
 }
@@ -84,6 +90,15 @@ def _memoize(plan: Plan, step: str) -> m.Memoize | None:
     )
 
 
+def retry_when(on: str | list[int]) -> str | None:
+    """`retry.on` as a retryStrategy expression. With retryPolicy Always, Argo evaluates it after every
+    Failed or Errored attempt (argo-workflows v4.1.2 workflow/controller/operator.go processNodeRetries;
+    OnFailure would end an Errored node before it): the expression alone decides, as `on` does locally."""
+    if by_codes(on):
+        return f"asInt(lastRetry.exitCode) in {list(on)} && !(lastRetry.message matches '{DEADLINE_MESSAGE}')"
+    return RETRY_WHEN[str(on)]
+
+
 def _retry(plan: Plan, step: str) -> m.RetryStrategy | None:
     """`retry`, plus a TFJob's `restarts` as further attempts (each a new job resuming from its checkpoint,
     as the local launcher restarts the job): every failure of the job counts for those."""
@@ -100,7 +115,7 @@ def _retry(plan: Plan, step: str) -> m.RetryStrategy | None:
             cap=go_duration(retry.max_backoff) if retry.max_backoff is not None else None,
         )
     launched = isinstance(eff, Serve) or (isinstance(eff, Train) and eff.distributed)
-    when = None if launched else RETRY_WHEN[retry.on]  # an object: every failure (`object_retry = "any"`)
+    when = None if launched else retry_when(retry.on)  # an object: every failure (`object_retry = "any"`)
     limit = m.IntOrString(retry.limit + restarts)
     return m.RetryStrategy(limit=limit, retry_policy="Always", expression=when, backoff=backoff)
 

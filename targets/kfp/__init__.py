@@ -32,7 +32,7 @@ class KfpTarget:
         "when": "condition task evaluating the expression + dsl.If",
         "min_success": 'DML100, or every instance must succeed (target kfp { min_success = "all" })',
         "memoize": "task caching (fingerprint = spec, image, inputs, key); max_age: an uncached epoch input",
-        "retry": 'set_retry with backoff (on = "any"); TFJob/serve launchers apply any/failure/transient',
+        "retry": 'set_retry with backoff (on = "any"); TFJob/serve launchers apply any/failure/transient/exit codes',
         "timeout": "pod activeDeadlineSeconds (kfp-kubernetes set_timeout)",
         "resources": "cpu/memory requests = limits, nvidia.com/gpu accelerator limit",
         "env / secret_env": "set_env_variable / use_secret_as_env",

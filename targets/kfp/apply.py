@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dmlc.runtime.step_io import UserError, write_param
+from dmlc.semantics.retry import by_codes, covers, marks
 
 POLL_S = 5.0
 TRANSIENT_REASONS = ("OOMKilled", "Evicted", "DeadlineExceeded", "Preempted")
@@ -179,11 +180,16 @@ class JobFailed(Exception):
         self.kind, self.name, self.namespace = kind, name, namespace
 
 
-def retryable(cluster: Any, failure: JobFailed, on: str) -> bool:
-    """DESIGN §2.3: any = every failure; failure = a non-zero exit; transient = killed, OOM, timeout, exit 75."""
+def retryable(cluster: Any, failure: JobFailed, on: str | list[int]) -> bool:
+    """DESIGN §2.3: any = every failure; failure = a non-zero exit; transient = killed, OOM, timeout, exit 75;
+    a list: a pod's container exited with one of these codes, the job not stopped at its deadline
+    (dmlc.semantics.retry: a timeout names no exit code)."""
     if on == "any":
         return True
     reasons = cluster.pod_reasons(failure.name, failure.namespace) if failure.kind == "TFJob" else []
+    if by_codes(on):
+        timed_out = any(reason == "DeadlineExceeded" for reason, _ in reasons)
+        return any(covers(on, marks(code if code >= 0 else None, None, timed_out)) for _, code in reasons)
     if on == "failure":
         return any(code > 0 for _, code in reasons)
     return any(reason in TRANSIENT_REASONS or code in (75, 137, 143) for reason, code in reasons)

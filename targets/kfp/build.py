@@ -183,7 +183,7 @@ class Builder:
         task.set_caching_options(memo is not None)
         for up in step.after:
             task.after(self.tasks[up])
-        if taskspec.retried(p):
+        if taskspec.retried(p, self.options):
             task.set_retry(num_retries=step.retry.limit, backoff_duration=taskspec.backoff(step.retry),
                            backoff_factor=step.retry.factor)  # fmt: skip
         if not p.launched:  # a launched step asks for its resources inside the TFJob / predictor

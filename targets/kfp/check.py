@@ -20,6 +20,7 @@ from dmlc.diagnostics.model import Diagnostic, Severity
 from dmlc.ir.model import Pipeline, Train
 from dmlc.ir.types import Ref
 from dmlc.k8s import k8s_name, tfjob_limits
+from dmlc.semantics.retry import by_codes, describe
 from dmlc.targets import Checked, CompileContext
 
 ANTICHAIN_LIMIT = 5000  # sets of independent steps examined for `parallelism` before giving up
@@ -109,8 +110,15 @@ def _retry_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[
     out = []
     base = _source_path(pipeline, p.name, "retry")
     if retry.on != "any" and not p.launched:
-        help_ = 'KFP retries every failed attempt: use on = "any" (TFJob and serve launchers apply `on` themselves)'
-        out.append(ctx.error(DML100, f'KFP cannot retry only on "{retry.on}" failures', (*base, "on"), "here", help_))
+        # KFP's retryPolicy (pipeline_spec.proto RetryPolicy) has a count and a backoff, no condition
+        help_ = (
+            'KFP retries every failed attempt: use on = "any", or accept that with `target kfp { task_retry = "any" }`'
+            " (TFJob and serve launchers apply `on` themselves)"
+        )
+        accept = getattr(ctx.options, "task_retry", "error") == "any"
+        message = f"KFP cannot retry only on {describe(retry.on)}" + ("" if by_codes(retry.on) else " failures")
+        note = "every failure retries on kfp" if accept else "here"
+        out.append(ctx.error(DML100, message, (*base, "on"), note, help_, warning=accept))
     if retry.max_backoff is not None:
         help_ = "KFP's backoff_max_duration bounds the whole retry period, not one wait: remove `max_backoff`"
         out.append(ctx.error(DML100, "KFP cannot cap a single retry wait", (*base, "max_backoff"), "here", help_))

@@ -154,7 +154,7 @@ class _Direct:
         task = self._task(name, {"dmlc_spec": "str", **iface.inputs}, iface.outputs, container)
         task.task_info.name = p.name
         task.caching_options.enable_cache = step.memoize is not None
-        if taskspec.retried(p):
+        if taskspec.retried(p, self.plan.options):
             self._retry(task, step.retry)
         text = taskspec.spec_input(taskspec.step_spec(self.plan, p, None))
         if "{{channel:" in text:

@@ -53,6 +53,10 @@ class KfpOptions(TargetOptions):
     """KFP cannot run a step after a loop with a failed iteration: the backend (2.17) compiles
     `ignore_upstream_failure` into an exit hook, which a ParallelFor drops. "error" refuses
     `min_success` (DML100); "all" is the explicit opt-in to KFP's rule: every instance must succeed."""
+    task_retry: Literal["error", "any"] = "error"
+    """`retry.on` other than "any" on a container step: KFP's retry policy has a count and a backoff, no
+    condition. "error" refuses it (DML100); "any" is the explicit opt-in to retrying every failure (a
+    warning). Launched TFJob and InferenceService steps apply `on` in their launcher either way."""
     cache_max_age: Literal["epoch", "ignore"] = "epoch"
     """How `memoize.max_age` holds on KFP, whose cache has no age: "epoch" feeds the memoized task the
     number of `max_age` periods since 1970 from an uncached task run just before it, so its cache key

@@ -99,10 +99,12 @@ def secrets(step: Any) -> list[tuple[str, dict[str, str]]]:
     return sorted(by_secret.items())
 
 
-def retried(p: StepPlan) -> bool:
-    """KFP retries the task itself (a launched step's launcher applies the policy)."""
+def retried(p: StepPlan, options: Any) -> bool:
+    """KFP retries the task itself (a launched step's launcher applies the policy): every failure, so only
+    `on = "any"`, or any `on` with the `task_retry = "any"` opt-in."""
     retry = p.step.retry
-    return retry is not None and bool(retry.limit) and retry.on == "any" and not p.launched
+    every = retry is not None and (retry.on == "any" or options.task_retry == "any")
+    return retry is not None and bool(retry.limit) and every and not p.launched
 
 
 def backoff(retry: Any) -> str | None:

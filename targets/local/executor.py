@@ -331,7 +331,7 @@ class Executor(Scheduler):
         self.store.put_outputs(self.run_id, inst.step, inst.key, rows)
         self.store.put_inputs(self.run_id, inst.step, inst.key, inst.inputs)
 
-    def _fail_attempt(self, inst: Instance, reason: str, classes: set[str]) -> None:
+    def _fail_attempt(self, inst: Instance, reason: str, classes: set[str | int]) -> None:
         plan = self.steps[inst.step].plan
         retry = plan.step.retry
         if inst.tries < plan.attempts and proc.retries(plan.step, classes):

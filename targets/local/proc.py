@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dmlc.semantics.retry import classes as retry_classes
+from dmlc.semantics import retry as retry_rule
 
 
 @dataclass
@@ -260,18 +260,19 @@ def describe(exit: Exit, timed_out: bool) -> str:
     return f"exit {exit.code}"
 
 
-def failure_classes(exit: Exit, timed_out: bool) -> set[str]:
-    """Which retry classes a failed attempt belongs to: `transient` and/or `failure` (dmlc.semantics.retry)."""
-    return retry_classes(exit.code, exit.signal, timed_out)
+def failure_classes(exit: Exit, timed_out: bool) -> set[retry_rule.Mark]:
+    """What `retry.on` can name of a failed attempt (dmlc.semantics.retry): its classes, `transient`
+    and/or `failure`, and, unless it timed out, its exit status (a signal N as 128+N)."""
+    return retry_rule.marks(exit.code, exit.signal, timed_out)
 
 
-def retries(step: Any, classes: set[str]) -> bool:
-    """Whether the step's retry policy covers a failure of these classes."""
+def retries(step: Any, classes: set[retry_rule.Mark]) -> bool:
+    """Whether the step's retry policy covers a failure with these marks."""
     if not classes:
         return False
     if step.retry is None:
         return step.kind == "train" and getattr(step, "restarts", 0) > 0  # restarts: any failure of the job
-    return step.retry.on == "any" or step.retry.on in classes
+    return retry_rule.covers(step.retry.on, classes)
 
 
 def backoff(retry: Any, tries: int) -> float:

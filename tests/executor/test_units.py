@@ -77,12 +77,13 @@ def test_retry_classes_and_backoff() -> None:
     killed = proc.Exit(1, None, 9, 0.0, 0, 0.0)
     tempfail = proc.Exit(1, 75, None, 0.0, 0, 0.0)
     failed = proc.Exit(1, 2, None, 0.0, 0, 0.0)
-    # a container shows a signal death as exit 128+signal: both count alike (dmlc.semantics.retry)
-    assert proc.failure_classes(killed, False) == {"transient", "failure"}
-    assert proc.failure_classes(proc.Exit(1, 137, None, 0.0, 0, 0.0), False) == {"transient", "failure"}
-    assert proc.failure_classes(proc.Exit(1, 255, None, 0.0, 0, 0.0), False) == {"failure"}
-    assert proc.failure_classes(tempfail, False) == {"transient", "failure"}
-    assert proc.failure_classes(failed, False) == {"failure"}
+    # a container shows a signal death as exit 128+signal: both count alike (dmlc.semantics.retry); the
+    # exit status is a mark too (`on = [137]`), except of an attempt stopped at its timeout
+    assert proc.failure_classes(killed, False) == {"transient", "failure", 137}
+    assert proc.failure_classes(proc.Exit(1, 137, None, 0.0, 0, 0.0), False) == {"transient", "failure", 137}
+    assert proc.failure_classes(proc.Exit(1, 255, None, 0.0, 0, 0.0), False) == {"failure", 255}
+    assert proc.failure_classes(tempfail, False) == {"transient", "failure", 75}
+    assert proc.failure_classes(failed, False) == {"failure", 2}
     assert proc.failure_classes(failed, True) == {"transient"}
     retry = Retry(limit=5, backoff=10, factor=2, max_backoff=30)
     assert [proc.backoff(retry, n) for n in (1, 2, 3)] == [10, 20, 30]
