@@ -61,7 +61,10 @@ def check_exit_ref(ctx: Ctx, name: str, step: Step, path: Path, ref: Ref) -> lis
         return [ctx.diag(DML033, message, path, "reads the exit handler", help_)]
     if ref.is_step and is_exit_handler(step):
         message = f"the `finally` step `{name}` cannot read `{ref.text}`"
-        help_ = "it may read `${params.*}`, `${pipeline.status}` and `${pipeline.failures}`: Argo's onExit and KFP's exit task cannot be wired to step outputs"
+        help_ = (
+            "it may read `${params.*}`, `${pipeline.status}` and `${pipeline.failures}`: Argo's onExit and "
+            "KFP's exit task cannot be wired to step outputs"
+        )
         return [ctx.diag(DML034, message, path, "a step output", help_)]
     return None
 

@@ -164,7 +164,7 @@ def _step_refs(plan: Plan, ctx: CompileContext, step: str) -> Iterator[Diagnosti
             continue
         if ref.root == "pipeline" and ref.fields == ("failures",):
             help_ = "use `${pipeline.status}`; the failed steps are in the workflow's node status (`argo get`)"
-            message = "`${pipeline.failures}` exactly: `workflow.failures` lists every failed node (retries, pods, DAGs)"
+            message = "`${pipeline.failures}` exactly: `workflow.failures` lists every failed node (retries, pods)"
             yield _unsupported(ctx, full, message, help_)
         elif ref.is_step and isinstance(ref.index, int):
             help_ = f"read every instance with `{ref.root}[*].{ref.output}` and pick one in a step"

@@ -111,7 +111,8 @@ class Values:
         if ref.fields == ("status",):
             return "failed" if any(sr.outcome == "failed" for _, sr in others) else "succeeded"
         if ref.fields == ("failures",):
-            return [n for n, sr in others if sr.outcome == "failed" and any(i.state == FAILED for i in sr.instances or [])]
+            failed = [(n, sr.instances or []) for n, sr in others if sr.outcome == "failed"]
+            return [n for n, insts in failed if any(i.state == FAILED for i in insts)]
         raise ResolveError(f"`{ref.text}` is not a value of the run")
 
     def digest(self, inst: Instance, ref: Ref) -> str:

@@ -29,11 +29,12 @@ phase is the entry node's (Skipped and Omitted count as Succeeded).
 
 Not replayed (a node using one is an Error "not replayed", or it is noted): steps, suspend, http,
 plugin, data and containerSet templates; templateRef / inline tasks; artifacts (other than paths);
-lifecycle hooks (the workflow's `onExit` is replayed: `exit.py`); templateDefaults; synchronization; parallelism (the replay is
-sequential); daemoned containers and sidecars; pod `timeout` / `pendingTimeout`; the workflow's
-`activeDeadlineSeconds`; ConfigMap-sourced parameters; resource actions other than create / apply /
-replace; Deployment / Service resources (sharded serving's router) and any kind but TFJob and
-InferenceService; images (the command runs with this machine's Python); resource requests.
+lifecycle hooks (the workflow's `onExit` is replayed: `exit.py`); templateDefaults; synchronization;
+parallelism (the replay is sequential); daemoned containers and sidecars; pod `timeout` /
+`pendingTimeout`; the workflow's `activeDeadlineSeconds`; ConfigMap-sourced parameters; resource
+actions other than create / apply / replace; Deployment / Service resources (sharded serving's
+router) and any kind but TFJob and InferenceService; images (the command runs with this machine's
+Python); resource requests.
 """
 
 from __future__ import annotations
