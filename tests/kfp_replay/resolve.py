@@ -187,7 +187,8 @@ def resolve(
     comp_params = component.get("inputDefinitions", {}).get("parameters", {})
     given = task.get("inputs", {})
     ctx = {"dag_inputs": dag_inputs, "children": dag.children, "info": info, "comp_params": comp_params,
-           "task_name": task.get("taskInfo", {}).get("name", ""), "dependent_tasks": task.get("dependentTasks", [])}  # fmt: skip
+           "task_name": task.get("taskInfo", {}).get("name", ""),
+           "dependent_tasks": task.get("dependentTasks", [])}  # fmt: skip
     out = Inputs()
     if dag_driver:  # a nested pipeline's omitted optional inputs: the default, or null
         for name, p in comp_params.items():
