@@ -182,9 +182,10 @@ def test_a_skipped_step_leaves_the_status_succeeded(tmp_path: Path, monkeypatch:
 
 
 def test_resume_runs_the_handler_again_with_the_new_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    flag = tmp_path / "fixed"
+    flags = [tmp_path / "fixed-a", tmp_path / "fixed-b"]
     steps = {
-        "work": {"kind": "task", "command": ["test", "-f", str(flag)]},
+        "a": {"kind": "task", "command": ["test", "-f", str(flags[0])]},
+        "b": {"kind": "task", "command": ["test", "-f", str(flags[1])]},
         "notify": {
             "kind": "finally",
             "command": ["sh", "-c", "echo $0 > $DMLC_OUTPUTS/seen", "${pipeline.status}"],
@@ -193,12 +194,15 @@ def test_resume_runs_the_handler_again_with_the_new_status(tmp_path: Path, monke
     }
     path = _write(tmp_path, steps)
     monkeypatch.chdir(tmp_path)
-    code, outputs = _local(path)
-    assert (code, outputs) == (3, {"seen": "failed"})
+    assert _local(path) == (3, {"seen": "failed"})
     (run,) = [p.name for p in Path(".dmlc/runs").iterdir()]
-    flag.write_text("")
-    code, outputs = _local(path, "--resume", run)
-    assert (code, outputs) == (0, {"seen": "succeeded"})
+    attempts = Path(".dmlc/runs", run, "steps", "notify", "main")
+    flags[0].write_text("")
+    assert _local(path, "--resume", run) == (3, {"seen": "failed"})  # the same status: it runs again all the same
+    assert (attempts / "attempt-2").is_dir()
+    flags[1].write_text("")
+    assert _local(path, "--resume", run) == (0, {"seen": "succeeded"})
+    assert (attempts / "attempt-3").is_dir()
 
 
 def test_defaults_memoize_never_reaches_the_handler(tmp_path: Path) -> None:
