@@ -105,6 +105,29 @@ def test_a_failing_handler_fails_a_run_that_succeeded_on_every_target(
     assert {e.name: e.state for e in run.executions()}["notify"] == "FAILED"
 
 
+@pytest.mark.parametrize("code", [0, 3])
+def test_a_run_handler_gets_the_status_through_each_engines_handover(
+    code: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run =`: the status reaches the runtime in the spec (Argo: a base64 env value; KFP: the shim's lookup)."""
+    steps = {
+        "work": {"kind": "task", "command": ["sh", "-c", "exit $0", "${params.code}"]},
+        "notify": {
+            "kind": "finally",
+            "run": "builtins:dict",  # returns its keyword arguments: one output each
+            "inputs": {"status": "${pipeline.status}", "code": "${params.code}"},
+            "outputs": {"status": "param", "code": "param"},
+        },
+    }
+    path = _write(tmp_path, steps, params={"code": 0})
+    with monkeypatch.context() as patch:
+        patch.chdir(tmp_path)
+        local = outcome_local(path, {"code": str(code)})
+    assert local[("notify", "-")] == ("ok", {"status": "failed" if code else "succeeded", "code": code})
+    assert outcome_argo(path, tmp_path / "argo", {"code": str(code)}) == local
+    assert outcome_kfp(path, tmp_path / "kfp", {"code": code}) == local
+
+
 # -- the status as each engine hands it over ----------------------------------------------------------
 @pytest.mark.parametrize(
     ("state", "want"),
