@@ -264,3 +264,13 @@ def test_kfp_cannot_mount_volumes_in_the_exit_task(tmp_path: Path) -> None:
     path = _write(tmp_path, {"w": {"kind": "task", "command": ["true"]}, "a": NOTIFY}, volumes=volumes)
     assert _codes(path) == [] and _codes(path, "argo") == []
     assert [c.split()[0] for c in _codes(path, "kfp")] == ["DML100"]
+
+
+def test_graph_draws_the_handler_after_the_last_steps() -> None:
+    from dmlc.graphviz import dot, mermaid
+
+    pipeline = load(str(EXAMPLE)).pipeline
+    text = mermaid(pipeline)
+    assert 'notify["finally notify"]' in text and "work -. always .-> notify" in text
+    assert "prepare -. always" not in text  # `work` waits for it: only the last steps point at the handler
+    assert '"work" -> "notify" [style=dotted, label="always"];' in dot(pipeline)

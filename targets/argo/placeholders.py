@@ -148,10 +148,8 @@ def _expr_string(text: str) -> str:
 
 
 def run_status(ref: Ref) -> str:
-    """`${pipeline.status}` in the onExit template: Argo sets `workflow.status` to the entry node's phase,
-    Succeeded, Failed or Error (Skipped counts as Succeeded), before it runs the exit handler
-    (argo-workflows v4.1.2 workflow/controller/operator.go operate); dmlc's words are succeeded | failed.
-    `${pipeline.failures}` never gets here: `check` refuses it on Argo (DML100)."""
+    """`${pipeline.status}` in the onExit template: `workflow.status` is Succeeded, Failed or Error there
+    (argo-workflows v4.1.2 workflow/controller/operator.go operate); `${pipeline.failures}`: DML100."""
     if ref.fields != ("status",):
         raise Unsupported(f"`{ref}` on Argo")
     return "(workflow.status == 'Succeeded' ? 'succeeded' : 'failed')"
