@@ -238,7 +238,8 @@ def test_defaults_memoize_never_reaches_the_handler(tmp_path: Path) -> None:
 # -- what check refuses -----------------------------------------------------------------------------
 NOTIFY = {"kind": "finally", "command": ["echo", "${pipeline.status}"]}
 BAD = {
-    "two handlers": ({"a": NOTIFY, "b": NOTIFY}, "DML033 10:3"),
+    "two handlers": ({"w": {"kind": "task", "command": ["true"]}, "a": NOTIFY, "b": NOTIFY}, "DML033 14:3"),
+    "alone": ({"a": NOTIFY}, "DML033 5:3"),
     "for_each": ({"a": {**NOTIFY, "for_each": [1, 2]}}, "DML033 10:5"),
     "when": ({"a": {**NOTIFY, "when": "params.x"}}, "DML033 10:5"),
     "after": ({"w": {"kind": "task", "command": ["true"]}, "a": {**NOTIFY, "after": ["w"]}}, "DML033 14:5"),

@@ -3,7 +3,8 @@
 It runs once, after every other step has ended, on every target: Argo's `spec.onExit`, KFP's
 `dsl.ExitHandler` exit task, the local executor's last step. So: at most one per pipeline (KFP's
 ExitHandler has one exit task); no `for_each`, `when`, `after`, `wait`, `min_success` or `memoize`
-(it is never fanned out, skipped, ordered or cached); no step may read it or run after it (DML033).
+(it is never fanned out, skipped, ordered or cached); no step may read it or run after it, and it is
+not the only step (DML033).
 It reads params and `${pipeline.status}` / `${pipeline.failures}`, never another step's outputs:
 Argo's onExit template and KFP's exit task cannot be wired to them exactly (DML034); and
 `${pipeline.*}` exists only inside it.
@@ -30,6 +31,10 @@ def is_exit_handler(step: Step) -> bool:
 def check_exit_handler(ctx: Ctx) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     handlers = [name for name, step in ctx.steps() if is_exit_handler(step)]
+    if handlers and len(handlers) == len(ctx.pipeline.steps):  # Argo refuses an empty DAG; KFP an empty group
+        help_ = 'add the steps it runs after, e.g. `task work { command = ["true"] }`'
+        message = "a pipeline with only a `finally` step has nothing to run it after"
+        out.append(ctx.diag(DML033, message, ("steps", handlers[0]), "the only step", help_, True))
     for extra in handlers[1:]:
         help_ = f"merge it into `{handlers[0]}` (one command can do both)"
         note = f"`{handlers[0]}` is this pipeline's exit handler"
