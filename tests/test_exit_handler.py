@@ -275,3 +275,11 @@ def test_graph_draws_the_handler_after_the_last_steps() -> None:
     assert 'notify["finally notify"]' in text and "work -. always .-> notify" in text
     assert "prepare -. always" not in text  # `work` waits for it: only the last steps point at the handler
     assert '"work" -> "notify" [style=dotted, label="always"];' in dot(pipeline)
+
+
+def test_kfp_refuses_a_handler_over_a_fan_out(tmp_path: Path) -> None:
+    """The backend leaves a group holding a ParallelFor Running (kubeflow/pipelines #13321, #12390)."""
+    steps = {"w": {"kind": "task", "command": ["true"], "for_each": [1, 2]}, "a": NOTIFY}
+    path = _write(tmp_path, steps)
+    assert _codes(path) == [] and _codes(path, "argo") == []
+    assert _codes(path, "kfp") == ["DML100 7:5"]  # at `for_each`
