@@ -200,7 +200,7 @@ def test_a_skipped_step_leaves_the_status_succeeded(tmp_path: Path, monkeypatch:
     with monkeypatch.context() as patch:
         patch.chdir(tmp_path)
         local = outcome_local(path)
-    assert local == outcome_argo(path, tmp_path / "argo") == outcome_kfp(path, tmp_path / "kfp")
+    assert local == outcome_argo(path, tmp_path / "argo")  # KFP: DML100 (a `when` is a nested group there)
     assert local[("notify", "-")] == ("ok", {"seen": "succeeded"})
 
 
@@ -277,9 +277,10 @@ def test_graph_draws_the_handler_after_the_last_steps() -> None:
     assert '"work" -> "notify" [style=dotted, label="always"];' in dot(pipeline)
 
 
-def test_kfp_refuses_a_handler_over_a_fan_out(tmp_path: Path) -> None:
-    """The backend leaves a group holding a ParallelFor Running (kubeflow/pipelines #13321, #12390)."""
-    steps = {"w": {"kind": "task", "command": ["true"], "for_each": [1, 2]}, "a": NOTIFY}
-    path = _write(tmp_path, steps)
+@pytest.mark.parametrize(("attr", "value"), [("for_each", [1, 2]), ("when", "params.x")])
+def test_kfp_refuses_a_handler_over_a_nested_group(attr: str, value: Any, tmp_path: Path) -> None:
+    """The backend leaves a group holding a ParallelFor or a dsl.If Running (kubeflow/pipelines #11979)."""
+    steps = {"w": {"kind": "task", "command": ["true"], attr: value}, "a": NOTIFY}
+    path = _write(tmp_path, steps, params={"x": True})
     assert _codes(path) == [] and _codes(path, "argo") == []
-    assert _codes(path, "kfp") == ["DML100 7:5"]  # at `for_each`
+    assert _codes(path, "kfp") == ["DML100 9:5"]  # at the attribute that makes the group

@@ -235,6 +235,6 @@ def check(pipeline: Pipeline, ctx: CompileContext) -> Checked:
     out = _pipeline_checks(pipeline, ctx, plans)
     for p in plans.values():
         out += _step_checks(pipeline, ctx, p)
-        out += exit_checks(pipeline, ctx, p.name)
+        out += exit_checks(pipeline, ctx, p.name, {n: q.scope for n, q in plans.items()})
     warnings = sorted((d for d in out if d.severity == Severity.WARNING), key=Diagnostic.sort_key)
     return Checked(out, KfpPlan(pipeline, plans, ctx.options, warnings))
