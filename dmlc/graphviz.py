@@ -3,7 +3,8 @@
 Nodes show `kind name` and the fan-out width (`x3` for a static list, `xN` for a list known at run
 time, `x3 per up` for a step paired instance by instance with a fanned-out upstream). Edges: solid
 for data read once every instance is done (`wait = "all"`), thick for per-instance edges (`wait =
-"each"`: one consumer instance starts as soon as its paired instance finishes), dashed for `after`;
+"each"`: one consumer instance starts as soon as its paired instance finishes), dashed for `after`,
+dotted and labelled `always` from each last step to the exit handler (`finally`: it runs whatever they did);
 an edge from a step that a `when` reads carries the condition (a condition on params only is shown
 in the node). User text (conditions) is escaped for each format.
 """
@@ -26,7 +27,7 @@ MAX_WHEN = 60  # characters of a condition shown on an edge
 class Edge:
     up: str
     down: str
-    kind: str  # "all" | "each" | "after"
+    kind: str  # "all" | "each" | "after" | "finally"
     when: str = ""
 
 
@@ -61,7 +62,16 @@ def _edges(pipeline: Pipeline) -> list[Edge]:
             each = kind == "data" and step.wait == "each" and up in fanned and _unindexed(step, up)
             label = _short(str(step.when)) if up in when_refs else ""
             out.append(Edge(up, down, "after" if kind == "control" else "each" if each else "all", label))
-    return out
+    return out + _exit_edges(pipeline, out)
+
+
+def _exit_edges(pipeline: Pipeline, found: list[Edge]) -> list[Edge]:
+    """The exit handler runs after every other step: an edge from each one nothing else waits for."""
+    handler = next((n for n, s in pipeline.steps.items() if s.kind == "finally"), None)
+    if handler is None:
+        return []
+    ups = {e.up for e in found}
+    return [Edge(n, handler, "finally") for n in pipeline.steps if n != handler and n not in ups]
 
 
 def _ordered_fanned(pipeline: Pipeline) -> dict[str, str]:
@@ -115,8 +125,9 @@ def _dot_text(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-MERMAID_ARROWS = {"all": "-->", "each": "==>", "after": "-.->"}
-DOT_STYLES = {"all": "", "each": "penwidth=2.5, arrowhead=veevee", "after": "style=dashed"}
+MERMAID_ARROWS = {"all": "-->", "each": "==>", "after": "-.->", "finally": "-. always .->"}
+DOT_STYLES = {"all": "", "each": "penwidth=2.5, arrowhead=veevee", "after": "style=dashed",
+              "finally": 'style=dotted, label="always"'}  # fmt: skip
 
 
 def mermaid(pipeline: Pipeline) -> str:

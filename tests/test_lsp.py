@@ -235,7 +235,7 @@ def test_completion_of_block_kinds(session: Session) -> None:
     yaml = (ROOT / "examples" / "quickstart.yaml").read_text().replace("kind: select", "kind: ")
     uri = session.open("kinds.yaml", yaml, "yaml")
     found = complete(session, uri, position(yaml, "kind: \n", len("kind: ")))
-    assert found == ["ingest", "train", "evaluate", "select", "serve", "task"]
+    assert found == ["ingest", "train", "evaluate", "select", "serve", "task", "finally"]
 
 
 def test_completion_inside_a_train_block(session: Session) -> None:

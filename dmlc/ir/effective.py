@@ -18,7 +18,7 @@ def effective(pipeline: Pipeline, name: str) -> Step:
     updates: dict[str, object] = {}
     defaults = pipeline.defaults
     if defaults is not None:
-        for attr in INHERITED:
+        for attr in INHERITED if step.kind != "finally" else INHERITED[:-1]:  # the exit handler is never cached
             if getattr(step, attr) is None and getattr(defaults, attr) is not None:
                 updates[attr] = getattr(defaults, attr)
     if step.image is None:

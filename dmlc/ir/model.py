@@ -294,7 +294,14 @@ class Task(Step):
         return dict(self.outputs_)
 
 
-AnyStep = Annotated[Union[Ingest, Train, Evaluate, Select, Serve, Task], Field(discriminator="kind")]
+class Finally(Task):
+    """The exit handler: a task that runs once after every other step has ended, whatever the result."""
+
+    kind: Literal["finally"]  # type: ignore[assignment]
+    """Step kind: finally (the exit handler; reads params, ${pipeline.status} and ${pipeline.failures})."""
+
+
+AnyStep = Annotated[Union[Ingest, Train, Evaluate, Select, Serve, Task, Finally], Field(discriminator="kind")]
 STEP_KINDS: dict[str, type[Step]] = {
     "ingest": Ingest,
     "train": Train,
@@ -302,6 +309,7 @@ STEP_KINDS: dict[str, type[Step]] = {
     "select": Select,
     "serve": Serve,
     "task": Task,
+    "finally": Finally,
 }
 
 

@@ -28,7 +28,7 @@ REF_PATTERN = r"^\$\{[A-Za-z_][A-Za-z0-9_.\[\]*]*\}$"
 
 @dataclass(frozen=True)
 class Ref:
-    """`root[index].field.more`: root is a step name, `params` or `each`."""
+    """`root[index].field.more`: root is a step name, `params`, `each` or `pipeline` (the run's status)."""
 
     root: str
     index: int | str | None = None
@@ -48,7 +48,7 @@ class Ref:
 
     @property
     def is_step(self) -> bool:
-        return self.root not in ("params", "each")
+        return self.root not in ("params", "each", "pipeline")
 
 
 def parse_ref(body: str) -> Ref:

@@ -218,7 +218,7 @@ def field_at(path: tuple[str | int, ...], kind_of: typing.Callable[[str], str | 
 def outputs_of(kind: str | None, step: dict[str, Any] | None = None) -> dict[str, str]:
     """A step's outputs (name -> artifact | param) from its kind and, for `task` and `select`, its attributes."""
     step = step or {}
-    if kind == "task":
+    if kind in ("task", "finally"):
         declared = step.get("outputs")
         return {str(k): str(v) for k, v in declared.items()} if isinstance(declared, dict) else {}
     if kind == "select":

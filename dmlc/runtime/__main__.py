@@ -17,6 +17,7 @@ from dmlc.runtime import KINDS
 from dmlc.runtime.step_io import EXIT_FAILED, EXIT_OK, EXIT_TRANSIENT, EXIT_USER, TransientError, UserError, load_spec
 
 MODULES = {kind: f"dmlc.runtime.{'select_step' if kind == 'select' else kind}" for kind in KINDS}
+MODULES["finally"] = "dmlc.runtime.task"  # the exit handler is a task that runs last
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -173,7 +173,7 @@ def instantiate(template: dict[str, Any], lookup: Lookup, **where: Any) -> dict[
 def command(spec: dict[str, Any]) -> list[str] | None:
     """The argument list of a `command` task (references already resolved), None for runtime steps."""
     attrs = spec["attrs"]
-    if attrs["kind"] != "task" or not attrs.get("command"):
+    if attrs["kind"] not in ("task", "finally") or not attrs.get("command"):
         return None
     return [to_text(a) for a in attrs["command"] + attrs.get("args", [])]
 

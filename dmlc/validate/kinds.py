@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from dmlc.diagnostics.catalogue import DML022, DML023, DML024, DML026, DML040, DML041, DML042
 from dmlc.diagnostics.model import Diagnostic, did_you_mean
-from dmlc.ir.model import BUILTIN_MODELS, Ingest, Select, Serve, Task, Train
+from dmlc.ir.model import BUILTIN_MODELS, Finally, Ingest, Select, Serve, Task, Train
 from dmlc.ir.types import Ref
 from dmlc.validate.context import Ctx
 
@@ -174,4 +174,5 @@ KIND_RULES: dict[type, Callable[..., list[Diagnostic]]] = {
     Select: _select,
     Serve: _serve,
     Task: _task,
+    Finally: _task,  # the exit handler is a task
 }

@@ -25,6 +25,7 @@ from dmlc.ir.model import Step
 from dmlc.ir.types import Ref, interpolated
 from dmlc.parse.document import Path
 from dmlc.validate.context import Ctx, strings
+from dmlc.validate.exit_handler import check_exit_handler, check_exit_ref
 from dmlc.validate.kinds import check_kinds
 from dmlc.validate.param_types import check_param_types
 from dmlc.validate.process import check_commands_and_mounts, check_process_text
@@ -63,6 +64,9 @@ def check_references(ctx: Ctx) -> list[Diagnostic]:
 
 
 def _check_ref(ctx: Ctx, name: str, step: Step, path: Path, ref: Ref) -> list[Diagnostic]:
+    exit_ref = check_exit_ref(ctx, name, step, path, ref)
+    if exit_ref is not None:
+        return exit_ref
     if ref.root == "params":
         return _check_param(ctx, path, ref)
     if ref.root == "each":
@@ -256,4 +260,5 @@ RULES: list[Callable[[Ctx], list[Diagnostic]]] = [
     check_process_text,
     check_commands_and_mounts,
     check_target_blocks,
+    check_exit_handler,
 ]

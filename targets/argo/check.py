@@ -163,7 +163,11 @@ def _step_refs(plan: Plan, ctx: CompileContext, step: str) -> Iterator[Diagnosti
             help_ = "hand the field over as its own output or param"
             yield _unsupported(ctx, full, f"a field of a value inside text (`{ref}`)", help_)
             continue
-        if ref.is_step and isinstance(ref.index, int):
+        if ref.root == "pipeline" and ref.fields == ("failures",):
+            help_ = "use `${pipeline.status}`; the failed steps are in the workflow's node status (`argo get`)"
+            message = "`${pipeline.failures}` exactly: `workflow.failures` lists every failed node (retries, pods)"
+            yield _unsupported(ctx, full, message, help_)
+        elif ref.is_step and isinstance(ref.index, int):
             help_ = f"read every instance with `{ref.root}[*].{ref.output}` and pick one in a step"
             yield _unsupported(ctx, full, f"one instance's output (`{ref}`)", help_)
         elif ref.is_step and ref.root in plan.steps:

@@ -32,7 +32,8 @@ def _members(plan: Plan, scope: str | None) -> list[str]:
     """Steps that get a task in `scope`: a loop root stands for its whole body in the main DAG."""
     if scope is not None:
         return list(plan.bodies[scope])
-    return [s for s in plan.steps if plan.scope(s) is None or plan.scope(s) == s]
+    exit_handler = plan.exit_handler  # not in the DAG: the workflow's `onExit` runs it after the DAG
+    return [s for s in plan.steps if (plan.scope(s) is None or plan.scope(s) == s) and s != exit_handler]
 
 
 def ordered(plan: Plan, names: list[str], scope: str | None) -> list[str]:

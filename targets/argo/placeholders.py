@@ -94,6 +94,8 @@ def _source(plan: Plan, step: str, ref: Ref) -> tuple[str, str]:
     if ref.root == "params":
         kind = "text" if isinstance(plan.pipeline.params.get(ref.fields[0]), str) else "json"
         return f"{{{{=sprig.b64enc(workflow.parameters['{ref.fields[0]}'])}}}}", kind
+    if ref.root == "pipeline":
+        return f"{{{{=sprig.b64enc({run_status(ref)})}}}}", "text"
     if ref.root == "each":
         items = plan.steps[step].for_each
         item = "{{inputs.parameters.item}}" if plan.item_b64(step) else "{{=sprig.b64enc(inputs.parameters['item'])}}"
@@ -145,10 +147,20 @@ def _expr_string(text: str) -> str:
     return "'" + "".join(out) + "'"
 
 
+def run_status(ref: Ref) -> str:
+    """`${pipeline.status}` in the onExit template: `workflow.status` is Succeeded, Failed or Error there
+    (argo-workflows v4.1.2 workflow/controller/operator.go operate); `${pipeline.failures}`: DML100."""
+    if ref.fields != ("status",):
+        raise Unsupported(f"`{ref}` on Argo")
+    return "(workflow.status == 'Succeeded' ? 'succeeded' : 'failed')"
+
+
 def _interp_expr(plan: Plan, step: str, ref: Ref) -> str:
     """An expr-lang expression giving the text a `${ref}` inside a string stands for."""
     if ref.root == "params":
         return f"workflow.parameters['{ref.fields[0]}']"
+    if ref.root == "pipeline":
+        return run_status(ref)
     if ref.root == "each":
         if ref.fields:
             return f"string(jsonpath({plan.item_expr(step)}, '$.{'.'.join(ref.fields)}'))"
@@ -212,7 +224,7 @@ def arg_text(plan: Plan, step: str, value: Any) -> str:
 def _arg_ref(plan: Plan, step: str, ref: Ref) -> str:
     """The text of a value, as it is after the template's last pass: a param is known from the first
     pass, an input (base64) from the second."""
-    first = 1 if ref.root == "params" else 2
+    first = 1 if ref.root in ("params", "pipeline") else 2  # globals are known in the first pass
     return deferred(_interp_expr(plan, step, ref), plan.passes(step) - first)
 
 

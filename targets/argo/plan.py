@@ -68,6 +68,11 @@ class Plan:
     def wf_name(self) -> str:
         return k8s_name(self.pipeline.pipeline)
 
+    @property
+    def exit_handler(self) -> str | None:
+        """The `finally` step, run by the workflow's `spec.onExit` (there is at most one)."""
+        return next((n for n, s in self.steps.items() if s.kind == "finally"), None)
+
     # -- scopes ----------------------------------------------------------------------------------
     def scope(self, step: str) -> str | None:
         return self.body_of.get(step)

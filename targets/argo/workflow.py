@@ -107,6 +107,7 @@ def workflow_spec(plan: Plan, templates_: list[m.Template] | None = None, entryp
         entrypoint = templates_[0].name or ""
     return m.WorkflowSpec(
         entrypoint=entrypoint,
+        on_exit=plan.name(plan.exit_handler) if plan.exit_handler else None,
         arguments=m.Arguments(parameters=params) if params else None,
         service_account_name=opts.service_account,
         pod_gc=m.PodGC(strategy=opts.pod_gc),

@@ -47,7 +47,13 @@ class Builder:
         def body(*channels: Any) -> None:
             self.params = dict(zip(names, channels, strict=True))
             self._volumes()
-            self._emit(tree(self.pipeline, self.plans))
+            exit_task = self._exit_task()
+            steps = {n: p for n, p in self.plans.items() if p.step.kind != "finally"}
+            if exit_task is None:
+                self._emit(tree(self.pipeline, steps))
+                return
+            with dsl.ExitHandler(exit_task, name="dmlc-finally"):  # the exit task runs after all of it
+                self._emit(tree(self.pipeline, steps))
 
         body.__name__ = self.pipeline.pipeline
         body.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
@@ -135,6 +141,19 @@ class Builder:
             arguments["dmlc_cache_epoch"] = epoch.output
         comp = components.component(iface, p.step.image or self.pipeline.image)
         task = comp(**arguments)
+        self._configure(task, p)
+        return task
+
+    def _exit_task(self) -> Any:
+        """The `finally` step's task, made first (kfp's ExitHandler takes a task that depends on nothing):
+        it also takes `dmlc_status`, the PipelineTaskFinalStatus the backend gives an exit task."""
+        p = next((p for p in self.plans.values() if p.step.kind == "finally"), None)
+        if p is None:
+            return None
+        iface = taskspec.step_interface(self.plan, p, self.lists, False)
+        iface.inputs["dmlc_status"] = "status"
+        arguments = self._arguments(p, p.bindings, taskspec.step_spec(self.plan, p, None))
+        task = components.component(iface, p.step.image or self.pipeline.image)(**arguments)
         self._configure(task, p)
         return task
 

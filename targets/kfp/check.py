@@ -12,6 +12,7 @@ import keyword
 from itertools import islice
 from typing import Any
 
+from dmlc_targets.kfp.exit_task import exit_checks
 from dmlc_targets.kfp.manifests import DATA_MOUNT, DATA_VOLUME
 from dmlc_targets.kfp.plan import KfpPlan, PlacementError, StepPlan, is_distributed, plan, tree
 
@@ -242,5 +243,6 @@ def check(pipeline: Pipeline, ctx: CompileContext) -> Checked:
     out = _pipeline_checks(pipeline, ctx, plans)
     for p in plans.values():
         out += _step_checks(pipeline, ctx, p)
+        out += exit_checks(pipeline, ctx, p.name, {n: q.scope for n, q in plans.items()})
     warnings = sorted((d for d in out if d.severity == Severity.WARNING), key=Diagnostic.sort_key)
     return Checked(out, KfpPlan(pipeline, plans, ctx.options, warnings))

@@ -27,6 +27,7 @@ INPUT_TYPES = {
     "bool": "bool",
     "list": "list",
     "dict": "dict",
+    "status": "PipelineTaskFinalStatus",  # the exit task's: the backend fills it in (dsl.ExitHandler)
 }
 OUTPUT_TYPES = {"artifact": "Output[Artifact]", "param": "OutputPath(str)", "list": "OutputPath(list)"}
 
@@ -82,9 +83,10 @@ def epoch(name: str, image: str) -> Any:
 
 
 def _namespace() -> dict[str, Any]:
-    from kfp.dsl import Artifact, Input, Output, OutputPath
+    from kfp.dsl import Artifact, Input, Output, OutputPath, PipelineTaskFinalStatus
 
-    return {"Artifact": Artifact, "Input": Input, "Output": Output, "OutputPath": OutputPath, "List": list}
+    return {"Artifact": Artifact, "Input": Input, "Output": Output, "OutputPath": OutputPath, "List": list,
+            "PipelineTaskFinalStatus": PipelineTaskFinalStatus}  # fmt: skip
 
 
 def define(name: str, source: str) -> Any:

@@ -37,6 +37,8 @@ def unsupported(plan: KfpPlan) -> str | None:
     for p in plan.steps.values():
         if p.scope:
             return f"step `{p.name}` runs in a loop or under a condition"
+        if p.step.kind == "finally":  # kfp's ExitHandler group and its exit task: built by kfp's DSL
+            return f"the exit handler `{p.name}`"
     for name, value in pipeline.params.items():
         if type(value) not in PARAM_KINDS:
             return f"param `{name}` of type {type(value).__name__}"

@@ -115,8 +115,9 @@ def bindings_of(
 ) -> dict[str, Binding]:
     found: dict[str, Binding] = {}
     for path, ref in refs(pipeline.steps[name]):
-        if (path[:1] == ("when",)) != when or ref.root == "each" or path[:1] == ("for_each",):
-            continue  # `for_each` reaches the runtime as written (as locally); the loop hands over the item
+        if (path[:1] == ("when",)) != when or ref.root in ("each", "pipeline") or path[:1] == ("for_each",):
+            continue  # `for_each` reaches the runtime as written (as locally); the loop hands over the item;
+            # `${pipeline.*}` is read from the exit task's PipelineTaskFinalStatus
         collected = ref.root != "params" and _collected(pipeline, plans, name, ref)
         key, binding = _binding(pipeline, ref, lists, collected)
         found.setdefault(key, binding)

@@ -71,6 +71,8 @@ class _Lookup:
     def __call__(self, ref: Any) -> Any:
         if ref.root == "each":
             return dig(self.item, ref.fields, ref.text)
+        if ref.root == "pipeline":
+            return run_status(self.args.get("dmlc_status"), ref)
         binding = self.bindings.get(binding_key(ref))
         if binding is None:
             raise ResolveError(f"`{ref.text}` has no input in this KFP component")
@@ -78,6 +80,22 @@ class _Lookup:
         if isinstance(ref.index, int):
             value = value[ref.index]
         return dig(value, ref.fields[1:], ref.text)
+
+
+def run_status(status: Any, ref: Any) -> str:
+    """`${pipeline.status}` in the exit task, from its PipelineTaskFinalStatus (kfp's executor builds it from
+    the JSON the driver resolves: kfp/dsl/executor.py, kfp 2.17.3). The 2.x backend's driver gives the
+    handler DAG's MLMD execution state (backend/src/v2/driver/resolve.go, TaskFinalStatus: COMPLETE,
+    FAILED, CANCELED, ...); kfp's docs (and Vertex) say SUCCEEDED: both mean succeeded, anything else
+    failed. `${pipeline.failures}` is refused on KFP by `check` (DML100)."""
+    if ref.fields != ("status",):
+        raise ResolveError(f"`{ref.text}` is not handed to a KFP exit task")
+    state = getattr(status, "state", None)
+    if state is None and isinstance(status, dict):
+        state = status.get("state")
+    if state is None:
+        raise ResolveError("`${pipeline.status}`: no PipelineTaskFinalStatus reached this task")
+    return "succeeded" if str(state).upper() in ("COMPLETE", "CACHED", "SUCCEEDED") else "failed"
 
 
 class _Staging:

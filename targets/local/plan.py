@@ -82,6 +82,10 @@ def build(pipeline: Pipeline) -> dict[str, StepPlan]:
             plan.drivers = _drivers(pipeline, name, plans)
         plan.multi = step.for_each is not None or bool(plan.drivers)
         plans[name] = plan
+    for name, plan in list(plans.items()):
+        if plan.step.kind == "finally":  # the exit handler: after every other step, whatever they did
+            plan.deps = [n for n in plans if n != name]
+            plans[name] = plans.pop(name)
     return plans
 
 

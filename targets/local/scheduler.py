@@ -120,6 +120,8 @@ class Scheduler:
         return True
 
     def _blocked(self, sr: StepRun, deps: list[str]) -> tuple[str, str] | None:
+        if sr.plan.step.kind == "finally":
+            return None  # the exit handler runs whatever the other steps did (they failed, were skipped)
         for dep in deps:
             outcome = self.steps[dep].outcome
             if outcome == "failed":
@@ -144,7 +146,8 @@ class Scheduler:
     def _restore(self, inst: Instance) -> bool:
         """An instance committed by an earlier session of this run is done (resume), unless what it
         would run changed since: its step was edited, its item, or the digest of an input."""
-        result = self.rundir.result(inst.step, inst.key) if self.resume else None
+        again = self.steps[inst.step].plan.step.kind == "finally"  # it reports this session's status
+        result = self.rundir.result(inst.step, inst.key) if self.resume and not again else None
         if result is None:
             return False
         inst.inputs = self.values.input_digests(inst)

@@ -97,10 +97,23 @@ class Values:
             return dig(self.params[ref.fields[0]], ref.fields[1:], ref.text)
         if ref.root == "each":
             return dig(inst.item, ref.fields, ref.text)
+        if ref.root == "pipeline":
+            return self.run_status(ref)
         chosen = self._select(inst, ref)
         if isinstance(chosen, list):
             return [self._out(i, ref) for i in chosen]
         return self._out(chosen, ref)
+
+    def run_status(self, ref: Ref) -> Any:
+        """`${pipeline.status}`: failed when a step (the exit handler aside) failed, as the run's exit code
+        says; `${pipeline.failures}`: the steps that failed themselves (not those their failure stopped)."""
+        others = [(n, sr) for n, sr in self.steps.items() if sr.plan.step.kind != "finally"]
+        if ref.fields == ("status",):
+            return "failed" if any(sr.outcome == "failed" for _, sr in others) else "succeeded"
+        if ref.fields == ("failures",):
+            failed = [(n, sr.instances or []) for n, sr in others if sr.outcome == "failed"]
+            return [n for n, insts in failed if any(i.state == FAILED for i in insts)]
+        raise ResolveError(f"`{ref.text}` is not a value of the run")
 
     def digest(self, inst: Instance, ref: Ref) -> str:
         if not ref.is_step:

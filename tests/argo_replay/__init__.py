@@ -12,6 +12,7 @@ v4.1.2 (each module's docstring cites the files it follows):
 | `govaluate.py` | `when` (shouldExecute) |
 | `dag.py`, `graph.py`, `scope.py` | DAG tasks, depends, fan-out, aggregation, the node graph and DAG phase |
 | `operator.py`, `memo.py` | executing a template: inputs, memoization, retries |
+| `exit.py` | the exit handler (`spec.onExit`): `workflow.status` / `.failures`, the workflow's phase |
 | `pod.py`, `procs.py` | container and script templates as local processes |
 | `resource.py`, `conditions.py` | resource templates: manifest, admission, conditions, outputs |
 | `tfjob.py`, `kserve.py` | a TFJob (Kubeflow training-operator v1.9.0) and an InferenceService, run locally |
@@ -28,11 +29,12 @@ phase is the entry node's (Skipped and Omitted count as Succeeded).
 
 Not replayed (a node using one is an Error "not replayed", or it is noted): steps, suspend, http,
 plugin, data and containerSet templates; templateRef / inline tasks; artifacts (other than paths);
-exit handlers and lifecycle hooks; templateDefaults; synchronization; parallelism (the replay is
-sequential); daemoned containers and sidecars; pod `timeout` / `pendingTimeout`; the workflow's
-`activeDeadlineSeconds`; ConfigMap-sourced parameters; resource actions other than create / apply /
-replace; Deployment / Service resources (sharded serving's router) and any kind but TFJob and
-InferenceService; images (the command runs with this machine's Python); resource requests.
+lifecycle hooks (the workflow's `onExit` is replayed: `exit.py`); templateDefaults; synchronization;
+parallelism (the replay is sequential); daemoned containers and sidecars; pod `timeout` /
+`pendingTimeout`; the workflow's `activeDeadlineSeconds`; ConfigMap-sourced parameters; resource
+actions other than create / apply / replace; Deployment / Service resources (sharded serving's
+router) and any kind but TFJob and InferenceService; images (the command runs with this machine's
+Python); resource requests.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from typing import Any
 
 from tests.argo_replay import gojson
 from tests.argo_replay.compat import run_container_template, substitute, workflow_values
+from tests.argo_replay.exit import final_phase, run_on_exit
 from tests.argo_replay.memo import MemoCache
 from tests.argo_replay.model import Ctx, Node, Replay
 from tests.argo_replay.operator import execute_template
@@ -144,11 +147,11 @@ def replay(
         except ValueError as err:
             return Replay(name, "Error", str(err), ctx.nodes, root, _ctx=ctx)
         entry = execute_template(ctx, name, spec.get("entrypoint", ""), spec.get("arguments") or {}, "")
+        exit_node = run_on_exit(ctx, name, spec, entry, execute_template)
     finally:
         if not keep_servers:
             ctx.procs.stop_all()
-    phase = PHASES.get(entry.phase, entry.phase)
-    message = entry.message
+    phase, message = final_phase(PHASES.get(entry.phase, entry.phase), entry.message, exit_node)
     if phase == "Running":
         message = "; ".join(
             ctx.hangs

@@ -11,7 +11,7 @@ output parameter values, output artifacts with their `minio://` URI and sandbox 
 |---|---|
 | `spec.py` | loading; the Argo compiler's wiring: implicit dependencies, `.Succeeded` depends, exit tasks |
 | `dag.py` | DAG, condition, ParallelFor and container execution; failFast; exit hooks; retries |
-| `resolve.py` | the driver's input resolution, DAG outputs, `dsl.Collected`, type checks |
+| `resolve.py` | the driver's input resolution, DAG outputs, `dsl.Collected`, `taskFinalStatus`, type checks |
 | `launcher.py` | executor input, placeholders, running the command, output parameters and artifacts |
 | `values.py` | protobuf Values: text <-> value, STRING conversion, trigger conditions |
 | `outcome.py` | the differential view `(step, instance) -> (state, outputs)` of a dmlc pipeline |

@@ -26,7 +26,8 @@ Rules, with their sources:
 
 Not replayed: caching (every task runs; `cachingOptions` is reported in the run's notes), timeouts
 (`set_timeout`), PVC mounts (recorded in notes, not mounted), secrets as env, importer / resolver
-executors, artifact iterators, exit handlers (`dsl.ExitHandler`) other than `ignore_upstream_failure`.
+executors, artifact iterators. `dsl.ExitHandler` is its exit task attached to the handler's DAG task (it
+runs after the DAG whatever its state; the `taskFinalStatus` it reads: `resolve.py`).
 """
 
 from __future__ import annotations

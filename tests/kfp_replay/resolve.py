@@ -14,7 +14,12 @@ inputs; gives the task's resolved `Inputs` (parameter values, artifact lists) or
 - A DAG driver first gives each optional component input without a task input its default (or null).
 - Then handleParamTypeValidationAndConversion: an input missing without optional / default fails; a
   STRING input takes any value as its text (PbValueToText); other kinds must match.
-- `parameterExpressionSelector`, `taskFinalStatus`, `valueFromOneof` are not replayed (NotReplayed).
+- `taskFinalStatus` (an exit task's `dsl.PipelineTaskFinalStatus`, the MLMD-era driver's resolveInputParameter):
+  the final state of the task's first dependent task (`opts.Task.DependentTasks[0]`, the ExitHandler's
+  DAG) as its MLMD execution's `LastKnownState` name (COMPLETE for a Succeeded DAG, FAILED for a failed
+  one), marshalled by protojson: `{"state", "pipelineJobResourceName" (the run), "pipelineTaskName",
+  "error": {}}` (the driver fills no error code or message: a TODO in the source).
+- `parameterExpressionSelector`, `valueFromOneof` are not replayed (NotReplayed).
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.kfp_replay import values
-from tests.kfp_replay.model import Artifact, Execution, NotReplayed
+from tests.kfp_replay.model import FAILED, SUCCEEDED, Artifact, Execution, NotReplayed
+
+MLMD_STATES = {SUCCEEDED: "COMPLETE", FAILED: "FAILED"}  # Execution_State names (ml-metadata's proto)
 
 
 class DriverError(Exception):
@@ -131,7 +138,26 @@ def _parameter(name: str, spec: dict[str, Any], ctx: dict[str, Any]) -> tuple[bo
         return True, follow_parameter(producer, out["outputParameterKey"])
     if "runtimeValue" in spec:
         return True, _constant(spec["runtimeValue"]["constant"], ctx["info"], ctx["task_name"])
+    if "taskFinalStatus" in spec:
+        return True, _final_status(ctx)
     raise NotReplayed(f"input parameter {name!r}: {sorted(spec)}")
+
+
+def _final_status(ctx: dict[str, Any]) -> dict[str, Any]:
+    deps = ctx["dependent_tasks"]
+    if not deps:
+        raise DriverError(f"task {ctx['task_name']} has no dependent tasks")
+    producer = ctx["children"].get(deps[0])
+    if producer is None:
+        raise DriverError(f"producer task, {deps[0]}, not in tasks")
+    if producer.state not in MLMD_STATES:
+        raise NotReplayed(f"the final status of a {producer.state} task")
+    return {
+        "state": MLMD_STATES[producer.state],
+        "pipelineJobResourceName": ctx["info"].run_name,
+        "pipelineTaskName": deps[0],
+        "error": {},
+    }
 
 
 def _artifacts(name: str, spec: dict[str, Any], ctx: dict[str, Any]) -> list[Artifact]:
@@ -161,7 +187,8 @@ def resolve(
     comp_params = component.get("inputDefinitions", {}).get("parameters", {})
     given = task.get("inputs", {})
     ctx = {"dag_inputs": dag_inputs, "children": dag.children, "info": info, "comp_params": comp_params,
-           "task_name": task.get("taskInfo", {}).get("name", "")}  # fmt: skip
+           "task_name": task.get("taskInfo", {}).get("name", ""),
+           "dependent_tasks": task.get("dependentTasks", [])}  # fmt: skip
     out = Inputs()
     if dag_driver:  # a nested pipeline's omitted optional inputs: the default, or null
         for name, p in comp_params.items():
