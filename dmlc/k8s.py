@@ -47,6 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from dmlc import placement
 from dmlc.ir.model import Pipeline, Serve, Step, Train
 from dmlc.units import format_cpu, format_duration, format_memory
 
@@ -117,7 +118,7 @@ def resources(step: Step) -> dict[str, Any] | None:
     if res.memory is not None:
         amounts["memory"] = format_memory(res.memory)
     if res.gpu:
-        amounts["nvidia.com/gpu"] = str(res.gpu)
+        amounts[placement.accelerator(res)] = str(res.gpu)
     if not amounts:
         return None
     return {"requests": dict(amounts), "limits": dict(amounts)}
@@ -217,6 +218,7 @@ def tfjob(
             pod["schedulerName"] = GANG_SCHEDULER
         if sched is not None and isinstance(sched.priority, str):
             pod["priorityClassName"] = sched.priority
+        pod.update(placement.pod_fields(pipeline, step))
         replicas[role] = {
             "replicas": count,
             "restartPolicy": "Never",
@@ -258,7 +260,9 @@ def tfjob_limits(step: Train) -> list[tuple[str, str, str]]:
     return []
 
 
-def _predictor(step: Serve, call: RuntimeCall, volumes: Sequence[dict], mounts: Sequence[dict], port: int) -> dict:
+def _predictor(
+    pipeline: Pipeline, step: Serve, call: RuntimeCall, volumes: Sequence[dict], mounts: Sequence[dict], port: int
+) -> dict:
     container = _container(step, "kserve-container", "serve", call, mounts)
     container["ports"] = [{"containerPort": port, "protocol": "TCP"}]
     predictor: dict[str, Any] = {}
@@ -266,6 +270,7 @@ def _predictor(step: Serve, call: RuntimeCall, volumes: Sequence[dict], mounts: 
     predictor["containers"] = [container]
     if volumes:
         predictor["volumes"] = [dict(v) for v in volumes]
+    predictor.update(placement.pod_fields(pipeline, step))  # KServe's PredictorSpec inlines a PodSpec
     return predictor
 
 
@@ -314,7 +319,7 @@ def inference_service(
     annotations = _isvc_annotations(step)
 
     def isvc(obj_name: str, shard_call: RuntimeCall) -> dict[str, Any]:
-        predictor = _predictor(step, shard_call, volumes, volume_mounts, port)
+        predictor = _predictor(pipeline, step, shard_call, volumes, volume_mounts, port)
         meta = _metadata(obj_name, namespace, dict(labels), annotations)
         return {"apiVersion": ISVC_API, "kind": "InferenceService", "metadata": meta, "spec": {"predictor": predictor}}
 
@@ -343,7 +348,8 @@ def router(
     selector = {"dmlc.io/pipeline": pipeline.pipeline, "dmlc.io/step": name, "dmlc.io/role": "router"}
     container = _container(step, "router", "serve", call, ())
     container["ports"] = [{"containerPort": port, "protocol": "TCP"}]
-    pod = {"metadata": {"labels": {**labels, **selector}}, "spec": {"containers": [container]}}
+    pod_spec = {"containers": [container], **placement.pod_fields(pipeline, step)}
+    pod = {"metadata": {"labels": {**labels, **selector}}, "spec": pod_spec}
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
