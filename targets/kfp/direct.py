@@ -10,8 +10,9 @@ task, components and executors once per interface, and `specyaml.py` writes the 
 
 Covered: pipelines whose steps all sit in the root DAG (no `for_each`, no `when`): tasks, pipeline params,
 data and `after` dependencies, caching, `memoize.max_age` epoch tasks, retry, resources, env, secrets,
-timeouts, labels, node selectors, tolerations, node affinity, image pull secrets, volumes and launched (TFJob / InferenceService) steps
-with the run's data volume (`direct_volumes.py`). Loops and conditions go through kfp's compiler.
+timeouts, labels, node selectors, tolerations, node affinity, image pull secrets, volumes and launched
+(TFJob / InferenceService) steps with the run's data volume (`direct_volumes.py`). Loops and conditions
+go through kfp's compiler.
 """
 
 from __future__ import annotations

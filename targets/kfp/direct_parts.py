@@ -201,7 +201,6 @@ def _secret(name: str, mapping: dict[str, str]) -> dict[str, Any]:
     }
 
 
-
 # -- values ----------------------------------------------------------------------------------------
 def value(pb_struct: Any, data: Any) -> Any:
     """pipeline_spec_builder.to_protobuf_value"""
