@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from dmlc.ir.model import Pipeline, Resources, Step
-from dmlc.ir.placement import DEFAULT_ACCELERATOR, PLACEMENT, Affinity, Toleration
+from dmlc.ir.placement import DEFAULT_ACCELERATOR, PLACEMENT, NodeAffinity, TaintToleration
 
 PREFER_WEIGHT = 1
 
@@ -27,7 +27,7 @@ def accelerator(res: Resources) -> str:
     return res.accelerator or DEFAULT_ACCELERATOR
 
 
-def toleration(tol: Toleration) -> dict[str, Any]:
+def toleration(tol: TaintToleration) -> dict[str, Any]:
     """core/v1 Toleration, unset fields left out."""
     fields = {"key": tol.key, "operator": tol.operator, "value": tol.value, "effect": tol.effect,
               "tolerationSeconds": tol.toleration_seconds}  # fmt: skip
@@ -38,7 +38,7 @@ def expressions(labels: dict[str, list[str]]) -> list[dict[str, Any]]:
     return [{"key": key, "operator": "In", "values": list(values)} for key, values in labels.items()]
 
 
-def node_affinity(aff: Affinity) -> dict[str, Any] | None:
+def node_affinity(aff: NodeAffinity) -> dict[str, Any] | None:
     """core/v1 NodeAffinity (see the module docstring), None when both maps are empty."""
     out: dict[str, Any] = {}
     if aff.require:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from annotated_types import Ge, Gt
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
 
-from dmlc.ir.placement import Affinity, K8sName, LabelKey, LabelValue, ResourceName, Toleration
+from dmlc.ir.placement import NodeAffinity, K8sName, LabelKey, LabelValue, ResourceName, TaintToleration
 from dmlc.ir.types import NAME_RE, REF_OR, Cpu, Duration, Memory
 from dmlc.ir.when import WHEN_FIELD, When
 
@@ -147,9 +147,9 @@ class Step(Node):
     """Order among ready steps of this pipeline (higher first)."""
     node_selector: dict[LabelKey, LabelValue] | None = None
     """Node labels the step's pods require (Kubernetes nodeSelector); no effect locally."""
-    tolerations: list[Toleration] | None = None
+    tolerations: list[TaintToleration] | None = None
     """Node taints the step's pods tolerate; no effect locally."""
-    affinity: Affinity | None = None
+    affinity: NodeAffinity | None = None
     """Node affinity: `require` / `prefer` node labels with one of the listed values; no effect locally."""
     service_account: K8sName | None = None
     """Kubernetes service account of the step's pods (workload identity); no effect locally."""
@@ -359,9 +359,9 @@ class Defaults(Node):
     """Default memoization."""
     node_selector: dict[LabelKey, LabelValue] | None = None
     """Default node selector of every step."""
-    tolerations: list[Toleration] | None = None
+    tolerations: list[TaintToleration] | None = None
     """Default tolerations of every step."""
-    affinity: Affinity | None = None
+    affinity: NodeAffinity | None = None
     """Default node affinity of every step."""
     service_account: K8sName | None = None
     """Default service account of every step."""

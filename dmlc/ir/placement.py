@@ -11,17 +11,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+from annotated_types import MaxLen, MinLen
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 _DNS_LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
 _SUBDOMAIN = rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*"
 _NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 # apimachinery validation.IsQualifiedName (label keys) / IsValidLabelValue, and IsDNS1123Subdomain
-LabelKey = Annotated[str, StringConstraints(pattern=rf"^(?:{_SUBDOMAIN}/)?{_NAME}$", max_length=316)]
+LabelKey = Annotated[str, StringConstraints(pattern=rf"^(?:{_SUBDOMAIN}/)?{_NAME}$"), MaxLen(317)]
 LabelValue = Annotated[str, StringConstraints(pattern=rf"^(?:{_NAME})?$")]
-K8sName = Annotated[str, StringConstraints(pattern=rf"^{_SUBDOMAIN}$", max_length=253)]
+K8sName = Annotated[str, StringConstraints(pattern=rf"^{_SUBDOMAIN}$"), MaxLen(253)]
 # an extended resource is fully qualified (`vendor.com/gpu`): core/v1 validation IsExtendedResourceName
-ResourceName = Annotated[str, StringConstraints(pattern=rf"^{_SUBDOMAIN}/{_NAME}$", max_length=316)]
+ResourceName = Annotated[str, StringConstraints(pattern=rf"^{_SUBDOMAIN}/{_NAME}$"), MaxLen(317)]
 DEFAULT_ACCELERATOR = "nvidia.com/gpu"
 PLACEMENT = ("node_selector", "tolerations", "affinity", "service_account")
 
@@ -30,7 +31,7 @@ class _Block(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
 
 
-class Toleration(_Block):
+class TaintToleration(_Block):
     key: LabelKey | None = None
     """Taint key it tolerates (absent: every key, with operator Exists)."""
     operator: Literal["Exists", "Equal"] = "Equal"
@@ -43,10 +44,10 @@ class Toleration(_Block):
     """With effect NoExecute: stay this many seconds after the taint appears, then be evicted."""
 
 
-class Affinity(_Block):
+class NodeAffinity(_Block):
     """Node affinity with `In` expressions: a node label must have one of the listed values."""
 
-    require: dict[LabelKey, Annotated[list[LabelValue], Field(min_length=1)]] = Field(default_factory=dict)
+    require: dict[LabelKey, Annotated[list[LabelValue], MinLen(1)]] = Field(default_factory=dict)
     """Labels a node must have, each with one of its values (all must hold)."""
-    prefer: dict[LabelKey, Annotated[list[LabelValue], Field(min_length=1)]] = Field(default_factory=dict)
+    prefer: dict[LabelKey, Annotated[list[LabelValue], MinLen(1)]] = Field(default_factory=dict)
     """Labels the scheduler prefers (each one a node matches adds weight 1)."""

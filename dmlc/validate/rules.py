@@ -27,6 +27,7 @@ from dmlc.parse.document import Path
 from dmlc.validate.context import Ctx, strings
 from dmlc.validate.kinds import check_kinds
 from dmlc.validate.param_types import check_param_types
+from dmlc.validate.placement import check_placement
 from dmlc.validate.process import check_commands_and_mounts, check_process_text
 
 RESERVED = ("params", "each", "pipeline", "steps", "inputs", "outputs", "workflow", "tasks", "item")
@@ -256,4 +257,5 @@ RULES: list[Callable[[Ctx], list[Diagnostic]]] = [
     check_process_text,
     check_commands_and_mounts,
     check_target_blocks,
+    check_placement,
 ]
