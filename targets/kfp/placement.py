@@ -75,8 +75,8 @@ def _toleration(tol: dict[str, Any]) -> dict[str, Any]:
 
 def _term(expressions: list[dict[str, Any]], weight: int | None) -> dict[str, Any]:
     term: dict[str, Any] = {"matchExpressions": expressions}
-    if weight is not None:
-        term["weight"] = weight
+    if weight is not None:  # int32 in the message, a float once the platform spec is a protobuf Struct
+        term["weight"] = float(weight)
     return term
 
 

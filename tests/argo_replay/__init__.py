@@ -32,7 +32,9 @@ exit handlers and lifecycle hooks; templateDefaults; synchronization; parallelis
 sequential); daemoned containers and sidecars; pod `timeout` / `pendingTimeout`; the workflow's
 `activeDeadlineSeconds`; ConfigMap-sourced parameters; resource actions other than create / apply /
 replace; Deployment / Service resources (sharded serving's router) and any kind but TFJob and
-InferenceService; images (the command runs with this machine's Python); resource requests.
+InferenceService; images (the command runs with this machine's Python) and their pull secrets; resource
+requests; scheduling (`nodeSelector`, `affinity`, `tolerations`, `serviceAccountName`: noted, every pod
+runs on this machine).
 """
 
 from __future__ import annotations
