@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from annotated_types import Ge, Gt
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
 
-from dmlc.ir.placement import NodeAffinity, K8sName, LabelKey, LabelValue, ResourceName, TaintToleration
+from dmlc.ir.placement import K8sName, LabelKey, LabelValue, NodeAffinity, ResourceName, TaintToleration
 from dmlc.ir.types import NAME_RE, REF_OR, Cpu, Duration, Memory
 from dmlc.ir.when import WHEN_FIELD, When
 

@@ -36,7 +36,8 @@ def _toleration(ctx: Ctx, path: Path, tol: Any) -> list[Diagnostic]:
     out = []
     if tol.operator == "Exists" and tol.value:
         help_ = 'drop `value` (Exists tolerates every value), or use operator = "Equal"'
-        out.append(ctx.diag(DML028, "a toleration with operator Exists takes no value", (*path, "value"), "here", help_))
+        message = "a toleration with operator Exists takes no value"
+        out.append(ctx.diag(DML028, message, (*path, "value"), "here", help_))
     if tol.key is None and tol.operator != "Exists":
         help_ = 'name the taint with `key`, or tolerate every taint with operator = "Exists"'
         message = "a toleration without a key must have operator Exists"
