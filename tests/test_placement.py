@@ -322,3 +322,20 @@ def test_the_argo_replay_runs_placed_pods_and_notes_it(tmp_path: Path) -> None:
         assert done.phase == "Succeeded", done.message
         (node,) = [n for n in done.nodes.values() if n.labels.get("dmlc.io/step") == "t"]
         assert any("scheduling is not replayed" in note for note in node.notes)
+
+
+def test_the_kfp_harness_runs_placed_tasks_as_locally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.differential import outcome_local
+    from tests.kfp_replay.outcome import outcome_kfp
+
+    placed = {k: v for k, v in DEFAULTS.items() if k != "service_account"}  # KFP: one per run (DML100)
+    steps = {"a": {"kind": "task", "command": ["python", "-c", "print(1)"], "resources": {"gpu": 1}},
+             "b": {"kind": "task", "command": ["python", "-c", "print(2)"], "after": ["a"], **OWN}}  # fmt: skip
+    del steps["b"]["service_account"]
+    doc = {"pipeline": "p", "image_pull_secrets": ["regcred"], "defaults": placed, "steps": steps}
+    path = Path(write(tmp_path, doc))
+    with monkeypatch.context() as patch:
+        patch.chdir(tmp_path)
+        local = outcome_local(path)
+    assert outcome_kfp(path, tmp_path / "kfp") == local
+    assert {key[0] for key in local} == {"a", "b"}
