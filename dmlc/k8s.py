@@ -36,6 +36,10 @@ Stable API (used by targets/argo and targets/kfp):
   (`"role": "router"` and `"shard_urls"` in its spec). The predictor is a custom container running the
   dmlc runtime server (TF-Serving REST), so events' rate limit / 429 behave as locally.
 
+Every pod spec (TFJob replicas, predictors, the router) also gets the step's placement, service account
+and the pipeline's image pull secrets (`dmlc.placement.pod_fields`); GPUs are asked for under
+`resources.accelerator` (default `nvidia.com/gpu`).
+
 `call.spec_json` is the step spec (`dmlc.semantics.spec`) as JSON text.
 """
 
