@@ -23,6 +23,12 @@ LabelValue = Annotated[str, StringConstraints(pattern=rf"^(?:{_NAME})?$")]
 K8sName = Annotated[str, StringConstraints(pattern=rf"^{_SUBDOMAIN}$"), MaxLen(253)]
 # an extended resource is fully qualified (`vendor.com/gpu`): core/v1 validation IsExtendedResourceName
 ResourceName = Annotated[str, StringConstraints(pattern=rf"^{_SUBDOMAIN}/{_NAME}$"), MaxLen(317)]
+PATTERN_WORDS = {  # the JSON Schema's messages (editors) for these patterns
+    rf"^(?:{_SUBDOMAIN}/)?{_NAME}$": "a Kubernetes label key: [DNS-subdomain/]name, e.g. cloud.google.com/gke-nodepool",
+    rf"^(?:{_NAME})?$": "a Kubernetes label value: up to 63 letters, digits, -, _ and . (alphanumeric at both ends)",
+    rf"^{_SUBDOMAIN}$": "a Kubernetes name: lower-case letters, digits, - and . (e.g. trainer, regcred)",
+    rf"^{_SUBDOMAIN}/{_NAME}$": "an extended resource name such as nvidia.com/gpu or amd.com/gpu",
+}
 DEFAULT_ACCELERATOR = "nvidia.com/gpu"
 PLACEMENT = ("node_selector", "tolerations", "affinity", "service_account")
 
