@@ -339,3 +339,20 @@ def test_the_kfp_harness_runs_placed_tasks_as_locally(tmp_path: Path, monkeypatc
         local = outcome_local(path)
     assert outcome_kfp(path, tmp_path / "kfp") == local
     assert {key[0] for key in local} == {"a", "b"}
+
+
+def test_both_argo_writers_write_the_same_placement(tmp_path: Path) -> None:
+    from dmlc_targets.argo import stream, workflow
+
+    doc = yaml.safe_load(Path(inherited_pipeline(tmp_path)).read_text())
+    doc["image_pull_secrets"] = ["regcred"]
+    plan = load_plan(write(tmp_path, doc, "w.yaml"))
+    text = stream.workflow_text(plan)
+    assert "serviceAccountName: own" in text and "nodeAffinity" in text and "imagePullSecrets" in text
+    assert text == workflow.fastyaml.dump(workflow.to_plain(workflow.build(plan), plan.options.version))
+
+
+def load_plan(path: str) -> Any:
+    from dmlc.driver import prepare
+
+    return prepare(path, "argo").plan
