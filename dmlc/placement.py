@@ -59,14 +59,15 @@ def image_pull_secrets(pipeline: Pipeline) -> list[dict[str, str]] | None:
 
 def pod_fields(pipeline: Pipeline, step: Step, identity: bool = True) -> dict[str, Any]:
     """PodSpec fields of placement (and, with `identity`, the service account and image pull secrets),
-    only those that are set, in the order the PodSpec lists them."""
+    only those that are set."""
     out: dict[str, Any] = {}
     if step.node_selector:
         out["nodeSelector"] = dict(step.node_selector)
     if identity and step.service_account:
         out["serviceAccountName"] = step.service_account
-    if step.affinity is not None and node_affinity(step.affinity):
-        out["affinity"] = {"nodeAffinity": node_affinity(step.affinity)}
+    affinity = node_affinity(step.affinity) if step.affinity is not None else None
+    if affinity:
+        out["affinity"] = {"nodeAffinity": affinity}
     if step.tolerations:
         out["tolerations"] = [toleration(t) for t in step.tolerations]
     secrets = image_pull_secrets(pipeline)
