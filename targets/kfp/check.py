@@ -52,8 +52,9 @@ def _loop_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[D
 
 
 def _service_account_check(pipeline: Pipeline, ctx: CompileContext, name: str) -> Diagnostic:
-    """kfp-kubernetes 2.17.3 has no per-task service account (KubernetesExecutorConfig has none): a
-    KFP run has one, for every task. A TFJob's or InferenceService's pods take it in their manifest."""
+    """kfp-kubernetes 2.17.3 has no per-task service account (nor has kubeflow/pipelines'
+    kubernetes_platform/proto/kubernetes_executor_config.proto at 7b70c7b, 2026-08): a KFP run has one,
+    for every task. A TFJob's or InferenceService's pods take it in their manifest."""
     help_ = (
         "set the run's service account when you start it (KFP's `service_account` of a run), "
         "or use the argo target; on a TFJob or InferenceService step it is exact"

@@ -8,8 +8,10 @@ JSON `direct.py` writes (what `json_format.MessageToDict` makes of the messages 
 The target options' node selector and tolerations hold for every task; a step's own are added (its
 node selector wins on a shared label). A launched step (TFJob, InferenceService) places its workload's
 pods in the manifest (`dmlc.k8s`), so its launcher task gets only the options'. Node affinity: one
-required term holding every `require` expression, one term of weight 1 per `prefer` label
-(kfp-kubernetes node_affinity.py: a term with a weight is preferred, without one required).
+required term holding every `require` expression, one term of weight 1 per `prefer` label: the driver
+(kubeflow/pipelines backend/src/v2/driver/k8s.go at 7b70c7b, 2026-08) makes a term with a weight a
+PreferredSchedulingTerm and one without a NodeSelectorTerm of the required selector, so the pod gets
+exactly what Argo's does (`dmlc.placement`). driver.go asks for the GPUs under the accelerator type.
 """
 
 from __future__ import annotations
