@@ -199,11 +199,12 @@ def container_template(plan: Plan, step: str) -> m.Template:
 
 
 def _placement(plan: Plan, step: str) -> dict:
-    """A container step's pod placement and service account as template fields (argo-workflows v4
-    pkg/apis/workflow/v1alpha1/workflow_types.go Template: nodeSelector, affinity, tolerations,
-    serviceAccountName, which workflow/controller/workflowpod.go copies onto the pod; the
-    image pull secrets are the workflow's `spec.imagePullSecrets`). A TFJob or InferenceService step
-    places its workload's pods in the manifest instead (`dmlc.k8s`), not the pod creating it."""
+    """A container step's pod placement and service account as template fields: argo-workflows v4.1
+    workflow/controller/workflowpod.go (addSchedulingConstraints, setupServiceAccount) puts the
+    template's nodeSelector, affinity, tolerations and serviceAccountName on the pod, and every pod gets
+    the workflow's `spec.imagePullSecrets`. dmlc sets none of these on the workflow, so a step without
+    them gets none. A TFJob or InferenceService step places its workload's pods in the manifest
+    instead (`dmlc.k8s`), not the pod creating it."""
     fields = placement.pod_fields(plan.pipeline, plan.steps[step], identity=False)
     account = plan.steps[step].service_account
     return {

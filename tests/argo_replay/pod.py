@@ -191,7 +191,7 @@ def deadline_seconds(tmpl: dict[str, Any]) -> float:
 def run_container(ctx: Ctx, node: Node, tmpl: dict[str, Any], keep_result: bool = False) -> None:
     meta = pod_meta(ctx, node, tmpl)
     placed = [key for key in SCHEDULING if tmpl.get(key)]
-    if placed:  # workflow/controller/workflowpod.go copies them onto the pod; one machine has no nodes to pick
+    if placed:  # argo-workflows v4.1 workflowpod.go addSchedulingConstraints: on the pod; here one machine
         node.notes.append(f"{', '.join(placed)}: scheduling is not replayed (every pod runs on this machine)")
     pod_dir = ctx.root / "pods" / meta["name"]
     volumes = {**workflow_volumes(ctx), **{v["name"]: v for v in tmpl.get("volumes") or []}}
