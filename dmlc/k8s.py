@@ -37,6 +37,10 @@ Stable API (used by targets/argo and targets/kfp):
   dmlc runtime server (TF-Serving REST), so events' rate limit / 429 behave as locally. Every server
   container has a `readinessProbe` on `/v2/health/ready` (200 once its model is loaded).
 
+Every pod spec (TFJob replicas, predictors, the router) also gets the step's placement, service account
+and the pipeline's image pull secrets (`dmlc.placement.pod_fields`); GPUs are asked for under
+`resources.accelerator` (default `nvidia.com/gpu`).
+
 `call.spec_json` is the step spec (`dmlc.semantics.spec`) as JSON text.
 """
 
@@ -48,6 +52,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from dmlc import placement
 from dmlc.ir.model import Pipeline, Serve, Step, Train
 from dmlc.units import format_cpu, format_duration, format_memory
 
@@ -119,7 +124,7 @@ def resources(step: Step) -> dict[str, Any] | None:
     if res.memory is not None:
         amounts["memory"] = format_memory(res.memory)
     if res.gpu:
-        amounts["nvidia.com/gpu"] = str(res.gpu)
+        amounts[placement.accelerator(res)] = str(res.gpu)
     if not amounts:
         return None
     return {"requests": dict(amounts), "limits": dict(amounts)}
@@ -219,6 +224,7 @@ def tfjob(
             pod["schedulerName"] = GANG_SCHEDULER
         if sched is not None and isinstance(sched.priority, str):
             pod["priorityClassName"] = sched.priority
+        pod.update(placement.pod_fields(pipeline, step))
         replicas[role] = {
             "replicas": count,
             "restartPolicy": "Never",
@@ -267,7 +273,9 @@ def readiness_probe(port: int) -> dict[str, Any]:
     return {"httpGet": {"path": READY_PATH, "port": port}, "periodSeconds": 2}
 
 
-def _predictor(step: Serve, call: RuntimeCall, volumes: Sequence[dict], mounts: Sequence[dict], port: int) -> dict:
+def _predictor(
+    pipeline: Pipeline, step: Serve, call: RuntimeCall, volumes: Sequence[dict], mounts: Sequence[dict], port: int
+) -> dict:
     container = _container(step, "kserve-container", "serve", call, mounts)
     container["ports"] = [{"containerPort": port, "protocol": "TCP"}]
     container["readinessProbe"] = readiness_probe(port)
@@ -276,6 +284,7 @@ def _predictor(step: Serve, call: RuntimeCall, volumes: Sequence[dict], mounts: 
     predictor["containers"] = [container]
     if volumes:
         predictor["volumes"] = [dict(v) for v in volumes]
+    predictor.update(placement.pod_fields(pipeline, step))  # KServe's PredictorSpec inlines a PodSpec
     return predictor
 
 
@@ -324,7 +333,7 @@ def inference_service(
     annotations = _isvc_annotations(step)
 
     def isvc(obj_name: str, shard_call: RuntimeCall) -> dict[str, Any]:
-        predictor = _predictor(step, shard_call, volumes, volume_mounts, port)
+        predictor = _predictor(pipeline, step, shard_call, volumes, volume_mounts, port)
         meta = _metadata(obj_name, namespace, dict(labels), annotations)
         return {"apiVersion": ISVC_API, "kind": "InferenceService", "metadata": meta, "spec": {"predictor": predictor}}
 
@@ -354,7 +363,8 @@ def router(
     container = _container(step, "router", "serve", call, ())
     container["ports"] = [{"containerPort": port, "protocol": "TCP"}]
     container["readinessProbe"] = readiness_probe(port)
-    pod = {"metadata": {"labels": {**labels, **selector}}, "spec": {"containers": [container]}}
+    pod_spec = {"containers": [container], **placement.pod_fields(pipeline, step)}
+    pod = {"metadata": {"labels": {**labels, **selector}}, "spec": pod_spec}
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -14,6 +14,7 @@ from typing import Any
 from dmlc import __version__
 from dmlc.ir.effective import effective
 from dmlc.ir.model import Pipeline
+from dmlc.semantics.spec import strip_placement
 
 # Attributes that change how a step is run, not what it computes.
 NOT_IN_KEY = ("memoize", "retry", "timeout", "priority", "labels", "after", "when", "wait", "min_success", "for_each")
@@ -25,7 +26,8 @@ def canonical(value: Any) -> str:
 
 def spec_recipe(pipeline: Pipeline, name: str) -> dict[str, Any]:
     step = effective(pipeline, name)
-    spec = step.model_dump(mode="json", by_alias=True, exclude=set(NOT_IN_KEY))
+    # placement says where the step runs, not what it computes (spec.strip_placement)
+    spec = strip_placement(step.model_dump(mode="json", by_alias=True, exclude=set(NOT_IN_KEY)))
     return {"step": spec, "image": step.image, "dmlc": __version__}
 
 

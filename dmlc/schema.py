@@ -577,7 +577,9 @@ def _pattern_words(pattern: str) -> str:
         r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$": 'a Python function as "pkg.module:function"',
         r"^[a-z0-9][a-z0-9.-]*/[A-Za-z0-9._-]+$": 'a secret reference as "secret-name/key"',
     }
-    return known.get(pattern, f"must match {pattern}")
+    from dmlc.ir.placement import PATTERN_WORDS
+
+    return {**known, **PATTERN_WORDS}.get(pattern, f"must match {pattern}")
 
 
 def _constrain(out: dict[str, Any], meta: list[Any]) -> dict[str, Any]:

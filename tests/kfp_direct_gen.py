@@ -4,7 +4,8 @@
 DAG) using every setting it writes: params of each type, tasks with a command or a function, built-in
 ingest/train/serve steps, param and artifact outputs read by later steps, `after`, retry, timeout,
 resources, env (literal and with references), secrets, labels, memoize with `max_age` and `key`, Kueue
-labels, node selectors, tolerations, volumes, launched steps (an allreduce TFJob, a served model) and
+labels, node selectors, tolerations, node affinity, accelerator types, image pull secrets and `defaults`
+of placement, volumes, launched steps (an allreduce TFJob, a served model) and
 step names kfp renames alike (`a_b` and `A_b` are both task `a-b`). `yaml_documents` draws JSON-like
 data with the scalars that test PyYAML's quoting and folding rules.
 """
@@ -42,6 +43,8 @@ def _settings(rng: random.Random, step: dict[str, Any], params: list[str]) -> No
         step["resources"] = {"cpu": rng.choice(["500m", "2", "250m"]), "memory": rng.choice(["1Gi", "512Mi"])}
         if rng.random() < 0.5:
             step["resources"]["gpu"] = 1
+            if rng.random() < 0.5:
+                step["resources"]["accelerator"] = rng.choice(["amd.com/gpu", "nvidia.com/gpu"])
     if rng.randint(0, 3) == 0:
         ref = "${params." + params[0] + "}" if params else "v"
         step["env"] = {"MODE": rng.choice([t for t in TEXTS if "$" not in t]), "REF": ref}
@@ -56,6 +59,24 @@ def _settings(rng: random.Random, step: dict[str, Any], params: list[str]) -> No
         if rng.random() < 0.5:
             memo["key"] = "k-${params." + params[0] + "}" if params else "k"
         step["memoize"] = memo
+    if rng.randint(0, 3) == 0:
+        _placement(rng, step)
+
+
+def _placement(rng: random.Random, step: dict[str, Any]) -> None:
+    """Placement of every kind; a service account only where KFP takes one (a TFJob's or a served
+    model's pods: a task's is DML100)."""
+    if rng.random() < 0.5:
+        step["node_selector"] = {"pool": rng.choice(["gpu", "ml"]), "example.com/zone": "a"}
+    if rng.random() < 0.5:
+        step["tolerations"] = [{"key": "gpu", "operator": "Exists", "effect": "NoExecute", "toleration_seconds": 30},
+                               {"key": "team", "value": rng.choice(TEXTS[:1] + ["ml"])}]  # fmt: skip
+    if rng.random() < 0.5:
+        step["affinity"] = {"require": {"gpu.example.com/model": ["a100", "h100"]}} if rng.random() < 0.7 else {}
+        if rng.random() < 0.5:
+            step["affinity"]["prefer"] = {"zone": ["us-a"], "example.com/rack": ["r1", "r2"]}
+    if step["kind"] == "serve" or step.get("strategy"):
+        step["service_account"] = "trainer"
 
 
 def _step(rng: random.Random, earlier: dict[str, dict[str, str]], params: list[str]) -> tuple[dict, dict]:
@@ -114,6 +135,10 @@ def flat_pipeline(seed: int, max_steps: int, min_steps: int = 1) -> dict[str, An
         options["tolerations"] = [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}, {"operator": "Exists"}]
     if rng.randint(0, 4) == 0:
         options["cache_max_age"] = "ignore"
+    if rng.randint(0, 4) == 0:
+        doc["image_pull_secrets"] = ["regcred", "mirror"]
+    if rng.randint(0, 4) == 0:
+        doc["defaults"] = {"node_selector": {"pool": "cpu"}, "tolerations": [{"operator": "Exists"}]}
     if rng.randint(0, 3) == 0:
         doc["volumes"] = {"models": {"size": "1Gi", "mount": "/trained"}}
         if rng.random() < 0.5:

@@ -353,7 +353,7 @@ def test_generated_pipelines_with_min_success_are_refused_at_it(
 # -- 3. the examples (all need TensorFlow: only those without launched steps) ------------------------
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHED = {"allreduce", "elastic", "event_driven_serving", "fashion_mnist", "parameter_server", "quickstart",
-            "replicated_serving", "scheduling", "sharded_serving", "sharding"}  # fmt: skip
+            "replicated_serving", "scheduling", "sharded_serving", "sharding", "gpu_placement"}  # fmt: skip
 EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.dml") if p.stem not in LAUNCHED)
 
 

@@ -110,6 +110,7 @@ CONTEXT: dict[str, dict[str, Any]] = {
     "task": {"kind": "task", "command": ["echo"]},
     "bare_task": {"kind": "task"},
     "fanned": {"kind": "task", "command": ["echo"], "for_each": "${lists.list}"},
+    "gpu": {"kind": "task", "command": ["echo"], "resources": {"gpu": 1}},
     "consumer": {"kind": "task", "command": ["echo"], "args": ["${fan[*].out}"]},
     "ingest": {"kind": "ingest", "dataset": "mnist"},
     "bare_ingest": {"kind": "ingest"},
@@ -246,6 +247,10 @@ REFS = st.one_of(
 NAME_TEXT = st.one_of(
     st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,5}", fullmatch=True),
     st.sampled_from([*RESERVED, "my-step", "1a", "a b", "a\n", "", "é", "a.b", "Params", "_", "__init"]),
+)
+K8S_TEXT = st.one_of(
+    st.from_regex(r"([a-z0-9][-a-z0-9.]{0,4}/)?[A-Za-z0-9][-A-Za-z0-9_.]{0,4}", fullmatch=True),
+    st.sampled_from(["a/b", "nvidia.com/gpu", "a-", "-a", "A_b", "a..b/c", "/a", "a/", "x" * 64, "a" * 253, ""]),
 )
 ENV_TEXT = st.one_of(
     st.from_regex(r"[-._a-zA-Z0-9]{1,5}", fullmatch=True),
@@ -480,6 +485,18 @@ KINDS: dict[str, Kind] = {
         [((*S, "secret_env", "X"), "task")],
         mixed(st.from_regex(r"[a-z0-9][a-z0-9.-]{0,3}/[A-Za-z0-9._-]{1,3}", fullmatch=True), TEXT),
     ),
+    "kubernetes name": Kind(  # placement and identity (dmlc.ir.placement): Kubernetes' own formats
+        [
+            ((*S, "service_account"), "task"),
+            (("image_pull_secrets", 0), None),
+            ((*S, "node_selector", "k"), "task"),
+            ((*S, "node_selector", KEY), "task", "x"),
+            ((*S, "affinity", "prefer", KEY), "task", ["x"]),
+            ((*S, "affinity", "require", "k", 0), "task"),
+            ((*S, "resources", "accelerator"), "gpu"),
+        ],
+        mixed(K8S_TEXT),
+    ),
     "value": Kind(
         [
             (("params", "x"), None),
@@ -561,6 +578,7 @@ BLOCKS: list[tuple[tuple[Any, ...], str | None, type | None]] = [
     ((*S, "memoize"), "task", None),
     ((*S, "retry"), "task", None),
     ((*S, "resources"), "task", None),
+    ((*S, "affinity"), "task", None),
     ((*S, "checkpoint"), "train", None),
     ((*S, "elastic"), "train", None),
     ((*S, "autoscale"), "serve", None),

@@ -7,18 +7,22 @@ so every target applies them the same way.
 from __future__ import annotations
 
 from dmlc.ir.model import DEFAULT_IMAGE, GPU_IMAGE, Pipeline, Step
+from dmlc.ir.placement import PLACEMENT
 
-INHERITED = ("retry", "timeout", "resources", "memoize")
+INHERITED = ("retry", "timeout", "resources", "memoize", *PLACEMENT)
 
 
 def effective(pipeline: Pipeline, name: str) -> Step:
-    """A copy of step `name` with unset `retry`/`timeout`/`resources`/`memoize`/`image` taken from the pipeline
+    """A copy of step `name` with unset `retry`/`timeout`/`resources`/`memoize`/`image` and placement
+    (`node_selector`, `tolerations`, `affinity`, `service_account`) taken from the pipeline
     (a step that asks for GPUs on the stock image gets its GPU variant)."""
     step = pipeline.steps[name]
     updates: dict[str, object] = {}
     defaults = pipeline.defaults
     if defaults is not None:
-        for attr in INHERITED if step.kind != "finally" else INHERITED[:-1]:  # the exit handler is never cached
+        for attr in INHERITED:
+            if attr == "memoize" and step.kind == "finally":  # the exit handler is never cached
+                continue
             if getattr(step, attr) is None and getattr(defaults, attr) is not None:
                 updates[attr] = getattr(defaults, attr)
     if step.image is None:

@@ -17,6 +17,7 @@ from dmlc.diagnostics.catalogue import DML010, DML011, DML019, DML020, DML021, D
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label, did_you_mean
 from dmlc.ir import when
 from dmlc.ir.model import STEP_KINDS, Pipeline
+from dmlc.ir.types import NAME_RE
 from dmlc.params import INT_LIMIT, typed
 from dmlc.parse.document import Document, Path
 
@@ -225,6 +226,8 @@ def _bad_when(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diag
 def _bad_name(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagnostic:
     name = str(path[-1]) if path else "?"
     help_ = "names start with a letter or `_` and hold only letters, digits and `_`"
+    if err.get("ctx", {}).get("pattern", NAME_RE) != NAME_RE:  # a node label key (dmlc.ir.placement)
+        help_ = "a Kubernetes label key: [DNS-subdomain/]name, the name up to 63 letters, digits, `-`, `_`, `.`"
     span = doc.span(path, key=True)
     return Diagnostic(DML019, f"invalid name `{name}`", Label(span, "not a valid name"), help=help_)
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from annotated_types import Ge, Gt, Le, MinLen
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
 
+from dmlc.ir.placement import K8sName, LabelKey, LabelValue, NodeAffinity, ResourceName, TaintToleration
 from dmlc.ir.types import NAME_RE, REF_OR, UNIQUE, Cpu, Duration, Memory
 from dmlc.ir.when import WHEN_FIELD, When
 
@@ -65,6 +66,8 @@ class Resources(Node):
     """Memory request and limit (e.g. 512Mi, 2Gi)."""
     gpu: int | None = Field(None, ge=0)
     """Number of GPUs."""
+    accelerator: ResourceName | None = None
+    """Extended resource name of the GPUs (KFP's accelerator type), e.g. amd.com/gpu; default nvidia.com/gpu."""
 
 
 class Checkpoint(Node):
@@ -144,6 +147,14 @@ class Step(Node):
     """Labels on the step's pods / metadata."""
     priority: int | None = None
     """Order among ready steps of this pipeline (higher first)."""
+    node_selector: dict[LabelKey, LabelValue] | None = None
+    """Node labels the step's pods require (Kubernetes nodeSelector); no effect locally."""
+    tolerations: list[TaintToleration] | None = None
+    """Node taints the step's pods tolerate; no effect locally."""
+    affinity: NodeAffinity | None = None
+    """Node affinity: `require` / `prefer` node labels with one of the listed values; no effect locally."""
+    service_account: K8sName | None = None
+    """Kubernetes service account of the step's pods (workload identity); no effect locally."""
     _refs: list[Any] | None = PrivateAttr(default=None)  # memo of graph.refs(); the IR is not mutated
 
     def outputs(self) -> dict[str, OutputKind]:
@@ -356,6 +367,14 @@ class Defaults(Node):
     """Default resources."""
     memoize: Memoize | None = None
     """Default memoization."""
+    node_selector: dict[LabelKey, LabelValue] | None = None
+    """Default node selector of every step."""
+    tolerations: list[TaintToleration] | None = None
+    """Default tolerations of every step."""
+    affinity: NodeAffinity | None = None
+    """Default node affinity of every step."""
+    service_account: K8sName | None = None
+    """Default service account of every step."""
 
 
 class Metadata(Node):
@@ -386,6 +405,8 @@ class Pipeline(Node):
     """Defaults for every step."""
     metadata: Metadata | None = None
     """Metadata store settings."""
+    image_pull_secrets: list[K8sName] = Field(default_factory=list)
+    """Secrets every pod pulls its images with (private registries); no effect locally."""
     steps: dict[Name, AnyStep] = Field(default_factory=dict)
     """The steps, keyed by name, in pipeline order."""
     targets: dict[Name, dict[str, Any]] = Field(default_factory=dict)

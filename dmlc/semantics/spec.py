@@ -23,6 +23,7 @@ from dmlc import __version__
 from dmlc.ir.effective import effective
 from dmlc.ir.graph import refs
 from dmlc.ir.model import AnyStep, OutputKind, Pipeline, Step, Train
+from dmlc.ir.placement import PLACEMENT
 from dmlc.semantics.values import Lookup, ResolveError, apply_min_success, resolve, to_text
 
 SPEC_VERSION = 1
@@ -130,14 +131,25 @@ def template(pipeline: Pipeline, name: str) -> StepSpec:
 
 
 def dump(spec: StepSpec) -> dict[str, Any]:
-    """The JSON form (references as `${...}` strings); None-valued launch-only fields left out."""
+    """The JSON form (references as `${...}` strings); None-valued launch-only fields left out, and
+    placement and identity too: they say where the pod runs, which the runtime in it never reads."""
     data = spec.model_dump(mode="json", by_alias=True)
+    strip_placement(data["attrs"])
     for key in ("outputs_dir", "work_dir", "role", "shard", "shard_urls"):
         if data[key] is None:
             del data[key]
     if not data["foreground"]:
         del data["foreground"]
     return data
+
+
+def strip_placement(attrs: dict[str, Any]) -> dict[str, Any]:
+    """`attrs` (a dumped step) without placement and identity, and without an unset `accelerator`."""
+    for key in PLACEMENT:
+        attrs.pop(key, None)
+    if isinstance(attrs.get("resources"), dict) and attrs["resources"].get("accelerator") is None:
+        attrs["resources"].pop("accelerator", None)
+    return attrs
 
 
 def load(data: Any) -> StepSpec:

@@ -28,6 +28,7 @@ from dmlc.validate.context import Ctx, strings
 from dmlc.validate.exit_handler import check_exit_handler, check_exit_ref
 from dmlc.validate.kinds import check_kinds
 from dmlc.validate.param_types import check_param_types
+from dmlc.validate.placement import check_placement
 from dmlc.validate.process import check_commands_and_mounts, check_process_text
 
 RESERVED = ("params", "each", "pipeline", "steps", "inputs", "outputs", "workflow", "tasks", "item")
@@ -261,4 +262,5 @@ RULES: list[Callable[[Ctx], list[Diagnostic]]] = [
     check_commands_and_mounts,
     check_target_blocks,
     check_exit_handler,
+    check_placement,
 ]

@@ -38,6 +38,8 @@ CAPABILITIES = {
     "serve shards": "one InferenceService per shard + router Deployment and Service",
     "volume": "PersistentVolumeClaim + volumeMounts",
     "schedule": "CronWorkflow with schedules",
+    "node_selector / tolerations / affinity / service_account": "template fields; TFJob / serve: the manifest's pods",
+    "accelerator / image_pull_secrets": "the GPU limit's resource name / spec.imagePullSecrets (+ manifests' pods)",
     "step output index x[0].out": "",
 }
 

@@ -16,7 +16,7 @@ from dmlc_targets.argo import fast, fastyaml, placeholders
 from dmlc_targets.argo.dag import OK
 from dmlc_targets.argo.plan import REFS_DIR, Plan
 
-from dmlc import k8s
+from dmlc import k8s, placement
 from dmlc.ir.model import Retry, Serve, Task, Train
 from dmlc.semantics.retry import TRANSIENT_EXITS, by_codes
 from dmlc.units import format_duration
@@ -204,12 +204,30 @@ def container_template(plan: Plan, step: str) -> m.Template:
     outputs = _param_outputs(plan, step)
     return m.Template(
         **_common(plan, step),
+        **_placement(plan, step),
         metadata=_metadata(plan, step, annotations),
         init_containers=_make_outputs_dir(plan, step) if "DMLC_WORK_DIR" not in extra_env else None,
         container=container,
         volumes=ref_volumes or None,
         outputs=fast.Outputs(parameters=outputs) if outputs else None,
     )
+
+
+def _placement(plan: Plan, step: str) -> dict:
+    """A container step's pod placement and service account as template fields: argo-workflows v4.1
+    workflow/controller/workflowpod.go (addSchedulingConstraints, setupServiceAccount) puts the
+    template's nodeSelector, affinity, tolerations and serviceAccountName on the pod, and every pod gets
+    the workflow's `spec.imagePullSecrets`. dmlc sets none of these on the workflow, so a step without
+    them gets none. A TFJob or InferenceService step places its workload's pods in the manifest
+    instead (`dmlc.k8s`), not the pod creating it."""
+    fields = placement.pod_fields(plan.pipeline, plan.steps[step], identity=False)
+    account = plan.steps[step].service_account
+    return {
+        "node_selector": fields.get("nodeSelector"),
+        "service_account_name": account,
+        "affinity": m.Affinity.model_validate(fields["affinity"]) if "affinity" in fields else None,
+        "tolerations": [m.Toleration.model_validate(t) for t in fields.get("tolerations", [])] or None,
+    }
 
 
 def _make_outputs_dir(plan: Plan, step: str) -> list[m.UserContainer]:

@@ -110,6 +110,7 @@ def workflow_spec(plan: Plan, templates_: list[m.Template] | None = None, entryp
         on_exit=plan.name(plan.exit_handler) if plan.exit_handler else None,
         arguments=m.Arguments(parameters=params) if params else None,
         service_account_name=opts.service_account,
+        image_pull_secrets=[m.LocalObjectReference(name=n) for n in plan.pipeline.image_pull_secrets] or None,
         pod_gc=m.PodGC(strategy=opts.pod_gc),
         pod_metadata=m.Metadata(labels=_pod_labels(plan)),
         artifact_repository_ref=m.ArtifactRepositoryRef(config_map=repo.config_map, key=repo.key) if repo else None,
@@ -221,7 +222,7 @@ def _rbac(plan: Plan) -> list[dict[str, Any]]:
         "kind": "RoleBinding",
         "metadata": _meta(plan, name),
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [subject],
+        "subjects": [subject, *_step_accounts(plan, account)],
     }
     docs = []
     if plan.options.service_account:
@@ -232,6 +233,25 @@ def _rbac(plan: Plan) -> list[dict[str, Any]]:
         memo["subjects"] = [{"kind": "ServiceAccount", "name": controller, "namespace": namespace or "argo"}]
         docs.append(memo)
     return [*docs, role, binding]
+
+
+def _step_accounts(plan: Plan, workflow_account: str) -> list[dict[str, Any]]:
+    """The `service_account`s of container steps: their pods run Argo's executor, which writes the step's
+    results (workflowtaskresults) as that account, so the Role is bound to them too. The accounts
+    themselves are the user's (annotated for workload identity), never created here."""
+    names = sorted({s.service_account for s in plan.steps.values() if s.service_account and not _launched(s)})
+    out = []
+    for name in names:
+        if name != workflow_account:
+            subject = {"kind": "ServiceAccount", "name": name}
+            if plan.pipeline.namespace:
+                subject["namespace"] = plan.pipeline.namespace
+            out.append(subject)
+    return out
+
+
+def _launched(step: Any) -> bool:
+    return isinstance(step, Serve) or (isinstance(step, Train) and step.distributed)
 
 
 PRIORITY_VALUES = {"low": 1000, "medium": 10000, "high": 100000, "critical": 1000000}

@@ -12,11 +12,12 @@ import inspect
 from typing import Any
 
 from dmlc_targets.kfp import components, manifests, taskspec
+from dmlc_targets.kfp import placement as kplace
 from dmlc_targets.kfp.plan import Group, KfpPlan, StepPlan, is_distributed, list_outputs, tree
 from kfp import dsl
 from kfp import kubernetes as k8s_kfp
 
-from dmlc import k8s
+from dmlc import k8s, placement
 from dmlc.ir.types import Ref
 from dmlc.units import format_cpu, format_memory
 
@@ -221,8 +222,8 @@ class Builder:
             task.set_cpu_request(format_cpu(res.cpu)).set_cpu_limit(format_cpu(res.cpu))
         if res.memory is not None:
             task.set_memory_request(format_memory(res.memory)).set_memory_limit(format_memory(res.memory))
-        if res.gpu:
-            task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(res.gpu)
+        if res.gpu:  # KFP OSS's driver asks for the accelerator type as the resource name of the limit
+            task.set_accelerator_type(placement.accelerator(res)).set_accelerator_limit(res.gpu)
 
     def _kubernetes(self, task: Any, p: StepPlan, volumes: bool = True) -> None:
         step = p.step
@@ -234,10 +235,14 @@ class Builder:
             k8s_kfp.use_secret_as_env(task, secret_name=secret, secret_key_to_env=mapping)
         for vol_name, vol in self.pipeline.volumes.items() if volumes else ():
             k8s_kfp.mount_pvc(task, pvc_name=self.pvcs[vol_name].outputs["name"], mount_path=vol.mount)
-        for key, value in sorted(self.options.node_selector.items()):
+        for key, value in kplace.node_selector(self.options, p):
             k8s_kfp.add_node_selector(task, key, value)
-        for tol in self.options.tolerations:
-            k8s_kfp.add_toleration(task, **tol.model_dump(exclude_none=True))
+        for tol in kplace.tolerations(self.options, p):
+            k8s_kfp.add_toleration(task, **tol)
+        for expressions, weight in kplace.node_affinity(p):
+            k8s_kfp.add_node_affinity(task, match_expressions=expressions, weight=weight)
+        if self.pipeline.image_pull_secrets:
+            k8s_kfp.set_image_pull_secrets(task, list(self.pipeline.image_pull_secrets))
 
 
 def build(plan: KfpPlan) -> Any:

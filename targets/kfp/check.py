@@ -53,6 +53,18 @@ def _loop_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[D
     return [ctx.error(DML100, f"KFP cannot express {problem[0]}", where, "not expressible on kfp", problem[1])]
 
 
+def _service_account_check(pipeline: Pipeline, ctx: CompileContext, name: str) -> Diagnostic:
+    """kfp-kubernetes 2.17.3 has no per-task service account (nor has kubeflow/pipelines'
+    kubernetes_platform/proto/kubernetes_executor_config.proto at 7b70c7b, 2026-08): a KFP run has one,
+    for every task. A TFJob's or InferenceService's pods take it in their manifest."""
+    help_ = (
+        "set the run's service account when you start it (KFP's `service_account` of a run), "
+        "or use the argo target; on a TFJob or InferenceService step it is exact"
+    )
+    where = _source_path(pipeline, name, "service_account")
+    return ctx.error(DML100, "KFP cannot give one task its own service account", where, "per run on kfp", help_)
+
+
 def _step_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     step, name = p.step, p.name
@@ -68,6 +80,8 @@ def _step_checks(pipeline: Pipeline, ctx: CompileContext, p: StepPlan) -> list[D
     if isinstance(step, Train) and step.gang and not is_distributed(step):
         help_ = 'gang scheduling applies to TFJobs: use strategy = "allreduce" or "parameter_server", or drop `gang`'
         out.append(ctx.error(DML100, "KFP can gang-schedule only a TFJob", ("steps", name, "gang"), "one pod", help_))
+    if step.service_account and not p.launched:
+        out.append(_service_account_check(pipeline, ctx, name))
     if step.min_success is not None:
         out.append(_min_success_check(ctx, name))
     out += _loop_checks(pipeline, ctx, p)

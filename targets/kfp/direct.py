@@ -10,8 +10,9 @@ task, components and executors once per interface, and `specyaml.py` writes the 
 
 Covered: pipelines whose steps all sit in the root DAG (no `for_each`, no `when`): tasks, pipeline params,
 data and `after` dependencies, caching, `memoize.max_age` epoch tasks, retry, resources, env, secrets,
-timeouts, labels, node selectors, tolerations, volumes and launched (TFJob / InferenceService) steps
-with the run's data volume (`direct_volumes.py`). Loops and conditions go through kfp's compiler.
+timeouts, labels, node selectors, tolerations, node affinity, image pull secrets, volumes and launched
+(TFJob / InferenceService) steps with the run's data volume (`direct_volumes.py`). Loops and conditions
+go through kfp's compiler.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class _Direct:
         """An executor's container, shared by the tasks of one interface, image, resources and env."""
         step = p.step if p is not None else None
         res = step.resources if step is not None and not p.launched else None  # type: ignore[union-attr]
-        settings = (res.cpu, res.memory, res.gpu) if res is not None else None
+        settings = (res.cpu, res.memory, res.gpu, res.accelerator) if res is not None else None
         key = (source, function, image, settings, tuple(taskspec.literal_env(step)) if step is not None else ())
         found = self.containers.get(key)
         if found is None:

@@ -135,6 +135,7 @@ def container(source: str, function: str, image: str, step: Any, launched: bool 
 
 
 def _resources(step: Any) -> dict[str, Any] | None:
+    from dmlc.placement import accelerator
     from dmlc.units import format_cpu, format_memory
 
     res = step.resources
@@ -155,9 +156,8 @@ def _resources(step: Any) -> dict[str, Any] | None:
         out |= {"resourceMemoryRequest": memory, "memoryRequest": value}
         out |= {"resourceMemoryLimit": memory, "memoryLimit": value}
     if res.gpu:
-        count = str(res.gpu)
-        out["accelerator"] = {"resourceType": "nvidia.com/gpu", "resourceCount": count,
-                              "type": "nvidia.com/gpu", "count": count}  # fmt: skip
+        count, kind = str(res.gpu), accelerator(res)
+        out["accelerator"] = {"resourceType": kind, "resourceCount": count, "type": kind, "count": count}
     return out
 
 
@@ -172,7 +172,9 @@ def _memory_gb(memory: str) -> float:
 
 # -- Kubernetes executor config (kfp-kubernetes, as MessageToDict of KubernetesExecutorConfig) -------
 def kubernetes(plan: Any, p: Any) -> dict[str, Any]:
-    """add_pod_label, use_secret_as_env, set_timeout, add_node_selector, add_toleration of `build.py`."""
+    """add_pod_label, use_secret_as_env, set_timeout, add_node_selector, add_toleration, add_node_affinity
+    and set_image_pull_secrets of `build.py`."""
+    from dmlc_targets.kfp import placement as kplace
     from dmlc_targets.kfp.plan import is_distributed
 
     step = p.step
@@ -186,10 +188,7 @@ def kubernetes(plan: Any, p: Any) -> dict[str, Any]:
     secrets = [_secret(name, mapping) for name, mapping in taskspec.secrets(step)]
     if secrets:
         config["secretAsEnv"] = secrets
-    if plan.options.node_selector:
-        config["nodeSelector"] = {"labels": dict(plan.options.node_selector)}
-    if plan.options.tolerations:
-        config["tolerations"] = [_toleration(tol) for tol in plan.options.tolerations]
+    config.update(kplace.kubernetes_fields(plan.options, p, list(plan.pipeline.image_pull_secrets)))
     return config
 
 
@@ -200,11 +199,6 @@ def _secret(name: str, mapping: dict[str, str]) -> dict[str, Any]:
         "secretNameParameter": {"runtimeValue": {"constant": name}},
         "secretName": name,
     }
-
-
-def _toleration(tol: Any) -> dict[str, Any]:
-    fields = {"key": tol.key, "operator": tol.operator, "value": tol.value, "effect": tol.effect}
-    return {key: value for key, value in fields.items() if value}  # proto3: empty strings are not written
 
 
 # -- values ----------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ class LocalTarget:
         "distributed_train": "N local processes with TF_CONFIG on localhost ports",
         "serve": "server processes on localhost; stopped at run end unless --keep-serving",
         "volume": "a folder under the run directory",
+        "placement and identity": "accepted, no effect; the run says so once",
         "schedule": "printed as a crontab line in the plan",
         "metadata": "SQLite: runs, attempts, artifacts with digests, metrics",
         "secret_env": "from `dmlc run --secrets FILE` or $K of dmlc's environment; only the reference is written",

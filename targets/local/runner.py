@@ -25,6 +25,7 @@ from dmlc_targets.local.rundir import RunDir, disk_error, new_run_id
 from dmlc_targets.local.state import FAILED
 from dmlc_targets.local.store import Store
 
+from dmlc import placement
 from dmlc.driver import prepare
 from dmlc.ir.model import Pipeline
 
@@ -117,6 +118,9 @@ def _execute(req: RunRequest, file: str, plan: LocalPlan, store: Store, previous
         _kill_leftovers(store, run_id)
         store.resume_run(run_id, pipeline.params)
         _remember_params(rundir, run_id, file, pipeline.params)
+    note = placement.local_note(pipeline, {name: p.step for name, p in plan.steps.items()})
+    if note:  # once per run, before the progress view takes the terminal
+        out.write(f"note: {note}\n")
     view = make_view(out)
     opts = Options(no_cache=req.no_cache, keep_serving=req.keep_serving, resume=previous is not None, secrets=values)
     executor = Executor(plan, rundir, Cache(req.root / "cache"), store, view, opts)

@@ -34,7 +34,8 @@ parallelism (the replay is sequential); daemoned containers and sidecars; pod `t
 `pendingTimeout`; the workflow's `activeDeadlineSeconds`; ConfigMap-sourced parameters; resource
 actions other than create / apply / replace; Deployment / Service resources (sharded serving's
 router) and any kind but TFJob and InferenceService; images (the command runs with this machine's
-Python); resource requests.
+Python) and their pull secrets; resource requests; scheduling (`nodeSelector`, `affinity`,
+`tolerations`, `serviceAccountName`: noted, every pod runs on this machine).
 """
 
 from __future__ import annotations

@@ -37,6 +37,8 @@ from tests.argo_replay import gojson
 from tests.argo_replay.model import Ctx, Node
 from tests.argo_replay.procs import exit_code
 
+SCHEDULING = ("nodeSelector", "affinity", "tolerations", "serviceAccountName")  # template fields of the pod
+
 DEADLINE = "Pod was active on the node longer than the specified deadline"
 
 
@@ -188,6 +190,9 @@ def deadline_seconds(tmpl: dict[str, Any]) -> float:
 
 def run_container(ctx: Ctx, node: Node, tmpl: dict[str, Any], keep_result: bool = False) -> None:
     meta = pod_meta(ctx, node, tmpl)
+    placed = [key for key in SCHEDULING if tmpl.get(key)]
+    if placed:  # argo-workflows v4.1 workflowpod.go addSchedulingConstraints: on the pod; here one machine
+        node.notes.append(f"{', '.join(placed)}: scheduling is not replayed (every pod runs on this machine)")
     pod_dir = ctx.root / "pods" / meta["name"]
     volumes = {**workflow_volumes(ctx), **{v["name"]: v for v in tmpl.get("volumes") or []}}
     main = dict(tmpl.get("container") or tmpl.get("script") or {})

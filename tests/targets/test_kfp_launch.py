@@ -138,7 +138,11 @@ SERVER = """\
 import http.server, json, os, pathlib, sys
 model = pathlib.Path(json.loads(sys.argv[1])["attrs"]["model"])
 assert "://" not in str(model) and (model / "saved_model.pb").read_text() == "weights", model
-http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), http.server.SimpleHTTPRequestHandler).serve_forever()
+class Ready(http.server.BaseHTTPRequestHandler):  # 200 on every GET, the readiness probe's path included
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Ready).serve_forever()
 """
 
 
