@@ -75,6 +75,8 @@ DML208 = Code("DML208", "cannot reach the server")
 DML209 = Code("DML209", "the server refused the credentials")
 DML210 = Code("DML210", "not found on the server or in the local store")
 DML211 = Code("DML211", "the server rejected the request")
+DML212 = Code("DML212", "cannot use the artifact store")
+DML213 = Code("DML213", "an object in the artifact store is not what was written")
 DML900 = Code("DML900", "internal error (a dmlc bug)")
 
 CATALOGUE: dict[str, Code] = {c: c for c in list(globals().values()) if isinstance(c, Code)}

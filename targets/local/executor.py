@@ -41,6 +41,7 @@ from dmlc_targets.local.store import Store
 
 from dmlc import memo
 from dmlc.diagnostics.model import DmlError
+from dmlc.semantics import objstore
 from dmlc.semantics.outputs import OutputError, read_outputs
 from dmlc.semantics.spec import command, instantiate
 from dmlc.semantics.values import ResolveError
@@ -54,6 +55,7 @@ class Options:
     keep_serving: bool = False
     resume: bool = False
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)  # step -> env name -> value
+    remote: Any = None  # objstore.Remote: the pipeline's artifact store, written beside the cache
 
 
 class Executor(Scheduler):
@@ -325,11 +327,23 @@ class Executor(Scheduler):
             "memo_key": inst.memo_key,
             "run_key": self.run_key(inst),
         }
+        self._upload(inst, outputs)  # before the commit: a run killed mid-upload redoes only this instance
         self.rundir.commit(inst.step, inst.key, result)
         folder = self.rundir.instance(inst.step, inst.key) / "outputs"
         rows = records.output_rows(self.steps[inst.step].plan.step.outputs(), outputs, digests, folder)
         self.store.put_outputs(self.run_id, inst.step, inst.key, rows)
         self.store.put_inputs(self.run_id, inst.step, inst.key, inst.inputs)
+
+    def _upload(self, inst: Instance, outputs: dict[str, Any]) -> None:
+        remote = self.opts.remote
+        if remote is None:
+            return
+        step = self.steps[inst.step].plan.step
+        segment = objstore.instance_segment(step.for_each, inst.item, inst.index)
+        for name, kind in step.outputs().items():
+            if kind == "artifact" and name in outputs:
+                key = objstore.artifact_key(remote.loc, self.pipeline.pipeline, self.run_id, inst.step, segment, name)
+                remote.upload(Path(outputs[name]), key)
 
     def _fail_attempt(self, inst: Instance, reason: str, classes: set[str]) -> None:
         plan = self.steps[inst.step].plan
