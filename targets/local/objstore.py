@@ -119,7 +119,8 @@ def _filesystem(art: Artifacts, loc: Location, creds: dict[str, str]) -> Any:
     try:
         import s3fs
     except ImportError:
-        raise _fail(DML212, "the artifact store needs s3fs, which is not installed", "pip install 'dmlc[store]'") from None
+        message = "the artifact store needs s3fs, which is not installed"
+        raise _fail(DML212, message, "pip install 'dmlc[store]'") from None
     client: dict[str, Any] = {"region_name": art.region} if art.region else {}
     insecure = art.insecure if art.insecure is not None else bool(art.endpoint and art.endpoint.startswith("http:"))
     config = {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2}}
