@@ -1,8 +1,8 @@
 """The artifact store's layout, shared by every target: where a step instance's artifact lives.
 
 `artifacts { store = "s3://bucket/prefix" }` puts each artifact output at
-`<prefix>/<pipeline>/<run>/<step>/<instance>/<output>`: the shape of KFP's output URIs
-(`<pipeline root>/<pipeline>/<run id>/<task>/<salt>/<name>`, kubeflow/pipelines 2.17.0
+`<prefix>/<pipeline>/<run>/<step>/<instance>/<output>` (`<pipeline>` as a Kubernetes name): the shape
+of KFP's output URIs (`<pipeline root>/<pipeline>/<run id>/<task>/<salt>/<name>`, kubeflow/pipelines 2.17.0
 `backend/src/v2/metadata/client.go` GenerateOutputURI), with `<instance>` = `main` for a step that is
 not fanned out, else the item when every item of a static `for_each` is a distinct path-safe string
 (the Argo target's instance folder, `targets/argo/plan.py`), else the instance's index locally and a
@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from dmlc.k8s import k8s_name
 
 SAFE_SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # as the Argo target's instance folders
 MAIN = "main"  # the instance segment of a step that is not fanned out
@@ -60,5 +62,10 @@ def instance_segment(for_each: Any, item: Any, index: int | None) -> str:
     return str(index)
 
 
+def pipeline_segment(pipeline: str) -> str:
+    """The pipeline's part of a key: its Kubernetes name, as KFP's `pipelineInfo.name` (`my_pipe` -> `my-pipe`)."""
+    return k8s_name(pipeline)
+
+
 def artifact_key(loc: Location, pipeline: str, run: str, step: str, instance: str, output: str) -> str:
-    return loc.key(pipeline, run, step, instance, output)
+    return loc.key(pipeline_segment(pipeline), run, step, instance, output)

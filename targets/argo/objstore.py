@@ -32,7 +32,7 @@ from dmlc_targets.argo.plan import Plan
 from dmlc.diagnostics.catalogue import DML107
 from dmlc.diagnostics.model import Diagnostic
 from dmlc.ir.model import Artifacts, Serve, Train
-from dmlc.semantics.objstore import MAIN, location
+from dmlc.semantics.objstore import MAIN, location, pipeline_segment
 from dmlc.targets import CompileContext
 
 STORE_MOUNT = "/dmlc/store"  # where readers find the producers' objects
@@ -50,7 +50,7 @@ def published(plan: Plan, step: str, output: str) -> str:
 
 
 def _run_key(art: Artifacts, plan: Plan, *parts: str) -> str:
-    return location(art.store).key(plan.pipeline.pipeline, "{{workflow.name}}", *parts)
+    return location(art.store).key(pipeline_segment(plan.pipeline.pipeline), "{{workflow.name}}", *parts)
 
 
 def _location(art: Artifacts, key: str) -> dict[str, Any]:
