@@ -304,15 +304,20 @@ def _target_errors(path: Path, target: str) -> list[Any]:
     return []
 
 
-def test_kfp_pipeline_root_on_both_build_paths() -> None:
-    from dmlc_targets.kfp import emit
+def test_kfp_pipeline_root_on_both_build_paths(tmp_path: Path) -> None:
+    from dmlc_targets.kfp import direct, emit
 
     from dmlc.driver import prepare
 
-    plan = prepare(str(EXAMPLE), "kfp").plan
-    direct, sdk = emit.pipeline_text(plan, direct=True), emit.pipeline_text(plan, direct=False)
-    assert direct == sdk
-    assert yaml.safe_load_all(direct).__next__()["defaultPipelineRoot"] == "s3://dmlc-artifacts/runs"
+    text = EXAMPLE.read_text().replace('for_each = ["mlp", "dropout"]', "").replace("each", '"mlp"')
+    text = text.replace("model[*].model", "[model.model]")
+    plan = prepare(str(write(tmp_path, text)), "kfp").plan
+    assert direct.unsupported(plan) is None  # a flat pipeline: the direct path writes it
+    ours, sdk = direct.compile_text(plan), emit.pipeline_text(plan, direct=False)
+    assert ours == sdk
+    assert next(yaml.safe_load_all(ours))["defaultPipelineRoot"] == "s3://dmlc-artifacts/runs"
+    loop = _compiled("kfp")[0]  # the example's loop takes the SDK path
+    assert loop["defaultPipelineRoot"] == "s3://dmlc-artifacts/runs"
 
 
 # -- one pipeline, three runs, the same objects ----------------------------------------------------
