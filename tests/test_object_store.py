@@ -364,3 +364,20 @@ def _text(path: Path) -> str:
 
 def _unsalted(keys: Any) -> list[str]:
     return ["/".join([k.split("/")[0], *k.split("/")[2:]]) for k in keys]
+
+
+def test_kfp_names_the_launcher_config_and_with_setup_writes_it() -> None:
+    from dmlc.driver import compile_file
+
+    plain = compile_file(str(EXAMPLE), "kfp")
+    assert "kfp-launcher ConfigMap" in plain.split("# PIPELINE DEFINITION")[0]
+    docs = [d for d in yaml.safe_load_all(compile_file(str(EXAMPLE), "kfp", {"with_setup": True})) if d]
+    (config,) = [d for d in docs if d.get("kind") == "ConfigMap"]
+    assert config["metadata"]["name"] == "kfp-launcher"
+    assert config["data"]["defaultPipelineRoot"] == docs[0]["defaultPipelineRoot"] == "s3://dmlc-artifacts/runs"
+    s3 = yaml.safe_load(config["data"]["providers"])["s3"]["default"]
+    assert s3["endpoint"] == "minio.minio:9000" and s3["disableSSL"] is True and s3["region"] == "us-east-1"
+    assert s3["credentials"] == {
+        "fromEnv": False,
+        "secretRef": {"secretName": "s3-creds", "accessKeyKey": "accessKey", "secretKeyKey": "secretKey"},
+    }
