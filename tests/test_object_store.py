@@ -381,3 +381,18 @@ def test_kfp_names_the_launcher_config_and_with_setup_writes_it() -> None:
         "fromEnv": False,
         "secretRef": {"secretName": "s3-creds", "accessKeyKey": "accessKey", "secretKeyKey": "secretKey"},
     }
+
+
+def test_a_gs_store_compiles_for_the_cluster_targets_and_is_dml107_locally(tmp_path: Path) -> None:
+    text = 'pipeline p {\n  artifacts { store = "gs://bucket/runs"  credentials = "gcs-key" }\n'
+    path = write(tmp_path, text + '  task t { command = ["true"]  outputs { o = "artifact" } }\n}\n')
+    (diag,) = _target_errors(path, "local")
+    assert diag.code == "DML107" and diag.span.line == 2
+    assert not _target_errors(path, "argo") and not _target_errors(path, "kfp")
+    (wf,) = _compiled("argo", path)
+    (out,) = wf["spec"]["templates"][1]["outputs"]["artifacts"]
+    assert out["gcs"] == {
+        "bucket": "bucket",
+        "key": "runs/p/{{workflow.name}}/t/main/o",
+        "serviceAccountKeySecret": {"name": "gcs-key", "key": "serviceAccountKey"},
+    }
