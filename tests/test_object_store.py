@@ -148,13 +148,14 @@ def test_a_local_run_writes_every_artifact_at_the_shared_keys(
     first = objects(client, prefix)
     assert first == {"make/a/data/sub/x.txt": b"hi a\n", "make/b/data/sub/x.txt": b"hi b\n", "one/main/file": b"one"}
     stamps = {k: client.head_object(Bucket=BUCKET, Key=prefix + k)["LastModified"] for k in first}
+    local = tmp_path / ".dmlc" / "runs" / rid
+    (local / "steps" / "one" / "main" / "outputs" / "file").unlink()  # gone here: read back from the store
     # resumed: the finished instances are not redone, their objects not written again; `last` now runs
     assert run(tmp_path, monkeypatch, "--secrets", "secrets.yaml", "--resume", rid) == 0
     after = objects(client, prefix)
     assert after == first | {"last/main/out": b"one"}
     assert {k: client.head_object(Bucket=BUCKET, Key=prefix + k)["LastModified"] for k in first} == stamps
-    local = tmp_path / ".dmlc" / "runs" / rid
-    assert (local / "steps" / "one" / "main" / "outputs" / "file").read_bytes() == b"one"  # the run folder stays
+    assert (local / "steps" / "one" / "main" / "outputs" / "file").read_bytes() == b"one"
     # the credentials reached s3fs only: nothing under .dmlc holds the secret
     assert not [p for p in (tmp_path / ".dmlc").rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
 
@@ -176,6 +177,29 @@ def test_an_object_already_there_is_verified_not_sent_again(s3: Any, tmp_path: P
     (tmp_path / "f").write_bytes(b"y" * 1000)  # same size, other bytes: the ETag (MD5) tells them apart
     remote.upload(tmp_path / "f", "v/k")
     assert len(sent) == 2 and objects(client, "v/") == {"k": b"y" * 1000}
+
+
+def test_an_object_read_back_with_another_digest_is_dml213(s3: Any, tmp_path: Path) -> None:
+    from dmlc_targets.local import objstore
+    from dmlc_targets.local.cache import digest_path
+    from dmlc_targets.local.state import Instance
+
+    from dmlc.diagnostics.model import DmlError
+    from dmlc.ir.model import Artifacts, Task
+
+    endpoint, client = s3
+    remote = objstore.Remote(Artifacts(store=f"s3://{BUCKET}/rb", endpoint=endpoint), {"key": KEY, "secret": SECRET})
+    step = Task(kind="task", command=["true"], outputs={"o": "artifact"})
+    where = ("p", "run-1", "t", step, Instance("t", None))
+    client.put_object(Bucket=BUCKET, Key="rb/p/run-1/t/main/o", Body=b"replaced")
+    (tmp_path / "want").write_bytes(b"original")
+    outputs = {"o": str(tmp_path / "o")}
+    with pytest.raises(DmlError) as err:
+        remote.get_instance(where, outputs, {"o": digest_path(tmp_path / "want")}, digest_path)
+    assert err.value.diagnostics[0].code == "DML213"
+    (tmp_path / "o").unlink()
+    remote.get_instance(where, outputs, {}, digest_path)
+    assert (tmp_path / "o").read_bytes() == b"replaced"  # no recorded digest: taken as read
 
 
 def test_an_upload_that_does_not_verify_is_dml213(s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -41,7 +41,6 @@ from dmlc_targets.local.store import Store
 
 from dmlc import memo
 from dmlc.diagnostics.model import DmlError
-from dmlc.semantics import objstore
 from dmlc.semantics.outputs import OutputError, read_outputs
 from dmlc.semantics.spec import command, instantiate
 from dmlc.semantics.values import ResolveError
@@ -335,15 +334,15 @@ class Executor(Scheduler):
         self.store.put_inputs(self.run_id, inst.step, inst.key, inst.inputs)
 
     def _upload(self, inst: Instance, outputs: dict[str, Any]) -> None:
-        remote = self.opts.remote
-        if remote is None:
-            return
-        step = self.steps[inst.step].plan.step
-        segment = objstore.instance_segment(step.for_each, inst.item, inst.index)
-        for name, kind in step.outputs().items():
-            if kind == "artifact" and name in outputs:
-                key = objstore.artifact_key(remote.loc, self.pipeline.pipeline, self.run_id, inst.step, segment, name)
-                remote.upload(Path(outputs[name]), key)
+        if self.opts.remote is not None:
+            self.opts.remote.put_instance(self._where(inst), outputs)
+
+    def refetch(self, inst: Instance) -> None:
+        if self.opts.remote is not None:  # gone from the run folder: read back, checked against the digests
+            self.opts.remote.get_instance(self._where(inst), inst.outputs, inst.digests, digest_path)
+
+    def _where(self, inst: Instance) -> tuple[str, str, str, Any, Instance]:
+        return self.pipeline.pipeline, self.run_id, inst.step, self.steps[inst.step].plan.step, inst
 
     def _fail_attempt(self, inst: Instance, reason: str, classes: set[str]) -> None:
         plan = self.steps[inst.step].plan

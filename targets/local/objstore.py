@@ -10,7 +10,8 @@ Credentials: the secret `credentials` names (keys `accessKey` / `secretKey`, Arg
 `credentials`, s3fs's own chain (environment, profile, instance role). Values go to s3fs only, never
 into a message, the store or a spec. Every upload is verified (size, and the MD5 against the ETag of a
 single-part object); an object already there with the same size and digest is not sent again, so a
-resumed run re-commits without re-uploading. Every failure is a coded error (DML212 cannot use the
+resumed run re-commits without re-uploading, and a resumed instance whose artifact is gone from the run
+folder gets it back from the store, checked against the digest the run recorded. Every failure is a coded error (DML212 cannot use the
 store: no endpoint, refused, bad credentials, no bucket; DML213 an object is not what was written),
 never a traceback. s3fs is imported only when a run uses a store.
 """
@@ -26,7 +27,7 @@ from typing import Any
 from dmlc.diagnostics.catalogue import DML207, DML212, DML213
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label
 from dmlc.ir.model import Artifacts
-from dmlc.semantics.objstore import Location, location
+from dmlc.semantics.objstore import Location, artifact_key, instance_segment, location
 
 CHUNK = 1 << 20
 
@@ -83,6 +84,34 @@ class Remote:
         else:
             dest.parent.mkdir(parents=True, exist_ok=True)
             self._call(lambda: self.fs.get_file(target, str(dest)), target)
+
+    def instance_keys(self, where: tuple[str, str, str, Any, Any], outputs: dict[str, Any]) -> dict[str, str]:
+        """artifact output -> key, for (pipeline, run id, step name, step, instance) of the executor."""
+        pipeline, run, name, step, inst = where
+        segment = instance_segment(step.for_each, inst.item, inst.index)
+        return {
+            out: artifact_key(self.loc, pipeline, run, name, segment, out)
+            for out, kind in step.outputs().items()
+            if kind == "artifact" and out in outputs
+        }
+
+    def put_instance(self, where: tuple[str, str, str, Any, Any], outputs: dict[str, Any]) -> None:
+        """A finished instance's artifacts, each verified; before its commit, so a run killed meanwhile
+        redoes only this instance."""
+        for out, key in self.instance_keys(where, outputs).items():
+            self.upload(Path(outputs[out]), key)
+
+    def get_instance(self, where: tuple, outputs: dict[str, Any], digests: dict[str, str], digest: Any) -> None:
+        """A resumed instance's artifacts gone from the run folder, read back and checked against the
+        digests the run recorded (`digest`: the cache's digest of a file or folder)."""
+        for out, key in self.instance_keys(where, outputs).items():
+            path = Path(outputs[out])
+            if path.exists():
+                continue
+            self.download(key, path)
+            if digests.get(out) is not None and digest(path) != digests[out]:
+                message = f"{path}, read back from the artifact store, is not what this run recorded"
+                raise _fail(DML213, message, "the object was replaced since the run wrote it; run the step anew")
 
     def keys(self, prefix: str) -> list[str]:
         """Every object key under `prefix` (relative to it)."""
