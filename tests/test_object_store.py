@@ -345,6 +345,61 @@ def test_kfp_pipeline_root_on_both_build_paths(tmp_path: Path) -> None:
 
 
 # -- one pipeline, three runs, the same objects ----------------------------------------------------
+JOIN = (
+    "import json, os, sys; parts = [open(p + '/sub/x.txt').read() for p in json.loads(sys.argv[1])];"
+    " open(os.environ['DMLC_OUTPUTS'] + '/all', 'w').write(''.join(parts))"
+)
+THREE_WAY = r"""
+  task make {
+    for_each = ["a", "b"]
+    command = ["sh", "-c", "mkdir -p $DMLC_OUTPUTS/data/sub && echo hi $DMLC_ITEM > $DMLC_OUTPUTS/data/sub/x.txt"]
+    outputs { data = "artifact" }
+  }
+  task twice {
+    wait = "each"
+    command = ["sh", "-c", "cat $1/sub/x.txt $1/sub/x.txt > $DMLC_OUTPUTS/twice", "x"]
+    args = [make.data]
+    outputs { twice = "artifact" }
+  }
+  task join {
+    command = ["python", "-c", "JOIN"]
+    args = [make[*].data]
+    outputs { all = "artifact" }
+  }
+""".replace("JOIN", JOIN)
+
+
+def test_task_pipeline_writes_the_same_objects_on_every_target(
+    s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fan-out, a `wait = "each"` reader (one instance) and a fan-in (all of them) read what the store holds:
+    each target's readers see only downloads (Argo: a per-pod emptyDir; KFP: the pod's /s3 folder)."""
+    from tests.argo_replay import replay as argo_replay
+    from tests.kfp_replay import replay as kfp_replay
+    from tests.kfp_replay.objstore import Store
+
+    endpoint, client = s3
+    path = write(tmp_path, f"pipeline three {{\n  {store_block(endpoint, 'three')}\n{THREE_WAY}}}\n")
+    assert run(tmp_path, monkeypatch, "--secrets", "secrets.yaml") == 0
+    local = objects(client, f"three/three/{run_id(tmp_path)}/")
+    (wf,) = _compiled("argo", path)
+    argo = argo_replay(wf, tmp_path / "argo", name="three-x7k2p", secrets=SECRETS)
+    assert argo.phase == "Succeeded", argo.message
+    on_argo = objects(client, "three/three/three-x7k2p/")
+    kfp = kfp_replay(_text(path), tmp_path / "kfp", store=Store(endpoint, KEY, SECRET))
+    assert kfp.root.state == "SUCCEEDED", kfp.notes
+    on_kfp = objects(client, f"three/three/{kfp.run_id}/")
+
+    fixed = {"make/a/data/sub/x.txt": b"hi a\n", "make/b/data/sub/x.txt": b"hi b\n", "join/main/all": b"hi a\nhi b\n"}
+    assert {k: v for k, v in local.items() if not k.startswith("twice/")} == fixed
+    assert {k: v for k, v in on_argo.items() if not k.startswith("twice/")} == fixed
+    # a `wait = "each"` reader's instance is its index locally, a node digest on Argo, a salt on KFP
+    for found in (local, on_argo, on_kfp):
+        assert sorted(v for k, v in found.items() if k.startswith("twice/")) == [b"hi a\nhi a\n", b"hi b\nhi b\n"]
+    assert sorted(_unsalted(on_kfp)) == sorted(_unsalted(local))
+    assert sorted(on_kfp.values()) == sorted(local.values())
+
+
 @pytest.mark.slow
 @pytest.mark.tf
 def test_local_argo_and_kfp_runs_write_the_same_objects(

@@ -11,9 +11,9 @@ Credentials: the secret `credentials` names (keys `accessKey` / `secretKey`, Arg
 into a message, the store or a spec. Every upload is verified (size, and the MD5 against the ETag of a
 single-part object); an object already there with the same size and digest is not sent again, so a
 resumed run re-commits without re-uploading, and a resumed instance whose artifact is gone from the run
-folder gets it back from the store, checked against the digest the run recorded. Every failure is a coded error (DML212 cannot use the
-store: no endpoint, refused, bad credentials, no bucket; DML213 an object is not what was written),
-never a traceback. s3fs is imported only when a run uses a store.
+folder gets it back from the store, checked against the digest the run recorded. Every failure is a
+coded error (DML212 cannot use the store: no endpoint, refused, bad credentials, no bucket; DML213 an
+object is not what was written), never a traceback. s3fs is imported only when a run uses a store.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ def load_inputs(ctx: Ctx, tmpl: dict[str, Any], pod_dir: Path) -> dict[str, Path
         s3 = _s3(art)
         client, bucket, key = _client(ctx, s3), s3["bucket"], s3["key"]
         dest = pod_dir / "input-artifacts" / art["name"]
-        if not _get(client, bucket, key, dest):
+        if not _guarded(lambda c=client, b=bucket, k=key, d=dest: _get(c, b, k, d), key):
             if art.get("optional"):
                 continue
             raise ArtifactError(f"failed to load artifact '{art['name']}': key {key} does not exist")
@@ -105,7 +105,17 @@ def save_outputs(ctx: Ctx, tmpl: dict[str, Any], mapped: Any) -> None:
         client, bucket, key = _client(ctx, s3), s3["bucket"], s3["key"]
         files = [(local, key)] if local.is_file() else _walk(local, key)
         for path, name in files:
-            client.upload_file(str(path), bucket, name)
+            _guarded(lambda c=client, p=path, b=bucket, n=name: c.upload_file(str(p), b, n), name)
+
+
+def _guarded(action: Any, key: str) -> Any:
+    """The S3 client's own failures (connection refused, access denied) are the node's Error."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return action()
+    except (BotoCoreError, ClientError) as err:
+        raise ArtifactError(f"s3 {key}: {err}") from None
 
 
 def _walk(folder: Path, key: str) -> list[tuple[Path, str]]:
