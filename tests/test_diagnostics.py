@@ -35,6 +35,7 @@ TESTED_BY: dict[str, str] = {
     "DML102": "tests/targets/test_argo.py::test_dml102_names_invalid_after_sanitising",
     "DML103": "tests/test_cli.py::test_unknown_target",
     "DML104": "tests/test_build.py::test_user_code_not_in_the_image_is_dml104_at_the_reference",
+    "DML107": "tests/test_object_store.py::test_argo_dml107_where_the_shared_volume_is_needed",
     "DML200": "tests/test_environment.py::test_missing_input_is_dml200",
     "DML201": "tests/test_environment.py::test_output_into_a_missing_folder_is_dml201",
     "DML202": "tests/test_environment.py::test_foreign_sqlite_store_is_refused_untouched",
@@ -47,6 +48,8 @@ TESTED_BY: dict[str, str] = {
     "DML209": "tests/test_submit.py::test_argo_server_errors_are_coded",
     "DML210": "tests/test_submit.py::test_argo_server_errors_are_coded",
     "DML211": "tests/test_submit.py::test_a_rejected_request_is_dml211",
+    "DML212": "tests/test_object_store.py::test_store_failures_are_dml212_before_anything_runs",
+    "DML213": "tests/test_object_store.py::test_an_upload_that_does_not_verify_is_dml213",
     "DML900": "tests/test_cli.py::test_internal_error_is_dml900",
 }
 

@@ -24,6 +24,8 @@ Scalar = Union[str, int, float, bool, None]
 OutputKind = Literal["artifact", "param"]
 DISTRIBUTED = ("allreduce", "parameter_server")
 BUILTIN_MODELS = ("cnn", "dropout", "batch_norm", "mlp")
+# scheme, a DNS-style bucket (3-63 chars), an optional prefix without empty or dot segments
+STORE_URL_RE = r"^(s3|gs)://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9_=+-][A-Za-z0-9._=+-]*)*/?$"
 DEFAULT_IMAGE = "ghcr.io/dmlc/runtime:0.1"
 GPU_IMAGE = DEFAULT_IMAGE + "-gpu"  # the runtime built with the `gpu` extra, for steps that ask for GPUs
 ExitCode = Annotated[int, Ge(1), Le(255)]  # a failure's exit status (dmlc.semantics.retry): 0 is success
@@ -382,6 +384,22 @@ class Metadata(Node):
     """Local metadata store (SQLite path); default .dmlc/metadata.db."""
 
 
+class Artifacts(Node):
+    """The pipeline's object store: step artifacts are written there on every target."""
+
+    store: Annotated[str, StringConstraints(pattern=STORE_URL_RE)]
+    """Where artifacts live: "s3://bucket/prefix" (S3, MinIO) or "gs://bucket/prefix"."""
+    endpoint: Annotated[str, StringConstraints(pattern=r"^https?://[^/\s]+/?$")] | None = None
+    """S3 endpoint URL (MinIO, Ceph, ...); default: the AWS endpoint of `region`."""
+    region: str | None = None
+    """S3 region of the bucket."""
+    insecure: bool | None = None
+    """Plain HTTP to the endpoint (default: true for an http:// endpoint)."""
+    credentials: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")] | None = None
+    """Kubernetes secret holding keys accessKey and secretKey (locally: DMLC_SECRET_<name>_accessKey...);
+    default: the pods' and the environment's own identity (IRSA, workload identity)."""
+
+
 class Pipeline(Node):
     pipeline: Name
     """Pipeline name."""
@@ -407,6 +425,8 @@ class Pipeline(Node):
     """Metadata store settings."""
     image_pull_secrets: list[K8sName] = Field(default_factory=list)
     """Secrets every pod pulls its images with (private registries); no effect locally."""
+    artifacts: Artifacts | None = None
+    """An object store for step artifacts (S3 / GCS), instead of the shared volume."""
     steps: dict[Name, AnyStep] = Field(default_factory=dict)
     """The steps, keyed by name, in pipeline order."""
     targets: dict[Name, dict[str, Any]] = Field(default_factory=dict)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from dmlc_targets.argo import dag, placeholders
+from dmlc_targets.argo import dag, objstore, placeholders
 from dmlc_targets.argo.plan import Plan
 
 from dmlc.diagnostics.catalogue import DML100, DML102
@@ -35,6 +35,7 @@ def check(plan: Plan, ctx: CompileContext) -> list[Diagnostic]:
         found += _step(plan, ctx, name)
     found += _loop_cycles(plan, ctx)
     found += _options(plan, ctx)
+    found += objstore.check(plan, ctx)
     return found
 
 

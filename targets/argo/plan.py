@@ -8,7 +8,6 @@ Argo expression that feeds each of them in the step's DAG scope.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +16,8 @@ from dmlc.ir.graph import dependencies, refs
 from dmlc.ir.model import Pipeline, Serve, Step, Train
 from dmlc.ir.types import Ref
 from dmlc.k8s import k8s_name
+from dmlc.semantics.objstore import items_as_segments
 
-SAFE_SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 WORK_VOLUME = "dmlc-work"
 WORK_MOUNT = "/dmlc/work"
 REFS_DIR = "/dmlc/refs"
@@ -57,6 +56,7 @@ class Plan:
     store: Store | None = None
     claims: dict[str, str] = field(default_factory=dict)  # volume -> PVC name
     mounts: dict[str, str] = field(default_factory=dict)  # volume -> mount path
+    scratch: str | None = None  # the volume that is an emptyDir per pod (with an object store)
     refs_of: dict[str, list[tuple[Any, Ref]]] = field(default_factory=dict)  # step -> refs (walked once)
     _inputs: dict[str, list[Input]] = field(default_factory=dict)
 
@@ -149,9 +149,7 @@ class Plan:
         """The item itself when every item is a distinct, path-safe string; else a digest of the node's
         name, which Argo makes unique per instance (`a(1:x)`, `a(2:x)`, `a(0:x).b`) and keeps across
         retries (`node.name`, set before the attempts: operator.go executeTemplate)."""
-        items = self.steps[step].for_each
-        safe = isinstance(items, list) and all(isinstance(i, str) and re.match(SAFE_SEGMENT, i) for i in items)
-        if safe and items and len(set(items)) == len(items):
+        if items_as_segments(self.steps[step].for_each):  # the rule the object store's keys share
             return "{{=sprig.b64dec(inputs.parameters['item'])}}"
         return "{{=sprig.trunc(12, sprig.sha1sum(node.name))}}"
 
@@ -223,7 +221,11 @@ def _volumes(plan: Plan) -> None:
     for name, vol in pipeline.volumes.items():
         plan.claims[name] = k8s_name(f"{pipeline.pipeline}-{name}")
         plan.mounts[name] = vol.mount
-    if pipeline.volumes:
+    if pipeline.artifacts is not None:  # artifacts go to the object store; scratch space is each pod's own
+        plan.mounts[WORK_VOLUME] = WORK_MOUNT
+        plan.scratch = WORK_VOLUME
+        plan.store = Store(WORK_VOLUME, WORK_MOUNT)
+    elif pipeline.volumes:
         first = next(iter(pipeline.volumes))
         plan.store = Store(first, pipeline.volumes[first].mount)
     elif needs_store(pipeline):

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 
 import hera.workflows.models as m
-from dmlc_targets.argo import fast, fastyaml, placeholders
+from dmlc_targets.argo import fast, fastyaml, objstore, placeholders
 from dmlc_targets.argo.dag import OK
 from dmlc_targets.argo.plan import REFS_DIR, Plan
 
@@ -67,7 +67,8 @@ def volume_mounts(plan: Plan) -> list[dict]:
 
 
 def pod_volumes(plan: Plan) -> list[dict]:
-    return [{"name": k8s.k8s_name(v), "persistentVolumeClaim": {"claimName": c}} for v, c in plan.claims.items()]
+    claims = [{"name": k8s.k8s_name(v), "persistentVolumeClaim": {"claimName": c}} for v, c in plan.claims.items()]
+    return claims + ([{"name": k8s.k8s_name(plan.scratch), "emptyDir": {}}] if plan.scratch else [])
 
 
 def _metadata(plan: Plan, step: str, annotations: dict[str, str] | None = None) -> m.Metadata:
@@ -151,7 +152,11 @@ def _refs_volume(plan: Plan, step: str) -> tuple[dict[str, str], list[dict], lis
     arts = [n for n, kind in plan.steps[step].outputs().items() if kind == "artifact"]
     if not arts:
         return {}, [], []
-    annotations = {f"dmlc.io/output.{n}": f"{plan.outputs_dir(step)}/{n}" for n in arts}
+
+    def where(n: str) -> str:  # with an object store: where readers find it once downloaded
+        return objstore.published(plan, step, n) if plan.scratch else f"{plan.outputs_dir(step)}/{n}"
+
+    annotations = {f"dmlc.io/output.{n}": where(n) for n in arts}
     items = [{"path": n, "fieldRef": {"fieldPath": f"metadata.annotations['dmlc.io/output.{n}']"}} for n in arts]
     volume = {"name": "dmlc-refs", "downwardAPI": {"items": items}}
     return annotations, [volume], [{"name": "dmlc-refs", "mountPath": REFS_DIR, "readOnly": True}]
@@ -202,14 +207,19 @@ def container_template(plan: Plan, step: str) -> m.Template:
         volume_mounts=volume_mounts(plan) + ref_mounts or None,
     )
     outputs = _param_outputs(plan, step)
+    arts_out, arts_in = objstore.output_artifacts(plan, step), objstore.input_artifacts(plan, step)
+    common = _common(plan, step)
+    if arts_in:
+        params = common["inputs"].parameters if common["inputs"] is not None else None
+        common["inputs"] = fast.Inputs(parameters=params, artifacts=arts_in)
     return m.Template(
-        **_common(plan, step),
+        **common,
         **_placement(plan, step),
         metadata=_metadata(plan, step, annotations),
         init_containers=_make_outputs_dir(plan, step) if "DMLC_WORK_DIR" not in extra_env else None,
         container=container,
         volumes=ref_volumes or None,
-        outputs=fast.Outputs(parameters=outputs) if outputs else None,
+        outputs=fast.Outputs(parameters=outputs or None, artifacts=arts_out or None) if outputs or arts_out else None,
     )
 
 

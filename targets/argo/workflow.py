@@ -70,8 +70,10 @@ def _volumes(plan: Plan) -> dict[str, Any]:
     claims = [
         m.PersistentVolumeClaim(metadata=m.ObjectMeta(name=k8s_name(vol)), spec=_pvc_spec(plan, vol))
         for vol in plan.mounts
+        if vol != plan.scratch
     ]
-    return {"volume_claim_templates": claims or None}
+    scratch = [{"name": k8s_name(plan.scratch), "emptyDir": {}}] if plan.scratch else None
+    return {"volume_claim_templates": claims or None, "volumes": scratch}
 
 
 def _pvc_spec(plan: Plan, vol: str) -> dict[str, Any]:

@@ -64,7 +64,8 @@ class Builder:
             ]
         )
         name = k8s.k8s_name(self.pipeline.pipeline)
-        return dsl.pipeline(name=name, description=self.pipeline.description)(body)
+        store = self.pipeline.artifacts.store if self.pipeline.artifacts else None  # -> defaultPipelineRoot
+        return dsl.pipeline(name=name, description=self.pipeline.description, pipeline_root=store)(body)
 
     def _volumes(self) -> None:
         if any(p.launched for p in self.plans.values()):

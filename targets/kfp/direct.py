@@ -69,6 +69,8 @@ class _Direct:
         spec.pipeline_info.name = k8s_name(pipeline.pipeline)
         if pipeline.description:
             spec.pipeline_info.description = pipeline.description
+        if pipeline.artifacts:  # the SDK's `dsl.pipeline(pipeline_root=...)`
+            spec.default_pipeline_root = pipeline.artifacts.store
         spec.sdk_version = f"kfp-{kfp.__version__}"
         spec.schema_version = "2.1.0"
         for name, value in pipeline.params.items():

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 import yaml
+from dmlc_targets.kfp import objstore
 from dmlc_targets.kfp.plan import KfpPlan
 
 from dmlc.ir.model import Pipeline
@@ -117,6 +118,7 @@ def header(pipeline: Pipeline, ctx: CompileContext, warnings: list[Any]) -> str:
     lines = [ctx.header().rstrip("\n")]
     for diag in warnings:
         lines.append(f"# warning[{diag.code}]: {diag.message} ({diag.help})")
+    lines += objstore.header_lines(pipeline)
     run = recurring_run(pipeline, ctx)
     if run is not None:
         lines.append("# recurring run (kfp recurring-run create, or dmlc compile --with-setup for the document):")
@@ -144,4 +146,7 @@ def emit(plan: KfpPlan, ctx: CompileContext) -> str:
     run = recurring_run(pipeline, ctx)
     if run is not None and ctx.flags.get("with_setup"):
         text += "---\n" + yaml.safe_dump({"kind": "RecurringRun", "apiVersion": "v2beta1", **run}, sort_keys=True)
+    config = objstore.launcher_config(pipeline)
+    if config is not None and ctx.flags.get("with_setup"):
+        text += "---\n" + yaml.safe_dump(config, sort_keys=True)
     return text

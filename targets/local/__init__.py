@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from dmlc_targets.local.plan import LocalPlan, build, plan_json
 
-from dmlc.diagnostics.catalogue import DML100
+from dmlc.diagnostics.catalogue import DML100, DML107
 from dmlc.diagnostics.model import Diagnostic
 from dmlc.ir.model import Pipeline
 from dmlc.targets import Checked, CompileContext, TargetOptions
@@ -48,6 +48,7 @@ class LocalTarget:
         "schedule": "printed as a crontab line in the plan",
         "metadata": "SQLite: runs, attempts, artifacts with digests, metrics",
         "secret_env": "from `dmlc run --secrets FILE` or $K of dmlc's environment; only the reference is written",
+        "artifacts": "s3:// stores through s3fs: every artifact also written there, verified, at the cluster keys",
     }
     options_model: ClassVar[type[TargetOptions]] = LocalOptions
 
@@ -60,6 +61,10 @@ class LocalTarget:
             help_ = 'use concurrency = "forbid" (skip a tick while a run is going) or "allow"'
             message = 'a crontab line cannot replace a running run (`concurrency = "replace"`)'
             out.append(ctx.error(DML100, message, ("schedule", "concurrency"), "not expressible in cron", help_))
+        if pipeline.artifacts is not None and not pipeline.artifacts.store.startswith("s3://"):
+            help_ = "use an s3:// store locally (MinIO, Ceph and GCS's S3 interoperability all speak it)"
+            message = "a local run reads and writes its artifact store through s3fs: only `s3://` stores"
+            out.append(ctx.error(DML107, message, ("artifacts", "store"), "not usable locally", help_))
         return out
 
     def emit(self, plan: LocalPlan, ctx: CompileContext) -> str:

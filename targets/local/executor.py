@@ -54,6 +54,7 @@ class Options:
     keep_serving: bool = False
     resume: bool = False
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)  # step -> env name -> value
+    remote: Any = None  # objstore.Remote: the pipeline's artifact store, written beside the cache
 
 
 class Executor(Scheduler):
@@ -325,11 +326,23 @@ class Executor(Scheduler):
             "memo_key": inst.memo_key,
             "run_key": self.run_key(inst),
         }
+        self._upload(inst, outputs)  # before the commit: a run killed mid-upload redoes only this instance
         self.rundir.commit(inst.step, inst.key, result)
         folder = self.rundir.instance(inst.step, inst.key) / "outputs"
         rows = records.output_rows(self.steps[inst.step].plan.step.outputs(), outputs, digests, folder)
         self.store.put_outputs(self.run_id, inst.step, inst.key, rows)
         self.store.put_inputs(self.run_id, inst.step, inst.key, inst.inputs)
+
+    def _upload(self, inst: Instance, outputs: dict[str, Any]) -> None:
+        if self.opts.remote is not None:
+            self.opts.remote.put_instance(self._where(inst), outputs)
+
+    def refetch(self, inst: Instance) -> None:
+        if self.opts.remote is not None:  # gone from the run folder: read back, checked against the digests
+            self.opts.remote.get_instance(self._where(inst), inst.outputs, inst.digests, digest_path)
+
+    def _where(self, inst: Instance) -> tuple[str, str, str, Any, Instance]:
+        return self.pipeline.pipeline, self.run_id, inst.step, self.steps[inst.step].plan.step, inst
 
     def _fail_attempt(self, inst: Instance, reason: str, classes: set[str | int]) -> None:
         plan = self.steps[inst.step].plan

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from dmlc_targets.local import proc, secret_env
+from dmlc_targets.local import objstore, proc, secret_env
 from dmlc_targets.local.cache import Cache
 from dmlc_targets.local.executor import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Executor, Options
 from dmlc_targets.local.plan import LocalPlan
@@ -107,7 +107,9 @@ def _plan(file: str, params: dict[str, Any]) -> LocalPlan:
 
 def _execute(req: RunRequest, file: str, plan: LocalPlan, store: Store, previous: Any, out: TextIO) -> int:
     pipeline = plan.pipeline
-    values = secret_env.resolve(pipeline, secret_env.load(req.secrets), os.environ)  # DML207 before anything runs
+    secrets = secret_env.load(req.secrets)
+    values = secret_env.resolve(pipeline, secrets, os.environ)  # DML207 before anything runs
+    remote = objstore.open_remote(pipeline.artifacts, secrets, os.environ)  # DML212 before anything runs
     run_id = previous["id"] if previous is not None else new_run_id(pipeline.pipeline)
     rundir = RunDir(req.root, run_id)
     req.run_id, req.store = run_id, store.path
@@ -123,6 +125,7 @@ def _execute(req: RunRequest, file: str, plan: LocalPlan, store: Store, previous
         out.write(f"note: {note}\n")
     view = make_view(out)
     opts = Options(no_cache=req.no_cache, keep_serving=req.keep_serving, resume=previous is not None, secrets=values)
+    opts.remote = remote
     executor = Executor(plan, rundir, Cache(req.root / "cache"), store, view, opts)
     verb = "resuming" if previous is not None else "run"
     view.begin(executor, f"{verb} {run_id}: pipeline {pipeline.pipeline} ({file})")

@@ -156,11 +156,16 @@ class Scheduler:
             return False
         inst.state = CACHED if result.get("cached") else SUCCEEDED
         inst.outputs, inst.digests = result["outputs"], result["digests"]
+        self.refetch(inst)
         inst.cache, inst.reason = "resumed", "finished before the resume"
         self.steps[inst.step].done_count += 1
         self._touch(inst.step)
         self.view.event("resumed", inst, "")
         return True
+
+    def refetch(self, inst: Instance) -> None:
+        """Hook: bring back artifacts of a resumed instance that are gone from the run folder (the executor
+        reads them from the artifact store)."""
 
     def run_key(self, inst: Instance) -> str:
         """What decides an instance's result: its step's spec digest, the digest of the user code it runs,

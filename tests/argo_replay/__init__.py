@@ -28,9 +28,9 @@ Global scope (`workflow/controller/operator.go` setGlobalParameters, setGlobalRu
 phase is the entry node's (Skipped and Omitted count as Succeeded).
 
 Not replayed (a node using one is an Error "not replayed", or it is noted): steps, suspend, http,
-plugin, data and containerSet templates; templateRef / inline tasks; artifacts (other than paths);
-lifecycle hooks (the workflow's `onExit` is replayed: `exit.py`); templateDefaults; synchronization;
-parallelism (the replay is sequential); daemoned containers and sidecars; pod `timeout` /
+plugin, data and containerSet templates; templateRef / inline tasks; artifacts other than paths and
+S3 (`artifacts.py`); lifecycle hooks (the workflow's `onExit` is replayed: `exit.py`); templateDefaults;
+synchronization; parallelism (the replay is sequential); daemoned containers and sidecars; pod `timeout` /
 `pendingTimeout`; the workflow's `activeDeadlineSeconds`; ConfigMap-sourced parameters; resource
 actions other than create / apply / replace; Deployment / Service resources (sharded serving's
 router) and any kind but TFJob and InferenceService; images (the command runs with this machine's
@@ -115,13 +115,15 @@ def replay(
     namespace: str | None = None,
     transient_error_pattern: str | None = None,
     validate: bool = True,
+    secrets: dict[str, dict[str, str]] | None = None,
 ) -> Replay:
     """Run `workflow` as Argo v4.1.2 would; every node's phase, outputs, attempts and memoization.
 
     `root` holds the volumes (`root/volumes/<name>`), each pod's folder and logs (`root/pods/<pod>`);
     `params` are `argo submit -p` values; `cache` is a JSON file standing in for the memoization
     ConfigMaps, shared between replays; `env` is added to the processes' environment; `validate`
-    checks TFJob / InferenceService manifests against ../shared/schemas when present. Processes are
+    checks TFJob / InferenceService manifests against ../shared/schemas when present; `secrets` are the
+    cluster's Secrets that the executor reads (S3 artifact credentials). Processes are
     stopped when the replay returns, servers too unless `keep_servers` (then `Replay.close()`).
     """
     spec = workflow["spec"]["workflowSpec"] if workflow.get("kind") == "CronWorkflow" else workflow["spec"]
@@ -134,6 +136,7 @@ def replay(
     ctx = Ctx(spec, meta, name, root, env or {})
     ctx.node_limit, ctx.tfjob_limit, ctx.transient_pattern = node_limit, tfjob_limit, transient_error_pattern
     ctx.procs, ctx.memo, ctx.schemas = Procs(), MemoCache(Path(cache) if cache else None), validate
+    ctx.secrets = dict(secrets or {})
     arguments = [dict(p) for p in (spec.get("arguments") or {}).get("parameters") or []]
     unknown = set(params or {}) - {p["name"] for p in arguments}
     if unknown:

@@ -128,6 +128,7 @@ class Ctx:
         self.schemas: Any = None
         self.services: dict[str, Any] = {}
         self.transient_pattern: str | None = None
+        self.secrets: dict[str, dict[str, str]] = {}  # Kubernetes Secrets the executor reads (S3 credentials)
 
     def now(self) -> float:
         return time.time() + self.clock

@@ -22,7 +22,8 @@
   that cannot be created is Error.
 - Outputs (`workflow/executor/executor.go` SaveParameters): `valueFrom.path` read with one trailing
   newline trimmed; a missing file takes `default`, else the wait container fails (node Error when the
-  main container succeeded). `outputs.result` is stdout, kept when the DAG reads it.
+  main container succeeded). `outputs.result` is stdout, kept when the DAG reads it. S3 input and
+  output artifacts: `artifacts.py`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.argo_replay import gojson
+from tests.argo_replay import artifacts, gojson
 from tests.argo_replay.model import Ctx, Node
 from tests.argo_replay.procs import exit_code
 
@@ -207,10 +208,12 @@ def run_container(ctx: Ctx, node: Node, tmpl: dict[str, Any], keep_result: bool 
     containers = [(c, f"initContainers[{i}]") for i, c in enumerate(inits)]
     plans = []
     try:
+        inputs = artifacts.load_inputs(ctx, tmpl, pod_dir)  # the executor's init: only the main container sees them
         for c, where in [*containers, (main, "containers[0]")]:
-            mapped = mapper(mounts(ctx, pod_dir, c, volumes, meta, node.notes, where))
+            extra = inputs if c is main else {}
+            mapped = mapper({**mounts(ctx, pod_dir, c, volumes, meta, node.notes, where), **extra})
             plans.append((c, mapped))
-    except PodError as err:
+    except (PodError, artifacts.ArtifactError) as err:
         ctx.finish(node, "Error", str(err))
         return
     if source is not None:
@@ -253,6 +256,11 @@ def run_container(ctx: Ctx, node: Node, tmpl: dict[str, Any], keep_result: bool 
         node.result = text[:-1] if text.endswith("\n") else text
     if c is main:
         save_parameters(ctx, node, tmpl, plans[-1][1])
+        try:
+            artifacts.save_outputs(ctx, tmpl, plans[-1][1])
+        except artifacts.ArtifactError as err:
+            if not node.fulfilled:
+                ctx.finish(node, "Error", str(err))
     if not node.fulfilled:
         ctx.finish(node, "Succeeded")
 

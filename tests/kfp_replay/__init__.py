@@ -44,6 +44,7 @@ from tests.kfp_replay.model import (
     NotReplayed,
     Run,
 )
+from tests.kfp_replay.objstore import Store
 from tests.kfp_replay.resolve import DriverError, Inputs, RunInfo, check
 from tests.kfp_replay.spec import load
 from tests.kfp_replay.values import numbers_as_floats
@@ -80,13 +81,14 @@ def replay(
     params: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 600.0,
+    store: Store | None = None,
 ) -> Run:
     """Run the compiled pipeline `text` with its executors' files under `root`."""
     spec = load(text)
     run_id = str(uuid.uuid4())
     created = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     info = RunInfo(spec.name, run_id, f"{spec.name}-{run_id[:8]}", created)
-    box = Sandbox(Path(root), dict(os.environ if env is None else env), timeout)
+    box = Sandbox(Path(root), dict(os.environ if env is None else env), timeout, store)
     box.setup()
     run = Run(spec.name, run_id, Execution("root", "dag", "root", "root"), str(root), platform=spec.platform)
     inputs = _root_inputs(spec, params or {})

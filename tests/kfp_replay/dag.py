@@ -56,7 +56,8 @@ class Scope:
 class Runner:
     def __init__(self, spec: Spec, box: launcher.Sandbox, info: RunInfo, notes: list[str]) -> None:
         self.spec, self.box, self.info, self.notes = spec, box, info, notes
-        self.pipeline_root = f"minio://mlpipeline/v2/artifacts/{info.pipeline}/{info.run_id}"
+        root = spec.pipeline.get("defaultPipelineRoot") or "minio://mlpipeline/v2/artifacts"  # objstore.py
+        self.pipeline_root = f"{root.rstrip('/')}/{info.pipeline}/{info.run_id}"
 
     # --- DAGs -------------------------------------------------------------------------------------
 

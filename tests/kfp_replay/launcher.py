@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.kfp_replay import values
+from tests.kfp_replay import objstore, values
 from tests.kfp_replay.model import FAILED, SUCCEEDED, Artifact, Execution, NotReplayed
 from tests.kfp_replay.resolve import Inputs
 
@@ -46,6 +46,7 @@ import os
 import sys
 
 _PREFIX = os.environ.get("KFP_REPLAY_MINIO_PREFIX")
+_S3_PREFIX = os.environ.get("KFP_REPLAY_S3_PREFIX")
 
 
 class _MinioPrefix(importlib.abc.MetaPathFinder):
@@ -59,6 +60,8 @@ class _MinioPrefix(importlib.abc.MetaPathFinder):
         def exec_module(module):
             run(module)
             module._MINIO_LOCAL_MOUNT_PREFIX = _PREFIX
+            if _S3_PREFIX:
+                module._S3_LOCAL_MOUNT_PREFIX = _S3_PREFIX
 
         spec.loader.exec_module = exec_module
         return spec
@@ -74,6 +77,8 @@ class Sandbox:
     root: Path
     env: dict[str, str]
     timeout: float = 600.0
+    store: objstore.Store | None = None  # the kfp-launcher ConfigMap's s3 provider, for s3:// pipeline roots
+    s3_root: Path | None = None  # the running pod's /s3 folder
 
     @property
     def minio(self) -> Path:
@@ -90,8 +95,10 @@ class Sandbox:
 
     def local_path(self, uri: str) -> str:
         """LocalPathForURI, into the sandbox."""
+        if uri.startswith("s3://") and self.store is not None and self.s3_root is not None:
+            return str(self.s3_root / uri.removeprefix("s3://"))
         if not uri.startswith("minio://"):
-            raise NotReplayed(f"artifact URI {uri!r}: only minio:// is replayed")
+            raise NotReplayed(f"artifact URI {uri!r}: only minio:// and s3:// (with a store) are replayed")
         return str(self.minio / uri.removeprefix("minio://"))
 
     def process_env(self, container: dict[str, Any]) -> dict[str, str]:
@@ -101,6 +108,8 @@ class Sandbox:
         site = str(self.root / "site")
         env["PYTHONPATH"] = site + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env["KFP_REPLAY_MINIO_PREFIX"] = str(self.minio) + "/"
+        if self.s3_root is not None:
+            env["KFP_REPLAY_S3_PREFIX"] = str(self.s3_root) + "/"
         return env
 
 
@@ -168,6 +177,8 @@ def launch(ex: Execution, container: dict[str, Any], component: dict[str, Any], 
     task_root = f"{pipeline_root}/{ex.name}/{uuid.uuid4().hex[:12]}"
     pod = box.root / "pods" / uuid.uuid4().hex[:12]
     (pod / "tmp/kfp/outputs").mkdir(parents=True)
+    box.s3_root = pod / "s3"
+    _download_inputs(inputs, box)
     outputs, artifacts = _outputs(component, task_root, pod, box)
     for artifact in artifacts.values():  # prepareOutputFolders
         Path(artifact.path).parent.mkdir(parents=True, exist_ok=True)
@@ -185,6 +196,20 @@ def launch(ex: Execution, container: dict[str, Any], component: dict[str, Any], 
         ex.state, ex.reason = FAILED, f"exit code {done.returncode}"
         return
     _collect(ex, component, outputs, artifacts)
+    if ex.state == SUCCEEDED and box.store is not None:  # uploadOutputArtifacts
+        for artifact in artifacts.values():
+            if artifact.uri.startswith("s3://"):
+                objstore.upload(box.store, Path(artifact.path), artifact.uri)
+
+
+def _download_inputs(inputs: Inputs, box: Sandbox) -> None:
+    """downloadArtifacts: each remote input artifact to the pod's local path for its URI."""
+    if box.store is None:
+        return
+    for arts in inputs.artifacts.values():
+        for artifact in arts:
+            if artifact.uri.startswith("s3://"):
+                objstore.download(box.store, artifact.uri, Path(box.local_path(artifact.uri)))
 
 
 def _collect(ex: Execution, component: dict[str, Any], outputs: dict[str, Any], artifacts: dict[str, Artifact]) -> None:

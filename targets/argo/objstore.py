@@ -1,0 +1,124 @@
+"""Argo target, stage 4 (emit): `artifacts { store }` as S3 / GCS artifacts of the container templates.
+
+Takes a `Plan`; gives the pieces `templates.py` adds when the pipeline declares an object store:
+
+- each artifact output `n` of a step instance becomes an output artifact at `<outputs dir>/n`, uploaded by
+  Argo's executor to `<prefix>/<pipeline>/{{workflow.name}}/<step>/<instance>/n`
+  (`dmlc.semantics.objstore`'s layout, the local executor's too) with `archive: {none: {}}`, so a file is
+  one object and a folder one object per file (argo-workflows v4.1.2 `workflow/executor/executor.go`
+  saveArtifact: `archive.none` uploads the path as is; `workflow/artifacts/s3/s3.go` Save puts a directory
+  file by file);
+- the path handed to readers is `/dmlc/store/<step>/<instance>/n`, and a reader downloads each producer's
+  whole prefix `<prefix>/<pipeline>/{{workflow.name}}/<step>` to `/dmlc/store/<step>` as an optional input
+  artifact (s3.go Load: a key that is a prefix is downloaded as a directory; `optional` for a producer
+  that was skipped), so one instance, a fan-in of all of them, and a `wait = "each"` pairing all find their
+  paths;
+- the step's scratch space (`/dmlc/work`) is the pod's own `emptyDir`: no PVC, so pods on different
+  nodes never share a ReadWriteOnce volume. User `volumes` stay PVCs.
+
+What needs the shared volume is DML107 (`check`): a TFJob or an InferenceService (resource templates
+have no artifacts, their pods would find nothing), and `memoize` (Argo's cache keeps the reader-visible
+path, which names the run that wrote it, while a reader downloads from its own run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import hera.workflows.models as m
+from dmlc_targets.argo.plan import Plan
+
+from dmlc.diagnostics.catalogue import DML107
+from dmlc.diagnostics.model import Diagnostic
+from dmlc.ir.model import Artifacts, Serve, Train
+from dmlc.semantics.objstore import MAIN, location, pipeline_segment
+from dmlc.targets import CompileContext
+
+STORE_MOUNT = "/dmlc/store"  # where readers find the producers' objects
+
+
+def segment(plan: Plan, step: str) -> str:
+    if not plan.fanned(step) and plan.scope(step) is None:
+        return MAIN
+    return plan.instance_segment(step)
+
+
+def published(plan: Plan, step: str, output: str) -> str:
+    """The path a reader of `step.output` opens (its input artifact's download)."""
+    return f"{STORE_MOUNT}/{step}/{segment(plan, step)}/{output}"
+
+
+def _run_key(art: Artifacts, plan: Plan, *parts: str) -> str:
+    return location(art.store).key(pipeline_segment(plan.pipeline.pipeline), "{{workflow.name}}", *parts)
+
+
+def _location(art: Artifacts, key: str) -> dict[str, Any]:
+    """`s3:` / `gcs:` of an artifact at `key`; credentials by secret reference only (Argo's key names)."""
+    loc = location(art.store)
+    if loc.scheme == "gs":
+        secret = m.SecretKeySelector(name=art.credentials, key="serviceAccountKey") if art.credentials else None
+        return {"gcs": m.GCSArtifact(bucket=loc.bucket, key=key, service_account_key_secret=secret)}
+    endpoint = (art.endpoint or "").split("://", 1)[-1].rstrip("/") or "s3.amazonaws.com"
+    insecure = art.insecure if art.insecure is not None else bool(art.endpoint and art.endpoint.startswith("http:"))
+    access = secret = None
+    if art.credentials:
+        access = m.SecretKeySelector(name=art.credentials, key="accessKey")
+        secret = m.SecretKeySelector(name=art.credentials, key="secretKey")
+    s3 = m.S3Artifact(
+        endpoint=endpoint, bucket=loc.bucket, key=key, region=art.region, insecure=insecure,
+        access_key_secret=access, secret_key_secret=secret,
+    )  # fmt: skip
+    return {"s3": s3}
+
+
+def output_artifacts(plan: Plan, step: str) -> list[m.Artifact]:
+    art = plan.pipeline.artifacts
+    if art is None:
+        return []
+    out = []
+    for name, kind in plan.steps[step].outputs().items():
+        if kind != "artifact":
+            continue
+        key = _run_key(art, plan, step, segment(plan, step), name)
+        path = f"{plan.outputs_dir(step)}/{name}"
+        out.append(m.Artifact(name=name, path=path, archive=m.ArchiveStrategy(none={}), **_location(art, key)))
+    return out
+
+
+def input_artifacts(plan: Plan, step: str) -> list[m.Artifact]:
+    art = plan.pipeline.artifacts
+    if art is None:
+        return []
+    producers = dict.fromkeys(
+        inp.root for inp in plan.inputs(step) if plan.steps[inp.root].outputs().get(inp.output) == "artifact"
+    )
+    return [_input(art, plan, up) for up in producers]
+
+
+def _input(art: Artifacts, plan: Plan, up: str) -> m.Artifact:
+    where = _location(art, _run_key(art, plan, up))
+    return m.Artifact(name=f"store-{plan.name(up)}", path=f"{STORE_MOUNT}/{up}", optional=True, **where)
+
+
+def check(plan: Plan, ctx: CompileContext) -> Iterator[Diagnostic]:
+    """DML107 where the store cannot replace the shared volume on Argo (see the module docstring)."""
+    if plan.pipeline.artifacts is None:
+        return
+    for name, eff in plan.steps.items():
+        base = ("steps", name)
+        if isinstance(eff, Train) and eff.distributed:
+            yield _store_error(ctx, (*base, "strategy"), "a distributed train step (a TFJob)")
+        elif isinstance(eff, Serve):
+            yield _store_error(ctx, base, "a serve step (an InferenceService)")
+        if eff.memoize is not None:
+            path = (*base, "memoize") if plan.pipeline.steps[name].memoize else ("defaults", "memoize")
+            help_ = "drop `memoize` here, or drop `artifacts` to keep the shared volume"
+            message = "with `artifacts`, Argo cannot memoize a step: its cached paths name the run that wrote them"
+            yield ctx.error(DML107, message, path, "not with an artifact store on Argo", help_)
+
+
+def _store_error(ctx: CompileContext, path: tuple, what: str) -> Diagnostic:
+    message = f"with `artifacts`, Argo cannot run {what}: its pods would read and write the shared volume"
+    help_ = "use `--target kfp` (its launcher task copies the artifacts), or drop `artifacts` on Argo"
+    return ctx.error(DML107, message, path, "not with an artifact store on Argo", help_)
