@@ -6,10 +6,11 @@ import numpy as np
 
 from dmlc.ir.model import Evaluate
 from dmlc.runtime.data import load_arrays
-from dmlc.runtime.step_io import UserError, write_param
+from dmlc.runtime.step_io import UserError, write_metrics
+from dmlc.semantics.metrics import EVALUATE
 from dmlc.semantics.spec import StepSpec
 
-SUPPORTED = ("accuracy", "loss", "error", "precision", "recall", "f1")
+SUPPORTED = EVALUATE
 
 
 def run(spec: StepSpec) -> None:
@@ -25,7 +26,7 @@ def run(spec: StepSpec) -> None:
     probs = Predictor(model).predict_batched(x)
     scores = score(probs, y)
     metrics = {m: scores[m] for m in wanted} | {"n": len(y)}
-    write_param(spec.outputs_dir, "metrics", metrics)
+    write_metrics(spec, metrics)
     print("evaluate: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "n"))
 
 

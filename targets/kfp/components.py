@@ -28,7 +28,8 @@ INPUT_TYPES = {
     "list": "list",
     "dict": "dict",
 }
-OUTPUT_TYPES = {"artifact": "Output[Artifact]", "param": "OutputPath(str)", "list": "OutputPath(list)"}
+OUTPUT_TYPES = {"artifact": "Output[Artifact]", "param": "OutputPath(str)", "list": "OutputPath(list)",
+                "metrics": "Output[Metrics]"}  # fmt: skip
 
 
 @dataclass
@@ -82,9 +83,10 @@ def epoch(name: str, image: str) -> Any:
 
 
 def _namespace() -> dict[str, Any]:
-    from kfp.dsl import Artifact, Input, Output, OutputPath
+    from kfp.dsl import Artifact, Input, Metrics, Output, OutputPath
 
-    return {"Artifact": Artifact, "Input": Input, "Output": Output, "OutputPath": OutputPath, "List": list}
+    return {"Artifact": Artifact, "Input": Input, "Metrics": Metrics, "Output": Output, "OutputPath": OutputPath,
+            "List": list}  # fmt: skip
 
 
 def define(name: str, source: str) -> Any:
