@@ -57,7 +57,7 @@ class ArgoOptions(TargetOptions):
     "ignore" runs it with `workers` and restarts the whole job from its checkpoint instead."""
     prometheus: bool = False
     """Export the metrics of train / evaluate / select steps as template-level Prometheus gauges
-    (`dmlc_<metric>`, labels pipeline, step and, fanned out, item) from the controller's metrics endpoint."""
+    (`dmlc_<metric>`, labels pipeline, step and, per instance, node) from the controller's metrics endpoint."""
     object_retry: Literal["error", "any"] = "error"
     """`retry.on` = "failure" / "transient" on a TFJob or InferenceService step: Argo sees no exit code of
     such an object, so the classes cannot be told apart. error: DML100; any: retry every failure."""

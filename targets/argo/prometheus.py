@@ -14,8 +14,10 @@ validate.go`):
   (`outputs.parameters.<name>` in the metric scope), and parses it with strconv.ParseFloat;
 - a node that failed has no output parameters: the controller cannot substitute the value and skips
   the gauge (a MetricsError condition on the workflow), before any `when`, so none is set;
-- one gauge per label set: the labels name the pipeline and the step, and, for a fanned-out step, the
-  instance's `item` input, so that the instances do not overwrite each other.
+- one gauge per label set: the labels name the pipeline and the step, and, for a step that runs once per
+  item (fanned out, or per instance in a loop body: `wait = "each"`), the instance's node name
+  (`{{node.name}}`, which executeTemplate puts in the template's local scope and ProcessArgs substitutes
+  before the node runs: `<workflow>.model(0:0.01)`), so that the instances do not overwrite each other.
 """
 
 from __future__ import annotations
@@ -47,8 +49,8 @@ def template_metrics(plan: Plan, step: str) -> m.Metrics | None:
     if not names:
         return None
     labels = [m.MetricLabel(key="pipeline", value=plan.pipeline.pipeline), m.MetricLabel(key="step", value=step)]
-    if plan.fanned(step):
-        labels.append(m.MetricLabel(key="item", value="{{inputs.parameters.item}}"))
+    if plan.fanned(step) or plan.scope(step) is not None:
+        labels.append(m.MetricLabel(key="node", value="{{node.name}}"))
     return m.Metrics(prometheus=[_gauge(metric, labels) for metric in names])
 
 
