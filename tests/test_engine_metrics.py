@@ -35,8 +35,9 @@ from tests.kfp_replay.outcome import outcome_kfp, run_kfp, step_of
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "engine_metrics.dml"
-WRITE = "mkdir -p $DMLC_OUTPUTS/model && printf '{\"accuracy\": %s, \"loss\": 1.5}' \"$DMLC_ITEM\" > $DMLC_OUTPUTS/model/dmlc_metrics.json"  # noqa: E501
+WRITE = 'mkdir -p $DMLC_OUTPUTS/model && printf \'{"accuracy": %s, "loss": 1.5}\' "$DMLC_ITEM" > $DMLC_OUTPUTS/model/dmlc_metrics.json'  # noqa: E501
 ITEMS = [0.25, 0.75, 0.5]
+SH = ["sh", "-c", WRITE]
 
 
 def _doc(fanned: bool = True, **best: Any) -> dict[str, Any]:
@@ -46,7 +47,7 @@ def _doc(fanned: bool = True, **best: Any) -> dict[str, Any]:
         "pipeline": "pick",
         "params": {"m": "accuracy"},
         "steps": {
-            "cand": {"kind": "task", "for_each": ITEMS, "outputs": {"model": "artifact"}, "command": ["sh", "-c", WRITE]},
+            "cand": {"kind": "task", "for_each": ITEMS, "outputs": {"model": "artifact"}, "command": SH},
             "best": {"kind": "select", "for_each": ["a", "b"], "models": "${cand[*].model}", "metric": "loss", **best},
             "each_one": {"kind": "select", "wait": "each", "models": ["${cand.model}"]},
         },
@@ -161,7 +162,9 @@ def test_kfp_reads_a_metric_named_by_a_reference_once_it_is_resolved(tmp_path: P
     assert artifact == "system.Metrics"
 
 
-def test_runs_show_and_the_report_list_the_chosen_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_runs_show_and_the_report_list_the_chosen_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     doc = _doc()
     doc["steps"] = {k: v for k, v in doc["steps"].items() if k != "each_one"}
     doc["steps"]["best"] = {k: v for k, v in doc["steps"]["best"].items() if k != "for_each"} | {"metric": "accuracy"}
@@ -258,8 +261,8 @@ def test_kfp_direct_path_writes_the_metrics_output_as_kfps_compiler(tmp_path: Pa
     from dmlc_targets.kfp.emit import pipeline_text
 
     steps = {
-        "a": {"kind": "task", "outputs": {"model": "artifact"}, "command": ["sh", "-c", WRITE]},
-        "b": {"kind": "task", "outputs": {"model": "artifact"}, "command": ["sh", "-c", WRITE]},
+        "a": {"kind": "task", "outputs": {"model": "artifact"}, "command": SH},
+        "b": {"kind": "task", "outputs": {"model": "artifact"}, "command": SH},
         "best": {"kind": "select", "models": ["${a.model}", "${b.model}"]},
     }
     plan = prepare(str(_write(tmp_path, {"pipeline": "flat", "steps": steps})), "kfp").plan

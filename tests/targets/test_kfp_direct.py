@@ -26,7 +26,8 @@ from tests.pipeline_gen import generated_settings, pipelines
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.dml"))
-LOOPS = {"engine_metrics", "fan_in_fan_out", "fashion_mnist", "quickstart", "sync_async"}  # the examples with loops: the fallback
+# the examples with loops: the fallback
+LOOPS = {"engine_metrics", "fan_in_fan_out", "fashion_mnist", "quickstart", "sync_async"}
 
 
 def pyyaml(docs: list) -> str:
