@@ -47,7 +47,7 @@ def _doc(fanned: bool = True, **best: Any) -> dict[str, Any]:
         "pipeline": "pick",
         "params": {"m": "accuracy"},
         "steps": {
-            "cand": {"kind": "task", "for_each": ITEMS, "outputs": {"model": "artifact"}, "command": SH},
+            "cand": {"kind": "task", "for_each": ITEMS, "outputs": {"model": "artifact"}, "command": [*SH]},
             "best": {"kind": "select", "for_each": ["a", "b"], "models": "${cand[*].model}", "metric": "loss", **best},
             "each_one": {"kind": "select", "wait": "each", "models": ["${cand.model}"]},
         },
@@ -261,8 +261,8 @@ def test_kfp_direct_path_writes_the_metrics_output_as_kfps_compiler(tmp_path: Pa
     from dmlc_targets.kfp.emit import pipeline_text
 
     steps = {
-        "a": {"kind": "task", "outputs": {"model": "artifact"}, "command": SH},
-        "b": {"kind": "task", "outputs": {"model": "artifact"}, "command": SH},
+        "a": {"kind": "task", "outputs": {"model": "artifact"}, "command": [*SH]},
+        "b": {"kind": "task", "outputs": {"model": "artifact"}, "command": [*SH]},
         "best": {"kind": "select", "models": ["${a.model}", "${b.model}"]},
     }
     plan = prepare(str(_write(tmp_path, {"pipeline": "flat", "steps": steps})), "kfp").plan
