@@ -273,3 +273,49 @@ def test_kfp_direct_path_writes_the_metrics_output_as_kfps_compiler(tmp_path: Pa
     outputs = spec["components"]["comp-best"]["outputDefinitions"]["artifacts"]
     assert outputs["dmlc_metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
     assert "dmlc_metrics" not in spec["components"]["comp-a"].get("outputDefinitions", {}).get("artifacts", {})
+
+
+# -- 4. evaluate's confusion matrix: KFP's ClassificationMetrics ------------------------------------
+def test_evaluate_writes_a_confusion_matrix_consistent_with_its_accuracy(tmp_path: Path) -> None:
+    np = pytest.importorskip("numpy")
+    from dmlc.runtime.evaluate import confusion, score
+
+    y = np.array([0, 0, 1, 2, 2, 2])
+    probs = np.eye(3)[[0, 1, 1, 2, 0, 2]] * 0.9 + 0.05  # predictions 0 1 1 2 0 2
+    categories, matrix = confusion(probs, y)
+    assert categories == ["0", "1", "2"]
+    assert matrix == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]  # a row per true class, a column per prediction
+    assert sum(map(sum, matrix)) == len(y)
+    assert sum(matrix[i][i] for i in range(3)) / len(y) == score(probs, y)["accuracy"]
+    ui_metrics.write_confusion(tmp_path, categories, matrix)
+    assert ui_metrics.read_confusion(tmp_path) == (categories, matrix)
+
+
+def test_the_kfp_shim_logs_the_confusion_matrix_as_kfp_does(tmp_path: Path) -> None:
+    from dmlc_targets.kfp import shim
+    from kfp.dsl import ClassificationMetrics
+
+    ui_metrics.write_confusion(tmp_path, ["0", "1"], [[3, 1], [0, 4]])
+    artifact = ClassificationMetrics(name="dmlc_confusion", uri=str(tmp_path / "uploaded" / "dmlc_confusion"))
+    shim._report_confusion(tmp_path, artifact)
+    table = artifact.metadata["confusionMatrix"]  # what the run's UI draws (kfp 2.17 artifact_types)
+    assert [a["displayName"] for a in table["annotationSpecs"]] == ["0", "1"]
+    assert [r["row"] for r in table["rows"]] == [[3, 1], [0, 4]]
+    (tmp_path / ui_metrics.CONFUSION).unlink()
+    with pytest.raises(SystemExit, match="confusion matrix"):
+        shim._report_confusion(tmp_path, ClassificationMetrics(name="c", uri=str(tmp_path / "c")))
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+def test_the_example_on_kfp_draws_the_confusion_matrix_of_its_accuracy(tmp_path: Path) -> None:
+    """End to end with TensorFlow: `evaluate`'s scalars and its confusion matrix agree on the harness."""
+    pytest.importorskip("tensorflow")
+    run = run_kfp(EXAMPLE, tmp_path / "kfp")
+    (score,) = [ex for ex in run.containers() if step_of(ex) == "score"]
+    scalars = score.artifacts["dmlc_metrics"].metadata
+    assert sorted(scalars) == ["accuracy", "f1", "precision", "recall"]
+    table = score.artifacts["dmlc_confusion"].metadata["confusionMatrix"]
+    rows = [r["row"] for r in table["rows"]]
+    assert len(rows) == len(table["annotationSpecs"]) == 10  # digits
+    assert sum(rows[i][i] for i in range(10)) / sum(map(sum, rows)) == pytest.approx(scalars["accuracy"])

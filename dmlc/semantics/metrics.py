@@ -11,10 +11,14 @@ the KFP shim reads it so; Argo, which names its output parameters in the workflo
 - train: `accuracy` and `loss` on the test split (the others in `metrics` are bookkeeping);
 - evaluate: the metrics it was asked for, in order (`n`, the number of test examples, is not one);
 - select: the chosen model's value of the metric it compared, under that metric's name.
+
+`evaluate` also writes its confusion matrix (`confusion-matrix`, JSON), which the KFP shim logs into a
+`ClassificationMetrics` artifact (the run's UI draws it).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ from dmlc.atomic import write_text
 from dmlc.ir.model import Evaluate, Select, Step, Train
 
 PREFIX = "metric-"
+CONFUSION = "confusion-matrix"  # evaluate's confusion matrix: {"categories": [...], "matrix": [[...]]}
 TRAIN = ("accuracy", "loss")
 EVALUATE = ("accuracy", "loss", "error", "precision", "recall", "f1")  # what the evaluate runtime computes
 
@@ -30,6 +35,12 @@ EVALUATE = ("accuracy", "loss", "error", "precision", "recall", "f1")  # what th
 def reports(step: Step) -> bool:
     """Does `step` report metrics? (A name written as a reference is known only once it is resolved.)"""
     return isinstance(step, (Train, Evaluate, Select))
+
+
+def classifies(step: Step) -> bool:
+    """Does `step` also write a confusion matrix (for KFP's `ClassificationMetrics`)? `evaluate` does: it
+    has every test example's label and prediction."""
+    return isinstance(step, Evaluate)
 
 
 def names(step: Step) -> list[str]:
@@ -83,3 +94,14 @@ def read(outputs_dir: Path, step: Step) -> dict[str, float]:
             raise FileNotFoundError(f"the step did not write its metric `{name}` ({path.name})")
         found[name] = float(path.read_text())
     return found
+
+
+def write_confusion(outputs_dir: Path, categories: list[str], matrix: list[list[int]]) -> None:
+    """The confusion matrix file: row = true class, column = predicted class, counts of test examples."""
+    write_text(Path(outputs_dir) / CONFUSION, json.dumps({"categories": categories, "matrix": matrix}))
+
+
+def read_confusion(outputs_dir: Path) -> tuple[list[str], list[list[int]]]:
+    """What `write_confusion` left; FileNotFoundError when it is missing."""
+    data = json.loads((Path(outputs_dir) / CONFUSION).read_text())
+    return [str(c) for c in data["categories"]], [[int(n) for n in row] for row in data["matrix"]]

@@ -29,7 +29,7 @@ INPUT_TYPES = {
     "dict": "dict",
 }
 OUTPUT_TYPES = {"artifact": "Output[Artifact]", "param": "OutputPath(str)", "list": "OutputPath(list)",
-                "metrics": "Output[Metrics]"}  # fmt: skip
+                "metrics": "Output[Metrics]", "classification": "Output[ClassificationMetrics]"}  # fmt: skip
 
 
 @dataclass
@@ -83,10 +83,10 @@ def epoch(name: str, image: str) -> Any:
 
 
 def _namespace() -> dict[str, Any]:
-    from kfp.dsl import Artifact, Input, Metrics, Output, OutputPath
+    from kfp.dsl import Artifact, ClassificationMetrics, Input, Metrics, Output, OutputPath
 
-    return {"Artifact": Artifact, "Input": Input, "Metrics": Metrics, "Output": Output, "OutputPath": OutputPath,
-            "List": list}  # fmt: skip
+    return {"Artifact": Artifact, "ClassificationMetrics": ClassificationMetrics, "Input": Input, "Metrics": Metrics,
+            "Output": Output, "OutputPath": OutputPath, "List": list}  # fmt: skip
 
 
 def define(name: str, source: str) -> Any:

@@ -61,6 +61,7 @@ class StepPlan:
 
 
 METRICS_OUTPUT = "dmlc_metrics"  # the `Output[Metrics]` of a step that reports metrics (the shim fills it)
+CONFUSION_OUTPUT = "dmlc_confusion"  # the `Output[ClassificationMetrics]` of an evaluate step
 
 
 def is_distributed(step: Step) -> bool:
@@ -83,6 +84,8 @@ def output_kinds(pipeline: Pipeline, name: str, lists: set[tuple[str, str]]) -> 
         kinds[output] = "list" if (name, output) in lists else kind
     if ui_metrics.reports(pipeline.steps[name]):  # the numbers, for KFP's UI (the shim fills it)
         kinds[METRICS_OUTPUT] = "metrics"
+    if ui_metrics.classifies(pipeline.steps[name]):  # evaluate's confusion matrix
+        kinds[CONFUSION_OUTPUT] = "classification"
     return kinds
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dmlc_targets.kfp.plan import METRICS_OUTPUT
+from dmlc_targets.kfp.plan import CONFUSION_OUTPUT, METRICS_OUTPUT
 
 from dmlc.ir import when as when_ir
 from dmlc.semantics import metrics as ui_metrics
@@ -153,6 +153,22 @@ def run_step(args: dict[str, Any]) -> None:
             _run(spec, tmp)
         _deliver(spec["outputs"], Path(spec["outputs_dir"]), args)
         _report_metrics(spec, Path(spec["outputs_dir"]), args.get(METRICS_OUTPUT))
+        _report_confusion(Path(spec["outputs_dir"]), args.get(CONFUSION_OUTPUT))
+
+
+def _report_confusion(produced: Path, artifact: Any) -> None:
+    """evaluate's confusion matrix as its `ClassificationMetrics` artifact (kfp's `log_confusion_matrix`
+    writes the metadata the UI draws), and as the artifact's file."""
+    if artifact is None:
+        return
+    try:
+        categories, matrix = ui_metrics.read_confusion(produced)
+    except (OSError, ValueError, KeyError) as exc:
+        raise SystemExit(f"dmlc: the step's confusion matrix cannot be read: {exc}") from None
+    artifact.log_confusion_matrix(categories, matrix)
+    path = Path(str(_path(artifact)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"categories": categories, "matrix": matrix}))
 
 
 def _metric_names(spec: dict[str, Any]) -> list[str]:
