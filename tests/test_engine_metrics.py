@@ -315,7 +315,23 @@ def test_the_example_on_kfp_draws_the_confusion_matrix_of_its_accuracy(tmp_path:
     (score,) = [ex for ex in run.containers() if step_of(ex) == "score"]
     scalars = score.artifacts["dmlc_metrics"].metadata
     assert sorted(scalars) == ["accuracy", "f1", "precision", "recall"]
-    table = score.artifacts["dmlc_confusion"].metadata["confusionMatrix"]
+    # as the UI reads it: ML Metadata wraps a map as {"struct": ...} (MetricsVisualizations.tsx)
+    table = score.artifacts["dmlc_confusion"].custom_properties()["confusionMatrix"]["struct"]
     rows = [r["row"] for r in table["rows"]]
     assert len(rows) == len(table["annotationSpecs"]) == 10  # digits
     assert sum(rows[i][i] for i in range(10)) / sum(map(sum, rows)) == pytest.approx(scalars["accuracy"])
+
+
+def test_a_number_kfp_cannot_carry_goes_as_its_text(tmp_path: Path) -> None:
+    """Go's protojson (the launcher reads executor_output.json with it) takes no NaN: the shim logs text."""
+    from dmlc_targets.kfp import shim
+    from kfp.dsl import Metrics
+
+    train = Train(kind="train", data="d")
+    ui_metrics.write(tmp_path, train, {"accuracy": 0.5, "loss": float("nan")})
+    spec = {"spec_version": 1, "dmlc": "x", "pipeline": "p", "step": "t", "attrs": train.model_dump(mode="json"),
+            "outputs": {}, "seed": 1, "volumes": {}}  # fmt: skip
+    artifact = Metrics(name="dmlc_metrics", uri=str(tmp_path / "up" / "dmlc_metrics"))
+    shim._report_metrics(spec, tmp_path, artifact)
+    assert artifact.metadata == {"accuracy": 0.5, "loss": "NaN"}
+    assert '"NaN"' in Path(artifact.path).read_text()

@@ -13,6 +13,7 @@ Nothing here imports kfp or TensorFlow.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -187,10 +188,12 @@ def _report_metrics(spec: dict[str, Any], produced: Path, artifact: Any) -> None
     except (OSError, ValueError) as exc:
         raise SystemExit(f"dmlc: {exc}") from None
     for name, value in found.items():
-        artifact.log_metric(name, value)
+        # the backend reads executor_output.json with Go's protojson, which takes no NaN or Infinity: such a
+        # number goes as its text ("NaN", "+Inf"), which the UI shows as it is
+        artifact.log_metric(name, value if math.isfinite(value) else ui_metrics.text(value))
     path = Path(str(_path(artifact)))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(found, sort_keys=True))
+    path.write_text(json.dumps({k: ui_metrics.text(v) for k, v in found.items()}, sort_keys=True))
 
 
 def _run(spec: dict[str, Any], tmp: str) -> None:

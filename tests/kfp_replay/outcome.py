@@ -59,13 +59,15 @@ def outcome_of(run: Run, kinds: dict[str, dict[str, str]]) -> Outcome:
 def ui_scalars(ex: Execution) -> dict[str, float]:
     """The scalars of the task's `Metrics` artifact as the backend records them: the launcher merges the
     executor output's `artifacts[name].artifacts[0].metadata` into the output artifact
-    (`component/launcher_v2.go` uploadOutputArtifacts, mergeRuntimeArtifacts) and records it in ML
-    Metadata as the artifact's custom properties, which the run's UI lists for a `system.Metrics`
-    artifact (frontend `MetricsVisualizations.tsx`). Keyed `metric-<name>` as Argo's parameters are."""
+    (`backend/src/v2/component/launcher_v2.go` uploadOutputArtifacts, mergeRuntimeArtifacts) and records
+    it in ML Metadata as the artifact's custom properties (`Artifact.custom_properties`), which the run's
+    UI lists for a `system.Metrics` artifact (`frontend/src/components/viewers/MetricsVisualizations.tsx`,
+    kubeflow/pipelines master of 2026-08). Keyed `metric-<name>` as Argo's parameters are; a number the
+    step could not give (NaN, an infinity) is a string there, as the shim logs it."""
     found = {}
     for artifact in ex.artifacts.values():
         if artifact.schema == "system.Metrics":
-            found |= {ui_metrics.param_name(k): float(v) for k, v in artifact.metadata.items()}
+            found |= {ui_metrics.param_name(k): float(v) for k, v in artifact.custom_properties().items()}
     return found
 
 
