@@ -38,6 +38,7 @@ CAPABILITIES = {
     "serve shards": "one InferenceService per shard + router Deployment and Service",
     "volume": "PersistentVolumeClaim + volumeMounts",
     "schedule": "CronWorkflow with schedules",
+    "metrics (train / evaluate / select)": "output parameters metric-<name>; Prometheus gauges with prometheus = true",
     "step output index x[0].out": "",
 }
 
