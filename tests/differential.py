@@ -4,7 +4,9 @@
 instance is the fan-out index (`"*"` for a step that never expanded, `"-"` for a single instance),
 state is `ok`, `failed` or `not run` (a step skipped by `when`, or not run because an upstream was
 skipped or failed: locally "skipped" / "upstream failed", on Argo Skipped / Omitted), and outputs are
-the param outputs' values (read as the local executor reads them) and the names of the artifacts.
+the param outputs' values (read as the local executor reads them) and the names of the artifacts,
+and the numbers each engine's UI shows for a train / evaluate / select step (`metric-<name>`: locally
+the rows of `dmlc runs show`, on Argo the output parameters, on KFP the `Metrics` artifact's scalars).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import yaml
 
 from dmlc.cli import main
 from dmlc.driver import compile_file
+from dmlc.semantics import metrics as ui_metrics
 from dmlc.semantics.outputs import param_value
 from tests.argo_replay import replay
 
@@ -48,13 +51,28 @@ def outcome_local(path: Path, params: dict[str, str] | None = None) -> Outcome:
     (run,) = [r["id"] for r in db.execute("SELECT id FROM runs ORDER BY started DESC LIMIT 1")]
     kinds = _kinds(path)
     out: Outcome = {}
+    ui = ui_names(path)
     for row in db.execute("SELECT step, instance, state FROM steps WHERE run_id = ?", (run,)):
         result = Path(".dmlc/runs", run, "steps", row["step"], row["instance"], "result.json")
         outputs = json.loads(result.read_text())["outputs"] if result.exists() else {}
         texts = {n: v if kinds[row["step"]].get(n) != "param" else json.dumps(v) for n, v in outputs.items()}
         key = "-" if row["instance"] == "main" else row["instance"]
-        out[(row["step"], key)] = (LOCAL_STATES[row["state"]], _values(texts, kinds[row["step"]]))
+        values = _values(texts, kinds[row["step"]])
+        if LOCAL_STATES[row["state"]] == "ok":
+            shown = db.execute(
+                "SELECT name, value FROM metrics WHERE run_id = ? AND step = ? AND instance = ?",
+                (run, row["step"], row["instance"]),
+            )
+            values |= {ui_metrics.param_name(n): v for n, v in shown if n in ui[row["step"]]}
+        out[(row["step"], key)] = (LOCAL_STATES[row["state"]], values)
     return _collapse(out, kinds)
+
+
+def ui_names(path: Path) -> dict[str, list[str]]:
+    """Step -> the metrics its UIs show (`dmlc.semantics.metrics.names`)."""
+    from dmlc.driver import load
+
+    return {name: ui_metrics.names(step) for name, step in load(str(path)).pipeline.steps.items()}
 
 
 def outcome_argo(path: Path, root: Path, params: dict[str, str] | None = None) -> Outcome:
@@ -70,7 +88,8 @@ def outcome_argo(path: Path, root: Path, params: dict[str, str] | None = None) -
             index = re.findall(r"\((\d+):", node.task_path)
             key = index[-1] if index else "-"
             outputs = {k: v for k, v in (node.outputs or {}).items() if k != "dmlc-ok"}
-            out[(step, key)] = (ARGO_STATES.get(node.phase, node.phase), _values(outputs, kinds[step]))
+            shown = {k: float(outputs.pop(k)) for k in list(outputs) if k.startswith(ui_metrics.PREFIX)}
+            out[(step, key)] = (ARGO_STATES.get(node.phase, node.phase), _values(outputs, kinds[step]) | shown)
     return _collapse(out, kinds)
 
 

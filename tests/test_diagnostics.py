@@ -35,6 +35,7 @@ TESTED_BY: dict[str, str] = {
     "DML102": "tests/targets/test_argo.py::test_dml102_names_invalid_after_sanitising",
     "DML103": "tests/test_cli.py::test_unknown_target",
     "DML104": "tests/test_build.py::test_user_code_not_in_the_image_is_dml104_at_the_reference",
+    "DML106": "tests/test_engine_metrics.py::test_dml106_a_metric_name_argo_cannot_show",
     "DML107": "tests/test_object_store.py::test_argo_dml107_where_the_shared_volume_is_needed",
     "DML200": "tests/test_environment.py::test_missing_input_is_dml200",
     "DML201": "tests/test_environment.py::test_output_into_a_missing_folder_is_dml201",

@@ -204,14 +204,18 @@ def _comparable(outcome: dict) -> dict:
 
 
 def _without_tfjob_params(outcome: dict, path: Path) -> dict:
-    """A TFJob hands back no parameter on Argo (its `metrics` is DML100 to read there): not compared."""
+    """A TFJob hands back no parameter on Argo (its `metrics` is DML100 to read there, and it has no
+    `metric-<name>` parameters for Argo's UI): not compared."""
     from dmlc.driver import load
     from dmlc.ir.model import Train
 
     steps = load(str(path)).pipeline.steps
     jobs = {n for n, s in steps.items() if isinstance(s, Train) and s.distributed}
-    return {key: (state, {k: v for k, v in outs.items() if not (key[0] in jobs and k == "metrics")})
-            for key, (state, outs) in outcome.items()}  # fmt: skip
+
+    def kept(step: str, name: str) -> bool:
+        return step not in jobs or (name != "metrics" and not name.startswith("metric-"))
+
+    return {key: (state, {k: v for k, v in outs.items() if kept(key[0], k)}) for key, (state, outs) in outcome.items()}
 
 
 PARAMS = {"quickstart": {"epochs": "1"}}  # smaller, for time: the same on both sides

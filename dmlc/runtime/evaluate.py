@@ -1,4 +1,5 @@
-"""The `evaluate` step: score a SavedModel on the test split of a dataset artifact -> param `metrics`."""
+"""The `evaluate` step: score a SavedModel on the test split of a dataset artifact -> param `metrics`
+(and, for the engines' UIs, a file per metric and the confusion matrix: `dmlc.semantics.metrics`)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import numpy as np
 
 from dmlc.ir.model import Evaluate
 from dmlc.runtime.data import load_arrays
-from dmlc.runtime.step_io import UserError, write_param
+from dmlc.runtime.step_io import UserError, write_metrics
+from dmlc.semantics import metrics as ui_metrics
+from dmlc.semantics.metrics import EVALUATE
 from dmlc.semantics.spec import StepSpec
 
-SUPPORTED = ("accuracy", "loss", "error", "precision", "recall", "f1")
+SUPPORTED = EVALUATE
 
 
 def run(spec: StepSpec) -> None:
@@ -25,8 +28,19 @@ def run(spec: StepSpec) -> None:
     probs = Predictor(model).predict_batched(x)
     scores = score(probs, y)
     metrics = {m: scores[m] for m in wanted} | {"n": len(y)}
-    write_param(spec.outputs_dir, "metrics", metrics)
+    write_metrics(spec, metrics)
+    ui_metrics.write_confusion(spec.outputs_dir, *confusion(probs, y))
     print("evaluate: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "n"))
+
+
+def confusion(probs: np.ndarray, y: np.ndarray) -> tuple[list[str], list[list[int]]]:
+    """The class names ("0", "1", ...: every class the model predicts) and the confusion matrix, a row per
+    true class and a column per predicted class."""
+    from sklearn.metrics import confusion_matrix
+
+    classes = list(range(probs.shape[1]))
+    matrix = confusion_matrix(y, probs.argmax(axis=1), labels=classes)
+    return [str(c) for c in classes], [[int(n) for n in row] for row in matrix]
 
 
 def score(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:

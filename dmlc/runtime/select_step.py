@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dmlc.ir.model import Select
-from dmlc.runtime.step_io import UserError, artifact_dir, read_json_file, write_param
+from dmlc.runtime.step_io import UserError, artifact_dir, read_json_file, write_metrics
 from dmlc.semantics.spec import StepSpec
 
 
@@ -39,7 +39,7 @@ def run(spec: StepSpec) -> None:
         "candidates": candidates,
         "reason": reason,
     }
-    write_param(spec.outputs_dir, "metrics", result)
+    write_metrics(spec, result)
     print(f"select: candidate {best['index']} ({best['path']}) with {metric} = {best['value']}: {reason}")
 
 

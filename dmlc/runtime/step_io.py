@@ -19,6 +19,7 @@ from typing import Any
 
 from dmlc.atomic import write_text
 from dmlc.semantics import handover
+from dmlc.semantics import metrics as ui_metrics
 from dmlc.semantics import spec as contract
 from dmlc.semantics.retry import EXIT_TRANSIENT  # noqa: F401 - the runtime's exit code for a retryable failure
 from dmlc.semantics.spec import StepSpec
@@ -81,6 +82,13 @@ def write_param(outputs_dir: Path, name: str, value: Any) -> Path:
     path = Path(outputs_dir) / name
     write_text(path, json.dumps(value, sort_keys=True, default=_json_default) + "\n")
     return path
+
+
+def write_metrics(spec: StepSpec, value: dict[str, Any]) -> None:
+    """The `metrics` param of a train / evaluate / select step, and beside it one file per metric the
+    engines' UIs show (`dmlc.semantics.metrics`: the one place they are written)."""
+    write_param(spec.outputs_dir, "metrics", value)
+    ui_metrics.write(spec.outputs_dir, spec.attrs, value)
 
 
 def _json_default(value: Any) -> Any:

@@ -22,7 +22,7 @@ from dmlc.runtime import callbacks as cb
 from dmlc.runtime.data import load_info, make_dataset
 from dmlc.runtime.local_cluster import launch, watch_launcher
 from dmlc.runtime.models import build_model, compile_model
-from dmlc.runtime.step_io import artifact_dir, write_json_file, write_param
+from dmlc.runtime.step_io import artifact_dir, write_json_file, write_metrics
 from dmlc.runtime.tfenv import import_tf, set_seed
 from dmlc.semantics.spec import StepSpec, instance_seed
 
@@ -159,5 +159,5 @@ def export(spec: StepSpec, weights: list[Any], name: str, info: dict, data: str,
         plain.save(str(out), save_format="tf")
         meta = {**metrics, "input_shape": info["input_shape"], "num_classes": info["num_classes"]}
         write_json_file(out / "dmlc_metrics.json", meta)
-    write_param(spec.outputs_dir, "metrics", metrics)
+    write_metrics(spec, metrics)
     print(f"train: test accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}", flush=True)

@@ -40,6 +40,7 @@ CAPABILITIES = {
     "schedule": "CronWorkflow with schedules",
     "node_selector / tolerations / affinity / service_account": "template fields; TFJob / serve: the manifest's pods",
     "accelerator / image_pull_secrets": "the GPU limit's resource name / spec.imagePullSecrets (+ manifests' pods)",
+    "metrics (train / evaluate / select)": "output parameters metric-<name>; Prometheus gauges with prometheus = true",
     "step output index x[0].out": "",
 }
 

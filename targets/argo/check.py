@@ -2,7 +2,8 @@
 
 Takes a validated `Pipeline` and its `CompileContext`; gives diagnostics pointing at the attribute:
 DML100 for a construct this target would have to drop or emulate, DML102 for a name that is not a valid
-Kubernetes / Argo name after sanitising (or that collides with another after sanitising).
+Kubernetes / Argo name after sanitising (or that collides with another after sanitising), DML106 for a
+metric name Argo cannot carry as an output parameter or a Prometheus metric.
 """
 
 from __future__ import annotations
@@ -13,17 +14,19 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from dmlc_targets.argo import dag, objstore, placeholders
+from dmlc_targets.argo import dag, objstore, placeholders, prometheus
 from dmlc_targets.argo.plan import Plan
 
-from dmlc.diagnostics.catalogue import DML100, DML102
+from dmlc.diagnostics.catalogue import DML100, DML102, DML106
 from dmlc.diagnostics.model import Diagnostic, Severity
-from dmlc.ir.model import Serve, Train
+from dmlc.ir.model import Evaluate, Select, Serve, Train
 from dmlc.ir.types import Ref
 from dmlc.k8s import is_k8s_name, k8s_name, tfjob_limits
+from dmlc.semantics import metrics as ui_metrics
 from dmlc.semantics.retry import describe
 from dmlc.targets import CompileContext
 
+_PARAM_NAME = re.compile(r"^[-a-zA-Z0-9_]+$")  # argo-workflows validate.go paramOrArtifactNameRegex
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
@@ -238,6 +241,31 @@ def _kind_checks(plan: Plan, ctx: CompileContext, step: str) -> list[Diagnostic]
     if isinstance(eff, Serve) and eff.autoscale is not None and not float(eff.autoscale.target).is_integer():
         help_ = "KServe's scaleTarget is a whole number"
         out.append(_unsupported(ctx, (*base, "autoscale", "target"), "a fractional autoscale target", help_))
+    out += _metric_names(plan, ctx, step)
+    return out
+
+
+def _metric_names(plan: Plan, ctx: CompileContext, step: str) -> list[Diagnostic]:
+    """DML106: a metric a step reports must name an output parameter, fixed when the workflow is written
+    (argo-workflows v4.1 workflow/validate/validate.go: `^[-a-zA-Z0-9_]+$`), and, with `prometheus`, a
+    Prometheus gauge (`prometheus.py`)."""
+    eff = plan.steps[step]
+    written = [(("metric",), eff.metric)] if isinstance(eff, Select) else []
+    if isinstance(eff, Evaluate):
+        written = [(("metrics", i), name) for i, name in enumerate(eff.metrics) if "${" in name]
+    out = []
+    for path, metric in written:
+        if "${" in metric:
+            what, help_ = "a metric named by a reference", "write its name: Argo names its outputs before the run"
+        elif not _PARAM_NAME.match(ui_metrics.param_name(metric)):
+            what, help_ = f"the metric name `{metric}` (an output parameter)", "use letters, digits, `-` and `_`"
+        elif plan.options.prometheus and not prometheus.valid(metric):
+            what = f"the metric name `{metric}` as a Prometheus gauge `{prometheus.metric_name(metric)}`"
+            help_ = "use letters, digits and `_`, or set `prometheus = false` in `target argo`"
+        else:
+            continue
+        where = ("steps", step, *path)
+        out.append(ctx.error(DML106, f"Argo cannot show {what}", where, "not an Argo metric name", help_))
     return out
 
 

@@ -55,6 +55,9 @@ class ArgoOptions(TargetOptions):
     elastic: Literal["error", "ignore"] = "error"
     """A TFJob cannot shrink to the workers that are left (`elastic`): "error" refuses it (DML100);
     "ignore" runs it with `workers` and restarts the whole job from its checkpoint instead."""
+    prometheus: bool = False
+    """Export the metrics of train / evaluate / select steps as template-level Prometheus gauges
+    (`dmlc_<metric>`, labels pipeline, step and, per instance, node) from the controller's metrics endpoint."""
     object_retry: Literal["error", "any"] = "error"
     """`retry.on` = "failure" / "transient" on a TFJob or InferenceService step: Argo sees no exit code of
     such an object, so the classes cannot be told apart. error: DML100; any: retry every failure."""

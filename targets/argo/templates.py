@@ -12,12 +12,13 @@ import json
 from collections.abc import Callable
 
 import hera.workflows.models as m
-from dmlc_targets.argo import fast, fastyaml, objstore, placeholders
+from dmlc_targets.argo import fast, fastyaml, objstore, placeholders, prometheus
 from dmlc_targets.argo.dag import OK
 from dmlc_targets.argo.plan import REFS_DIR, Plan
 
 from dmlc import k8s, placement
 from dmlc.ir.model import Retry, Serve, Task, Train
+from dmlc.semantics import metrics as ui_metrics
 from dmlc.semantics.retry import TRANSIENT_EXITS, by_codes
 from dmlc.units import format_duration
 
@@ -138,6 +139,9 @@ def _param_outputs(plan: Plan, step: str) -> list[m.Parameter]:
     for name, kind in plan.steps[step].outputs().items():
         path = f"{REFS_DIR}/{name}" if kind == "artifact" else f"{plan.outputs_dir(step)}/{name}"
         out.append(fast.Parameter(name=name, value_from=fast.ValueFrom(path=path)))
+    for metric in ui_metrics.names(plan.steps[step]):  # one parameter per number, for Argo's UI
+        path = f"{plan.outputs_dir(step)}/{ui_metrics.param_name(metric)}"
+        out.append(fast.Parameter(name=ui_metrics.param_name(metric), value_from=fast.ValueFrom(path=path)))
     return out + _ok_output(plan, step, fast.ValueFrom(path=f"{REFS_DIR}/{OK}", default="1"))
 
 
@@ -220,6 +224,7 @@ def container_template(plan: Plan, step: str) -> m.Template:
         container=container,
         volumes=ref_volumes or None,
         outputs=fast.Outputs(parameters=outputs or None, artifacts=arts_out or None) if outputs or arts_out else None,
+        metrics=prometheus.template_metrics(plan, step),
     )
 
 

@@ -46,6 +46,7 @@ class KfpTarget:
         "gang": "TFJob schedulingPolicy (Volcano); not for single-pod steps",
         "serve": "launcher task applying the InferenceService (+ router) of dmlc.k8s",
         "schedule": "recurring-run settings (header comment, document with --with-setup)",
+        "metrics (train / evaluate / select)": "Metrics artifact (a scalar each); evaluate: ClassificationMetrics",
         "step priority": "",
         "service_account of a task": "",
         "numeric scheduling.priority": "",

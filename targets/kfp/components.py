@@ -29,7 +29,8 @@ INPUT_TYPES = {
     "dict": "dict",
     "status": "PipelineTaskFinalStatus",  # the exit task's: the backend fills it in (dsl.ExitHandler)
 }
-OUTPUT_TYPES = {"artifact": "Output[Artifact]", "param": "OutputPath(str)", "list": "OutputPath(list)"}
+OUTPUT_TYPES = {"artifact": "Output[Artifact]", "param": "OutputPath(str)", "list": "OutputPath(list)",
+                "metrics": "Output[Metrics]", "classification": "Output[ClassificationMetrics]"}  # fmt: skip
 
 
 @dataclass
@@ -83,9 +84,10 @@ def epoch(name: str, image: str) -> Any:
 
 
 def _namespace() -> dict[str, Any]:
-    from kfp.dsl import Artifact, Input, Output, OutputPath, PipelineTaskFinalStatus
+    from kfp.dsl import Artifact, ClassificationMetrics, Input, Metrics, Output, OutputPath, PipelineTaskFinalStatus
 
-    return {"Artifact": Artifact, "Input": Input, "Output": Output, "OutputPath": OutputPath, "List": list,
+    return {"Artifact": Artifact, "ClassificationMetrics": ClassificationMetrics, "Input": Input, "Metrics": Metrics,
+            "Output": Output, "OutputPath": OutputPath, "List": list,
             "PipelineTaskFinalStatus": PipelineTaskFinalStatus}  # fmt: skip
 
 

@@ -31,6 +31,11 @@ PARAMETER_TYPES = {  # components.INPUT_TYPES / OUTPUT_TYPES keys -> kfp's Param
     "bool": "BOOLEAN", "list": "LIST", "jsons": "LIST", "dict": "STRUCT",
 }  # fmt: skip
 ARTIFACT = {"schemaTitle": "system.Artifact", "schemaVersion": "0.0.1"}
+SCHEMAS = {  # output kinds -> kfp's artifact classes (kfp.dsl.Artifact, Metrics, ClassificationMetrics)
+    "artifact": ARTIFACT,
+    "metrics": {"schemaTitle": "system.Metrics", "schemaVersion": "0.0.1"},
+    "classification": {"schemaTitle": "system.ClassificationMetrics", "schemaVersion": "0.0.1"},
+}
 CPU_RE = re.compile(r"([0-9]*[.])?[0-9]+m?$")  # pipeline_task._validate_cpu_request_limit
 MEMORY_RE = re.compile(r"^[0-9]+(E|Ei|P|Pi|T|Ti|G|Gi|M|Mi|K|Ki){0,1}$")
 MEMORY_UNITS = {"E": 10**18, "Ei": 1 << 60, "P": 10**15, "Pi": 1 << 50, "T": 10**12, "Ti": 1 << 40,
@@ -104,9 +109,10 @@ def component(pb: Any, inputs: dict[str, str], outputs: dict[str, str]) -> Any:
                 PARAMETER_TYPES[kind]
             )
     for name, kind in outputs.items():
-        if kind == "artifact":
-            spec.output_definitions.artifacts[name].artifact_type.schema_title = ARTIFACT["schemaTitle"]
-            spec.output_definitions.artifacts[name].artifact_type.schema_version = ARTIFACT["schemaVersion"]
+        if kind in SCHEMAS:
+            schema = SCHEMAS[kind]
+            spec.output_definitions.artifacts[name].artifact_type.schema_title = schema["schemaTitle"]
+            spec.output_definitions.artifacts[name].artifact_type.schema_version = schema["schemaVersion"]
             spec.output_definitions.artifacts[name].is_artifact_list = False
         else:
             spec.output_definitions.parameters[name].parameter_type = pb.ParameterType.ParameterTypeEnum.Value(

@@ -17,6 +17,7 @@ from dmlc.ir.effective import effective
 from dmlc.ir.graph import dependencies, refs, topological_order
 from dmlc.ir.model import Pipeline, Serve, Step, Train
 from dmlc.ir.types import Ref
+from dmlc.semantics import metrics as ui_metrics
 from dmlc.semantics.handover import binding_key
 
 Frame = tuple[str, str]  # ("loop", step) | ("if", step)
@@ -59,6 +60,10 @@ class StepPlan:
         return isinstance(self.step, Serve) or is_distributed(self.step)
 
 
+METRICS_OUTPUT = "dmlc_metrics"  # the `Output[Metrics]` of a step that reports metrics (the shim fills it)
+CONFUSION_OUTPUT = "dmlc_confusion"  # the `Output[ClassificationMetrics]` of an evaluate step
+
+
 def is_distributed(step: Step) -> bool:
     return isinstance(step, Train) and step.distributed
 
@@ -77,6 +82,10 @@ def output_kinds(pipeline: Pipeline, name: str, lists: set[tuple[str, str]]) -> 
     kinds = {}
     for output, kind in pipeline.steps[name].outputs().items():
         kinds[output] = "list" if (name, output) in lists else kind
+    if ui_metrics.reports(pipeline.steps[name]):  # the numbers, for KFP's UI (the shim fills it)
+        kinds[METRICS_OUTPUT] = "metrics"
+    if ui_metrics.classifies(pipeline.steps[name]):  # evaluate's confusion matrix
+        kinds[CONFUSION_OUTPUT] = "classification"
     return kinds
 
 

@@ -13,6 +13,7 @@ Nothing here imports kfp or TensorFlow.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -24,7 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dmlc_targets.kfp.plan import CONFUSION_OUTPUT, METRICS_OUTPUT
+
 from dmlc.ir import when as when_ir
+from dmlc.semantics import metrics as ui_metrics
+from dmlc.semantics import spec as contract
 from dmlc.semantics import when
 from dmlc.semantics.handover import binding_key
 from dmlc.semantics.outputs import param_value
@@ -166,6 +171,47 @@ def run_step(args: dict[str, Any]) -> None:
         else:
             _run(spec, tmp)
         _deliver(spec["outputs"], Path(spec["outputs_dir"]), args)
+        _report_metrics(spec, Path(spec["outputs_dir"]), args.get(METRICS_OUTPUT))
+        _report_confusion(Path(spec["outputs_dir"]), args.get(CONFUSION_OUTPUT))
+
+
+def _report_confusion(produced: Path, artifact: Any) -> None:
+    """evaluate's confusion matrix as its `ClassificationMetrics` artifact (kfp's `log_confusion_matrix`
+    writes the metadata the UI draws), and as the artifact's file."""
+    if artifact is None:
+        return
+    try:
+        categories, matrix = ui_metrics.read_confusion(produced)
+    except (OSError, ValueError, KeyError) as exc:
+        raise SystemExit(f"dmlc: the step's confusion matrix cannot be read: {exc}") from None
+    artifact.log_confusion_matrix(categories, matrix)
+    path = Path(str(_path(artifact)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"categories": categories, "matrix": matrix}))
+
+
+def _metric_names(spec: dict[str, Any]) -> list[str]:
+    return ui_metrics.names(contract.load(spec).attrs)
+
+
+def _report_metrics(spec: dict[str, Any], produced: Path, artifact: Any) -> None:
+    """The step's numbers (the `metric-<name>` files the runtime wrote) as scalars of its `Metrics`
+    artifact: kfp's executor writes the artifact's metadata into `executor_output.json`
+    (`artifacts[name].artifacts[0].metadata`), the backend's launcher records it in ML Metadata, and
+    the run's UI shows each one. The artifact's file holds the same numbers as JSON."""
+    if artifact is None:
+        return
+    try:
+        found = ui_metrics.read(produced, contract.load(spec).attrs)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"dmlc: {exc}") from None
+    for name, value in found.items():
+        # the backend reads executor_output.json with Go's protojson, which takes no NaN or Infinity: such a
+        # number goes as its text ("NaN", "+Inf"), which the UI shows as it is
+        artifact.log_metric(name, value if math.isfinite(value) else ui_metrics.text(value))
+    path = Path(str(_path(artifact)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({k: ui_metrics.text(v) for k, v in found.items()}, sort_keys=True))
 
 
 def _run(spec: dict[str, Any], tmp: str) -> None:
@@ -190,7 +236,8 @@ def _launch(task: dict[str, Any], spec: dict[str, Any], args: dict[str, Any], lo
     out, work = staging.root / "out", staging.root / "work"
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    launch = {**task["launch"], "outputs_dir": str(out), "outputs": spec["outputs"]}
+    metric_files = {ui_metrics.param_name(name): "param" for name in _metric_names(spec)}
+    launch = {**task["launch"], "outputs_dir": str(out), "outputs": {**spec["outputs"], **metric_files}}
     job_spec = {**spec, "outputs_dir": str(out), "work_dir": str(work)}
     claims = {placeholder: str(args[f"dmlc_pvc_{volume}"]) for volume, placeholder in launch["claims"].items()}
     claims[launch["data"]["claim"]] = str(args["dmlc_data_pvc"])

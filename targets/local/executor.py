@@ -329,7 +329,7 @@ class Executor(Scheduler):
         self._upload(inst, outputs)  # before the commit: a run killed mid-upload redoes only this instance
         self.rundir.commit(inst.step, inst.key, result)
         folder = self.rundir.instance(inst.step, inst.key) / "outputs"
-        rows = records.output_rows(self.steps[inst.step].plan.step.outputs(), outputs, digests, folder)
+        rows = records.output_rows(self.steps[inst.step].plan.step, outputs, digests, folder)
         self.store.put_outputs(self.run_id, inst.step, inst.key, rows)
         self.store.put_inputs(self.run_id, inst.step, inst.key, inst.inputs)
 

@@ -15,6 +15,9 @@ from typing import Any
 from dmlc_targets.local.proc import Exit
 from dmlc_targets.local.state import Instance
 
+from dmlc.ir.model import Step
+from dmlc.semantics import metrics as ui_metrics
+
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
@@ -58,15 +61,28 @@ def attempt_row(run_id: str, inst: Instance, outcome: str, ex: Exit | None) -> d
     }
 
 
-def output_rows(kinds: dict[str, str], outputs: dict[str, Any], digests: dict[str, str], folder: Path) -> list[dict]:
+def output_rows(step: Step, outputs: dict[str, Any], digests: dict[str, str], folder: Path) -> list[dict]:
     """One artifact row per output (a param's file counts: lineage follows values too), plus metrics."""
+    kinds = step.outputs()
     rows: list[dict[str, Any]] = []
     for name, value in outputs.items():
         path = value if kinds[name] == "artifact" else str(folder / name)
         rows.append({"digest": digests[name], "path": path, "name": name, "kind": kinds[name]})
         if kinds[name] == "param":
             rows += metric_rows(name, value)
-    return rows
+    return rows + ui_rows(step, outputs, {r["name"] for r in rows if r.get("metric")})
+
+
+def ui_rows(step: Step, outputs: dict[str, Any], have: set[str]) -> list[dict[str, Any]]:
+    """The numbers the engines' UIs show for this step (`dmlc.semantics.metrics`) that the rows above
+    lack under their names: a `select` step's chosen value, as `accuracy` (say) beside `value`."""
+    if not isinstance(outputs.get("metrics"), dict):
+        return []
+    try:
+        found = ui_metrics.values(step, outputs["metrics"])
+    except (KeyError, TypeError, ValueError):
+        return []  # a `metrics` output without them (a step written by hand): nothing more to show
+    return [{"metric": True, "name": k, "value": v} for k, v in found.items() if k not in have]
 
 
 def metric_rows(name: str, value: Any) -> list[dict[str, Any]]:

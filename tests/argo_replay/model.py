@@ -86,6 +86,15 @@ class Replay:
                 return n
         raise KeyError(f"no node {path!r}; nodes: {sorted(n.task_path for n in self.nodes.values())}")
 
+    @property
+    def gauges(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """(metric name, sorted labels) -> value of every template-level gauge the controller set."""
+        return dict(self._ctx.gauges) if self._ctx is not None else {}
+
+    @property
+    def metric_errors(self) -> list[str]:
+        return list(self._ctx.metric_errors) if self._ctx is not None else []
+
     def phases(self) -> dict[str, str]:
         """Task path -> phase, for every node but the workflow's own."""
         return {n.task_path: n.phase for n in self.nodes.values() if n.task_path}
@@ -129,6 +138,8 @@ class Ctx:
         self.services: dict[str, Any] = {}
         self.transient_pattern: str | None = None
         self.secrets: dict[str, dict[str, str]] = {}  # Kubernetes Secrets the executor reads (S3 credentials)
+        self.gauges: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}  # template Prometheus metrics
+        self.metric_errors: list[str] = []  # the workflow's MetricsError condition messages
 
     def now(self) -> float:
         return time.time() + self.clock

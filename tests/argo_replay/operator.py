@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.argo_replay import gojson, pod, resource
+from tests.argo_replay import gojson, metrics, pod, resource
 from tests.argo_replay.dag import execute_dag
 from tests.argo_replay.expr import ExprError, parse
 from tests.argo_replay.exprenv import func_map
@@ -144,10 +144,13 @@ def execute_template(
             node.labels = dict((processed.get("metadata") or {}).get("labels") or {})
             return ctx.finish(node, "Succeeded")
     if strategy is not None:
-        return with_retries(ctx, node, name, processed, strategy, kind, boundary, template, keep_result)
+        node = with_retries(ctx, node, name, processed, strategy, kind, boundary, template, keep_result)
+        metrics.emit(ctx, node, processed)
+        return node
     node = node or ctx.new_node(name, node_type(kind), template, boundary)
     run_kind(ctx, node, processed, kind, keep_result)
     save_memo(ctx, node)
+    metrics.emit(ctx, node, processed)
     return node
 
 

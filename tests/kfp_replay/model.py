@@ -40,6 +40,26 @@ class Artifact:
         """A RuntimeArtifact as the executor input holds it."""
         return {"name": self.name, "type": {"schemaTitle": self.schema}, "uri": self.uri, "metadata": self.metadata}
 
+    def custom_properties(self) -> dict[str, Any]:
+        """The artifact's metadata as ML Metadata records it and the run's UI reads it
+        (`backend/src/v2/metadata/converter.go` toMLMDArtifact, StructValueToMLMDValue): a number is a
+        double, a string a string, a bool an int, a list `{"list": [...]}`, a map `{"struct": {...}}`."""
+        return {k: _mlmd_value(v) for k, v in self.metadata.items() if k != "_kfp_workspace"}
+
+
+def _mlmd_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, list):
+        return {"list": value}
+    if isinstance(value, dict):
+        return {"struct": value}
+    if isinstance(value, str):
+        return value
+    raise NotReplayed(f"artifact metadata of type {type(value).__name__}")  # converter.go: unsupported
+
 
 @dataclass
 class Execution:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dmlc.driver import compile_file
+from dmlc.semantics import metrics as ui_metrics
 from dmlc.semantics.outputs import param_value
 from tests.differential import Outcome, _collapse, _kinds
 from tests.kfp_replay import FAILED, SUCCEEDED, BackendRejected, Execution, Run, replay
@@ -50,8 +51,24 @@ def outcome_of(run: Run, kinds: dict[str, dict[str, str]]) -> Outcome:
         key = str(ex.iterations_of[-1]) if ex.iterations_of else "-"
         produced = {**ex.parameters, **ex.artifacts}
         outputs = {n: _value(produced[n], kind) for n, kind in kinds[step].items() if n in produced}
+        outputs |= ui_scalars(ex)
         out[(step, key)] = (KFP_STATES.get(ex.state, "not run"), outputs if ex.state == SUCCEEDED else {})
     return _collapse(out, kinds)
+
+
+def ui_scalars(ex: Execution) -> dict[str, float]:
+    """The scalars of the task's `Metrics` artifact as the backend records them: the launcher merges the
+    executor output's `artifacts[name].artifacts[0].metadata` into the output artifact
+    (`backend/src/v2/component/launcher_v2.go` uploadOutputArtifacts, mergeRuntimeArtifacts) and records
+    it in ML Metadata as the artifact's custom properties (`Artifact.custom_properties`), which the run's
+    UI lists for a `system.Metrics` artifact (`frontend/src/components/viewers/MetricsVisualizations.tsx`,
+    kubeflow/pipelines master of 2026-08). Keyed `metric-<name>` as Argo's parameters are; a number the
+    step could not give (NaN, an infinity) is a string there, as the shim logs it."""
+    found = {}
+    for artifact in ex.artifacts.values():
+        if artifact.schema == "system.Metrics":
+            found |= {ui_metrics.param_name(k): float(v) for k, v in artifact.custom_properties().items()}
+    return found
 
 
 def run_kfp(path: Path, root: Path, params: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Run:

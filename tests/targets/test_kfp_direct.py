@@ -27,7 +27,15 @@ from tests.pipeline_gen import generated_settings, pipelines
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.dml"))
 # the examples with loops, or an exit handler (kfp's ExitHandler group): the fallback
-LOOPS = {"fan_in_fan_out", "fashion_mnist", "object_store", "quickstart", "sync_async", "exit_handler"}
+LOOPS = {
+    "engine_metrics",
+    "fan_in_fan_out",
+    "fashion_mnist",
+    "object_store",
+    "quickstart",
+    "sync_async",
+    "exit_handler",
+}
 
 
 def pyyaml(docs: list) -> str:

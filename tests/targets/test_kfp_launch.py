@@ -14,7 +14,7 @@ into the task's output artifact; the objects land in the launcher pod's namespac
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ if json.loads(os.environ["TF_CONFIG"])["task"]["index"] == 0:
     (out / "model").mkdir(parents=True)
     (out / "model" / "saved_model.pb").write_text((data / "dataset.json").read_text())
     (out / "metrics").write_text(json.dumps({"accuracy": 0.5, "seen": str(data)}))
+    (out / "metric-accuracy").write_text("0.5")  # as dmlc.semantics.metrics.write: the engines' UIs
+    (out / "metric-loss").write_text("0.25")
 """
 
 
@@ -56,6 +58,10 @@ class Artifact:
 
     path: str
     uri: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def log_metric(self, metric: str, value: float) -> None:  # kfp.dsl.Metrics
+        self.metadata[metric] = value
 
 
 def _launcher_task(tmp_path: Path, volume: Path) -> dict[str, Any]:
@@ -110,9 +116,11 @@ def test_a_launched_tfjob_reads_and_writes_only_through_the_data_volume(
         "data__dataset": Artifact(str(downloaded), uri + "data/dataset"),
         "model": Artifact(str(tmp_path / "upload" / "model"), uri + "model/model"),
         "metrics": str(tmp_path / "upload" / "metrics"),
+        "dmlc_metrics": Artifact(str(tmp_path / "upload" / "dmlc_metrics"), uri + "model/dmlc_metrics"),
         "dmlc_data_pvc": "launched-r1-dmlc-data",
     }
     shim.run_step(args)
+    assert args["dmlc_metrics"].metadata == {"accuracy": 0.5, "loss": 0.25}  # the job's numbers, for KFP's UI
     (job,) = cluster.created
     assert job["kind"] == "TFJob" and job["metadata"]["namespace"] == "team-a"  # not the file's "kubeflow"
     volumes = job["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["volumes"]
