@@ -149,10 +149,10 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from dmlc import schema
+    from dmlc import schema, schema_install
 
     if args.install is not None:  # editors without the dmlc extension: the schema by file name, offline
-        for path in schema.install(args.install):
+        for path in schema_install.install(args.install):
             print(f"wrote {path}")
         print(f"YAML files named {' or '.join(schema.FILE_PATTERNS)} in {args.install} now use the dmlc schema")
         return EXIT_OK

@@ -24,15 +24,15 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
-from pydantic import BaseModel, StringConstraints
+from annotated_types import Ge, Gt
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from dmlc import units
-from dmlc.schema_patterns import ANY, END, NUMBER, decimal_between, portable, ws
+from dmlc.schema_keywords import any_of, check_rules, constrain, name_re, pattern_words, unit_body, unit_of
+from dmlc.schema_patterns import portable
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = "urn:dmlc:schema:pipeline:1"  # a name, not a place: nothing is fetched (see README, Editors)
@@ -45,11 +45,6 @@ CONVERSION: dict[Callable[..., Any], tuple[str, dict[str, float]]] = {
     units.parse_duration: ("float", {**units.DURATION_UNITS, "": 1}),
     units.parse_memory: ("trunc", units.MEMORY_UNITS),
     units.parse_cpu: ("round", units.CPU_UNITS),
-}
-UNIT_WORDS = {
-    units.parse_duration: "none for seconds",
-    units.parse_memory: "none for bytes",
-    units.parse_cpu: "m for millicores, none for cores",
 }
 
 
@@ -72,42 +67,11 @@ def schema_text() -> str:
 
 
 # ---------------------------------------------------------------------------------------------------
-# check's own field rules, in the schema's words
-
-
-def _check_rules() -> dict[str, Any]:
-    """Patterns and messages taken from check's rules (dmlc.validate), so that both read alike."""
-    from dmlc.ir.model import BUILTIN_MODELS
-    from dmlc.ir.types import NAME_RE, REF_BODY
-    from dmlc.validate.process import ENV_NAME
-    from dmlc.validate.rules import RESERVED
-
-    space = ws("python")  # str.strip() and re's \s: the same set
-    seg = "[A-Za-z_][A-Za-z0-9_]*"
-    if REF_BODY.pattern != rf"^({seg})((?:\.{seg}|\[(?:\d+|\*)\])*)$":
-        raise RuntimeError("dmlc.ir.types.REF_BODY changed: update the reference pattern in dmlc/schema.py")
-    body = rf"{space}*{seg}(?:\[(?:[0-9]+|\*)\])?(?:\.{seg})*{space}*"  # parse_ref: one index, right after the name
-    name = portable(NAME_RE, "rust")
-    words = "|".join(RESERVED)
-    return {
-        "name": name,
-        "step_name": f"^(?!(?:{words}){END})" + name.removeprefix("^"),
-        "reserved": ", ".join(RESERVED),
-        "env_name": portable(ENV_NAME.pattern, "python"),
-        "ref": rf"^\$\{{{body}\}}\n?{END}",  # REF_FULL (Python's `$`) around a body parse_ref takes
-        "interpolation": rf"^(?!{ANY}*(?<!\$)\$\{{(?!{body}\}})[^{{}}]*\}})",  # INTERP: every ${...} parses
-        "no_nul": rf"^(?!{ANY}*\x00)",
-        "model": "^(?:" + "|".join(BUILTIN_MODELS) + rf"){END}|:|^\$\{{[^{{}}]*\}}\n?{END}",
-        "builtin_models": ", ".join(BUILTIN_MODELS),
-    }
-
-
-# ---------------------------------------------------------------------------------------------------
 
 
 class _Builder:
     def __init__(self) -> None:
-        self.rules = _check_rules()
+        self.rules = check_rules()
         self.defs: dict[str, Any] = {}
         self.models: dict[tuple[type, Place], str] = {}
 
@@ -228,7 +192,7 @@ class _Builder:
         if default is not None:
             out["default"] = default
             text += f" Default: {json.dumps(default, ensure_ascii=False)}."
-        unit = _unit_of(info)
+        unit = unit_of(info)
         examples = [e.strip() for e in unit.example.split(",")] if unit is not None else out.pop("examples", None)
         if examples:
             out["examples"] = examples
@@ -242,7 +206,7 @@ class _Builder:
         if info.is_required():
             return None
         value = info.get_default(call_default_factory=True)
-        unit = _unit_of(info)
+        unit = unit_of(info)
         if unit is not None and value is not None:
             return unit.fmt(value)
         if value in (None, {}, []) or isinstance(value, BaseModel):
@@ -261,14 +225,14 @@ class _Builder:
             branches = [self.annotation(m, meta, place, resources) for m in members]
             if type(None) in get_args(tp):
                 branches.append({"type": "null"})
-            return _any_of(branches)
+            return any_of(branches)
         refs = [m for m in meta if type(m).__name__ == "_RefOr"]
         if refs:
             rest = [m for m in meta if m not in refs]
             inner = self.annotation(tp, rest, place, resources)
             if inner.get("type") == "string" or inner.get("$ref") == "#/$defs/Text":
                 return inner  # a reference is text already, and TextRules check every ${...} in text
-            out = _any_of([inner, self.reference()])
+            out = any_of([inner, self.reference()])
             kinds = [k for k in out.get("type", []) if k not in ("string", "null")]
             words = {"integer": "a whole number", "number": "a number", "array": "a list"}
             if "patternErrorMessage" in out and kinds:
@@ -290,7 +254,7 @@ class _Builder:
         if origin is list:
             (item,) = get_args(tp) or (Any,)
             out = {"type": "array", "items": self.annotation(item, [], place)}
-            return _constrain(out, meta)
+            return constrain(out, meta)
         if origin is dict:
             key, value = get_args(tp)
             out = {"type": "object"}
@@ -308,9 +272,9 @@ class _Builder:
         if tp is bool:
             return {"type": "boolean"}
         if tp is int:
-            return _constrain({"type": "integer", "minimum": -INT_MAX, "maximum": INT_MAX}, meta)
+            return constrain({"type": "integer", "minimum": -INT_MAX, "maximum": INT_MAX}, meta)
         if tp is float:
-            return _constrain({"type": "number", "minimum": -INT_MAX, "maximum": INT_MAX}, meta)
+            return constrain({"type": "number", "minimum": -INT_MAX, "maximum": INT_MAX}, meta)
         raise TypeError(f"dmlc schema: no JSON Schema for {tp!r}; add it to dmlc/schema.py")
 
     def string(self, meta: list[Any], place: Place) -> dict[str, Any]:
@@ -319,8 +283,8 @@ class _Builder:
             pattern = getattr(m, "pattern", None)
             if pattern is not None:
                 out["pattern"] = portable(pattern, "rust")
-                out["patternErrorMessage"] = _pattern_words(pattern)
-        out = _constrain(out, [m for m in meta if not hasattr(m, "pattern")])
+                out["patternErrorMessage"] = pattern_words(pattern)
+        out = constrain(out, [m for m in meta if not hasattr(m, "pattern")])
         if place.in_step:
             return self.text(out)
         return out
@@ -352,7 +316,7 @@ class _Builder:
             key, *meta = get_args(key)
         pattern = next((m.pattern for m in meta if getattr(m, "pattern", None)), None)
         if pattern is not None:
-            return self.ref("Name", self.name) if pattern == _name_re() else {"pattern": portable(pattern, "rust")}
+            return self.ref("Name", self.name) if pattern == name_re() else {"pattern": portable(pattern, "rust")}
         if place.in_step:
             return {"pattern": self.rules["no_nul"], "patternErrorMessage": "a process cannot receive a NUL character"}
         return None
@@ -472,233 +436,7 @@ class _Builder:
         high = (Fraction(unit.limit), True)
         kind = {"float": "Duration", "trunc": "Memory", "round": "Cpu"}[mode]
         name = ("Resource" if resources else "Positive" if extra else "") + kind
-        body = self.unit_body(unit, mode, table, low, high, extra)
+        body = unit_body(unit, mode, table, low, high, extra)
         if self.defs.setdefault(name, body) != body:
             raise RuntimeError(f"dmlc schema: two unit kinds named {name}")
         return {"$ref": f"#/$defs/{name}"}
-
-    def unit_body(
-        self,
-        unit: Any,
-        mode: str,
-        table: dict[str, float],
-        low: tuple[Fraction, bool],
-        high: tuple[Fraction, bool],
-        extra: str,
-    ) -> dict[str, Any]:
-        x_low, x_high = _as_product(mode, low, "low"), _as_product(mode, high, "high")
-        space = ws("python")
-        names = sorted(table, key=lambda u: (-len(u), u))
-        form = rf"{space}*{NUMBER}{space}*(?:{'|'.join(names)}){space}*{END}"
-        ranges = []
-        for u in names:
-            factor = Fraction(str(table[u]))
-            low_u = None if x_low is None else (x_low[0] / factor, x_low[1])
-            high_u = (x_high[0] / factor, x_high[1])
-            ranges.append(decimal_between(low_u, high_u) + rf"{space}*{u}")
-        in_range = rf"^(?!{form})|^{space}*(?:{'|'.join(ranges)}){space}*{END}"
-        listed = ", ".join(u for u in table if u)
-        words = UNIT_WORDS[unit.parse]
-        limits = (f"{extra} and " if extra else "") + f"at most {unit.limit_text}"
-        # one schema with type-specific keywords, not anyOf: pattern reads strings, minimum numbers, so an
-        # editor names the problem of the value's own type ("at least 1Mi", not "expected a string")
-        out: dict[str, Any] = {
-            "description": f"a {unit.what}, e.g. {unit.example}",
-            "examples": [e.strip() for e in unit.example.split(",")],
-            "type": ["string", "number"],
-            "pattern": "^" + form,
-            "patternErrorMessage": f"a {unit.what} is a number and a unit: {listed} ({words}), e.g. {unit.example}",
-            "allOf": [{"pattern": in_range, "patternErrorMessage": f"a {unit.what} of {limits}"}],
-        }
-        one = Fraction(str(table[""]))
-        if x_low is not None:
-            out["minimum" if x_low[1] else "exclusiveMinimum"] = _json_number(x_low[0] / one)
-        out["maximum" if x_high[1] else "exclusiveMaximum"] = _json_number(x_high[0] / one)
-        return out
-
-
-def _as_product(mode: str, bound: tuple[Fraction, bool], side: str) -> tuple[Fraction, bool] | None:
-    """A bound on the stored value -> the bound on `number * factor` before check converts it."""
-    value, inclusive = bound
-    if mode == "float":
-        return bound
-    if mode == "trunc":  # int(): toward zero
-        if side == "low":
-            whole = value if inclusive else value + 1
-            return (whole, True) if whole > 0 else (whole - 1, False)
-        whole = value if inclusive else value - 1
-        return (whole + 1, False)
-    # round(): half to even; the half point belongs to the even neighbour
-    if side == "low":
-        whole = value if inclusive else value + 1
-        return (whole - Fraction(1, 2), whole % 2 == 0)
-    whole = value if inclusive else value - 1
-    return (whole + Fraction(1, 2), whole % 2 == 0)
-
-
-def _json_number(value: Fraction) -> int | float:
-    return int(value) if value.denominator == 1 else float(value)
-
-
-def _unit_of(info: FieldInfo) -> Any:
-    for m in info.metadata:
-        if type(m).__name__ == "_Unit":
-            return m
-
-    def find(tp: Any) -> Any:
-        if get_origin(tp) is Annotated:
-            for m in get_args(tp)[1:]:
-                if type(m).__name__ == "_Unit":
-                    return m
-            return find(get_args(tp)[0])
-        if get_origin(tp) in (Union, types.UnionType):
-            for a in get_args(tp):
-                found = find(a)
-                if found is not None:
-                    return found
-        return None
-
-    return find(info.annotation)
-
-
-def _name_re() -> str:
-    from dmlc.ir.types import NAME_RE
-
-    return NAME_RE
-
-
-def _pattern_words(pattern: str) -> str:
-    """A message for a field pattern of the IR (the ones the models declare)."""
-    if pattern == _name_re():
-        return "a name starts with a letter or _ and holds only letters, digits and _"
-    known = {
-        "^/": "an absolute path (starting with /)",
-        r"^\s*\S+(\s+\S+){4}\s*$": 'a cron expression with five fields, e.g. "0 3 * * *"',
-        r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$": 'a Python function as "pkg.module:function"',
-        r"^[a-z0-9][a-z0-9.-]*/[A-Za-z0-9._-]+$": 'a secret reference as "secret-name/key"',
-    }
-    from dmlc.ir.placement import PATTERN_WORDS
-
-    return {**known, **PATTERN_WORDS}.get(pattern, f"must match {pattern}")
-
-
-def _constrain(out: dict[str, Any], meta: list[Any]) -> dict[str, Any]:
-    for m in meta:
-        if isinstance(m, Ge):
-            out["minimum"] = max(m.ge, out.get("minimum", m.ge))
-        elif isinstance(m, Gt):
-            out.pop("minimum", None)
-            out["exclusiveMinimum"] = m.gt
-        elif isinstance(m, Le):
-            out["maximum"] = min(m.le, out.get("maximum", m.le))
-        elif isinstance(m, Lt):
-            out.pop("maximum", None)
-            out["exclusiveMaximum"] = m.lt
-        elif isinstance(m, MinLen):
-            out["minItems" if out.get("type") == "array" else "minLength"] = m.min_length
-        elif isinstance(m, MaxLen):
-            out["maxItems" if out.get("type") == "array" else "maxLength"] = m.max_length
-        elif isinstance(m, StringConstraints) and not _only_pattern(m):
-            raise TypeError(f"dmlc schema: no JSON Schema for {m!r} (only a pattern)")
-        elif type(m).__name__ == "_Unique":  # dmlc.ir.types.UNIQUE: a repeat is DML029
-            out["uniqueItems"] = True
-        elif getattr(m, "pattern", None) is not None or (isinstance(m, FieldInfo) and m.discriminator is not None):
-            continue
-        else:
-            raise TypeError(f"dmlc schema: no JSON Schema for the constraint {m!r}")
-    return out
-
-
-def _only_pattern(m: StringConstraints) -> bool:
-    return all(getattr(m, f) is None for f in ("strip_whitespace", "to_upper", "to_lower", "min_length", "max_length"))
-
-
-TYPE_KEYWORDS = {  # keywords that read only values of one JSON type
-    "string": {"pattern", "patternErrorMessage", "minLength", "maxLength"},
-    "integer": {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"},
-    "number": {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"},
-    "array": {"items", "minItems", "maxItems"},
-    "null": set(),
-    "boolean": set(),
-}
-
-
-def _any_of(branches: list[dict[str, Any]]) -> dict[str, Any]:
-    """One of these schemas. Branches of different JSON types whose keywords read only their own type
-    become one schema (`type: [integer, string]`): the same values, and yaml-language-server then reports
-    the problem of the value's own type instead of a merged "incorrect type" from its first branch."""
-    flat: list[dict[str, Any]] = []
-    for b in branches:
-        flat += b["anyOf"] if set(b) == {"anyOf"} else [b]
-    if len(flat) == 1:
-        return flat[0]
-    merged: dict[str, Any] = {}
-    types_seen: list[str] = []
-    for b in flat:
-        kinds = b.get("type")
-        kinds = [kinds] if isinstance(kinds, str) else kinds
-        if not kinds or any(k not in TYPE_KEYWORDS or k in types_seen for k in kinds):
-            break
-        allowed = set().union(*(TYPE_KEYWORDS[k] for k in kinds)) | {"type"}
-        if set(b) - allowed or set(b) & set(merged) - {"type"}:
-            break
-        types_seen += kinds
-        merged.update({k: v for k, v in b.items() if k != "type"})
-    else:
-        return {"type": types_seen, **merged}
-    if flat[-1] == {"type": "null"}:  # nullable choices: null is one more value
-        values = flat[0].get("enum", [flat[0]["const"]] if "const" in flat[0] else None)
-        if len(flat) == 2 and values is not None and set(flat[0]) <= {"enum", "const"}:
-            return {"enum": [*values, None]}
-    return {"anyOf": flat}
-
-
-# ---------------------------------------------------------------------------------------------------
-# editors
-
-
-def install(folder: str | Path = ".") -> list[Path]:
-    """Write the schema to `folder`/.vscode/dmlc.schema.json and associate it with *.dml.yaml and
-    *.dml.yml there: `yaml.schemas` in `folder`/.vscode/settings.json, which the YAML extension sends to
-    yaml-language-server (other editors take the same setting). Keeps the other settings; a settings
-    file that is not plain JSON (VS Code allows comments) is left alone: DML200 with the entry to add."""
-    from dmlc.atomic import output_error, write_output
-    from dmlc.diagnostics.catalogue import DML200
-    from dmlc.diagnostics.model import Diagnostic, DmlError, Label
-
-    vscode = Path(folder) / ".vscode"
-    settings_path = vscode / "settings.json"
-    settings: Any = {}
-    if settings_path.exists():
-        try:
-            settings = json.loads(settings_path.read_text(encoding="utf-8") or "{}")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            why = f"{exc.msg} at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-            help_ = f"add this entry to it by hand: {install_setting_text()}"
-            raise DmlError(
-                [Diagnostic(DML200, f"cannot read `{settings_path}` as JSON: {why}", Label(None), help=help_)]
-            ) from None
-        if not isinstance(settings, dict):
-            help_ = f"add this entry to it by hand: {install_setting_text()}"
-            raise DmlError(
-                [Diagnostic(DML200, f"`{settings_path}` does not hold a JSON object", Label(None), help=help_)]
-            )
-    schemas = settings.get("yaml.schemas")
-    schemas = dict(schemas) if isinstance(schemas, dict) else {}
-    schemas[INSTALL_KEY] = list(FILE_PATTERNS)
-    settings["yaml.schemas"] = schemas
-    try:
-        vscode.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise output_error(str(vscode), exc) from None
-    target = vscode / "dmlc.schema.json"
-    write_output(str(target), schema_text())
-    write_output(str(settings_path), json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
-    return [target, settings_path]
-
-
-INSTALL_KEY = "./.vscode/dmlc.schema.json"  # relative to the workspace folder, as yaml-language-server reads it
-
-
-def install_setting_text() -> str:
-    return json.dumps({"yaml.schemas": {INSTALL_KEY: list(FILE_PATTERNS)}})

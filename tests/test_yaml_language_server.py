@@ -33,7 +33,8 @@ from dmlc.diagnostics.model import Diagnostic, DmlError
 from dmlc.driver import Loaded, check_file, target_context
 from dmlc.ir.lower import lower
 from dmlc.parse import parse_file
-from dmlc.schema import FILE_PATTERNS, INSTALL_KEY
+from dmlc.schema import FILE_PATTERNS
+from dmlc.schema_install import INSTALL_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "tests" / "yaml_language_server"
