@@ -159,3 +159,22 @@ def test_when_allows_no_code(expr: str) -> None:
 def test_when_allows_comparisons_and_whitelisted_functions() -> None:
     text = SMALL.replace("after = [best]", 'after = [best]\n    when = "len(params.n) >= 0 and best.accuracy > 0.5"')
     assert load_text(text).steps["report"].when
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("on", "on"), ("yes", "yes"), ("Off", "Off"), ("y", "y"), ("true", True), ("FALSE", False),
+        ("0123", 123), ("0o17", 15), ("0x1F", 31), ("1_000", "1_000"), ("1:30", "1:30"), ("-2.5e3", -2500.0),
+        ("~", None), ("null", None), ("2024-01-01", "2024-01-01"), ("'on'", "on"), ("!!str 12", "12"),
+    ],
+)  # fmt: skip
+def test_yaml_plain_scalars_follow_yaml_1_2_core_like_editors(text: str, value: object) -> None:
+    """yaml-language-server and the JSON Schema read YAML 1.2: `on` is a string, not PyYAML's 1.1 true."""
+    doc = parse_text(f"pipeline: p\nparams:\n  x: {text}\n", "p.yaml")
+    assert doc.data["params"]["x"] == value and type(doc.data["params"]["x"]) is type(value)
+
+
+def test_a_yaml_key_named_on_is_the_retry_classes_key() -> None:
+    text = 'pipeline: p\nsteps:\n  t:\n    kind: task\n    command: ["true"]\n    retry: {limit: 1, on: [75]}\n'
+    assert lower(parse_text(text, "p.yaml")).steps["t"].retry.on == [75]

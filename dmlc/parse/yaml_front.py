@@ -3,11 +3,16 @@
 Tokens are scanned first, so aliases (the "billion laughs" bomb), absurd nesting and more than
 `MAX_SCALARS` keys and values are refused before anything is built; keys are checked for duplicates
 with both places reported.
+
+Plain scalars are read by YAML 1.2's core schema, as editors (yaml-language-server) and the JSON Schema
+read them, not by PyYAML's YAML 1.1 rules: `on`, `yes`, `off` are strings (a `retry: {on: [75]}` key
+stays `on`), `0123` is 123, `1_000` and `1:30` are strings.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import yaml
@@ -18,6 +23,17 @@ from dmlc.parse.document import MAX_DEPTH, MAX_ERRORS, Document, Path, first_dee
 from dmlc.source import Source, Span
 
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+IMPLICIT_11 = {f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float", "null", "timestamp", "str")}
+CORE_12 = (  # YAML 1.2.2 section 10.3.2, the core schema's tag resolution of plain scalars
+    (re.compile(r"(?:null|Null|NULL|~)?"), lambda s: None),
+    (re.compile(r"true|True|TRUE|false|False|FALSE"), lambda s: s.lower() == "true"),
+    (re.compile(r"[-+]?[0-9]+"), int),
+    (re.compile(r"0o[0-7]+"), lambda s: int(s[2:], 8)),
+    (re.compile(r"0x[0-9a-fA-F]+"), lambda s: int(s[2:], 16)),
+    (re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"), float),
+    (re.compile(r"[-+]?\.(?:inf|Inf|INF)"), lambda s: float(s.replace(".", "", 1))),
+    (re.compile(r"\.(?:nan|NaN|NAN)"), lambda s: float("nan")),
+)
 OPEN = (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken)
 OPEN_FLOW = (yaml.FlowMappingStartToken, yaml.FlowSequenceStartToken)
 CLOSE = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
@@ -146,8 +162,14 @@ class _Builder:
             out[key] = self.convert(value_node, here)
         return out
 
+    def _tagged(self, node: Any) -> bool:
+        return self.source.text.startswith("!", node.start_mark.index)
+
     def _scalar(self, node: Any) -> Any:
+        plain = isinstance(node, yaml.ScalarNode) and not node.style and node.tag in IMPLICIT_11
         try:
+            if plain and not self._tagged(node):  # style None or "", no explicit tag: YAML 1.2's core schema
+                return core_scalar(node.value)
             value = self.scalars.construct_object(node)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # tags like !foo or `!!int x`
             tag = getattr(node, "tag", "?")
@@ -159,3 +181,11 @@ class _Builder:
         if isinstance(value, bytes):
             return value.decode("latin-1")
         return value
+
+
+def core_scalar(text: str) -> Any:
+    """A plain scalar's value by YAML 1.2's core schema: null, bool, int, float, else the text itself."""
+    for pattern, value in CORE_12:
+        if pattern.fullmatch(text):
+            return value(text)
+    return text
