@@ -103,6 +103,11 @@ def run_id(tmp: Path) -> str:
         ("store", "s3://Bad_Bucket/x"),  # not a DNS-style bucket
         ("store", "s3://bucket//x"),  # empty prefix segment
         ("endpoint", "minio:9000"),  # no scheme
+        ("endpoint", "http://{{workflow.name}}.minio:9000"),  # template text must never reach Argo
+        ("endpoint", "http://user:pw@minio:9000"),  # a credential written into the manifest
+        ("endpoint", "http://minio:99999"),  # no such port
+        ("endpoint", "http://minio:9000/x?y=1"),  # a path or query: not an endpoint
+        ("region", "{{inputs.parameters.x}}"),
         ("credentials", "Creds/key"),  # a secret name, not a reference into one
     ],
 )
@@ -115,6 +120,15 @@ def test_bad_store_attributes_are_coded_at_the_attribute(tmp_path: Path, attr: s
     diags = check_file(str(path))
     assert [d.code for d in diags] == ["DML020"], diags
     assert diags[0].span.line == 2
+
+
+@pytest.mark.parametrize("attr", ['endpoint = "http://x:9000"', 'region = "eu"', "insecure = true"])
+def test_s3_only_attributes_on_a_gs_store_are_dml026(tmp_path: Path, attr: str) -> None:
+    from dmlc.driver import check_file
+
+    store = f'artifacts {{ store = "gs://bucket/runs"  {attr} }}'
+    text = f'pipeline p {{\n  {store}\n  task t {{ command = ["true"] }}\n}}\n'
+    assert [(d.code, d.span.line) for d in check_file(str(write(tmp_path, text)))] == [("DML026", 2)]
 
 
 def test_the_json_schema_describes_the_block() -> None:

@@ -25,6 +25,11 @@ OutputKind = Literal["artifact", "param"]
 DISTRIBUTED = ("allreduce", "parameter_server")
 BUILTIN_MODELS = ("cnn", "dropout", "batch_norm", "mlp")
 # scheme, a DNS-style bucket (3-63 chars), an optional prefix without empty or dot segments
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+# a host (DNS name, IPv4, [IPv6]) and a port only: no user:password (a credential in the manifest), path,
+# query, fragment or template text (`{{...}}` must never reach Argo)
+ENDPOINT_RE = rf"^https?://(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::{_PORT})?/?$"
 STORE_URL_RE = r"^(s3|gs)://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9_=+-][A-Za-z0-9._=+-]*)*/?$"
 DEFAULT_IMAGE = "ghcr.io/dmlc/runtime:0.1"
 GPU_IMAGE = DEFAULT_IMAGE + "-gpu"  # the runtime built with the `gpu` extra, for steps that ask for GPUs
@@ -389,9 +394,9 @@ class Artifacts(Node):
 
     store: Annotated[str, StringConstraints(pattern=STORE_URL_RE)]
     """Where artifacts live: "s3://bucket/prefix" (S3, MinIO) or "gs://bucket/prefix"."""
-    endpoint: Annotated[str, StringConstraints(pattern=r"^https?://[^/\s]+/?$")] | None = None
-    """S3 endpoint URL (MinIO, Ceph, ...); default: the AWS endpoint of `region`."""
-    region: str | None = None
+    endpoint: Annotated[str, StringConstraints(pattern=ENDPOINT_RE)] | None = None
+    """S3 endpoint URL (MinIO, Ceph, ...): http(s)://host[:port]; default: the AWS endpoint of `region`."""
+    region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] | None = None
     """S3 region of the bucket."""
     insecure: bool | None = None
     """Plain HTTP to the endpoint (default: true for an http:// endpoint)."""

@@ -24,6 +24,7 @@ from dmlc.ir import graph
 from dmlc.ir.model import Step
 from dmlc.ir.types import Ref, interpolated
 from dmlc.parse.document import Path
+from dmlc.validate.artifacts import check_artifacts
 from dmlc.validate.context import Ctx, strings
 from dmlc.validate.exit_handler import check_exit_handler, check_exit_ref
 from dmlc.validate.kinds import check_kinds
@@ -263,4 +264,5 @@ RULES: list[Callable[[Ctx], list[Diagnostic]]] = [
     check_target_blocks,
     check_exit_handler,
     check_placement,
+    check_artifacts,
 ]
