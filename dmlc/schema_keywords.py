@@ -85,6 +85,7 @@ def pattern_words(pattern: str) -> str:
         r"^\s*\S+(\s+\S+){4}\s*$": 'a cron expression with five fields, e.g. "0 3 * * *"',
         r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$": 'a Python function as "pkg.module:function"',
         r"^[a-z0-9][a-z0-9.-]*/[A-Za-z0-9._-]+$": 'a secret reference as "secret-name/key"',
+        r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}$": 'a container image, e.g. "ghcr.io/org/image:1.0"',
     }
     from dmlc.ir.placement import PATTERN_WORDS
 

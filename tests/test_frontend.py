@@ -178,3 +178,15 @@ def test_yaml_plain_scalars_follow_yaml_1_2_core_like_editors(text: str, value: 
 def test_a_yaml_key_named_on_is_the_retry_classes_key() -> None:
     text = 'pipeline: p\nsteps:\n  t:\n    kind: task\n    command: ["true"]\n    retry: {limit: 1, on: [75]}\n'
     assert lower(parse_text(text, "p.yaml")).steps["t"].retry.on == [75]
+
+
+@pytest.mark.parametrize("image", ["{{workflow.name}}", "img:${params.tag}", "a b", "x{{=sprig.env('X')}}", ""])
+def test_an_image_that_is_not_an_image_reference_is_refused(image: str) -> None:
+    """Template text in `image` would reach Argo's controller, which substitutes it (DESIGN: security)."""
+    step = f'task a {{\n    image = "{image}"\n    command = ["true"]\n  }}'
+    text = f'pipeline p {{\n  image = "ghcr.io/o/i:1"\n  {step}\n}}\n'
+    with pytest.raises(DmlError) as err:
+        lower(parse_text(text, "p.dml"))
+    assert [d.code for d in err.value.diagnostics] == ["DML020"]
+    good = text.replace(f'"{image}"', '"registry.local:5000/team/img:1.2@sha256:ab12"')
+    assert lower(parse_text(good, "p.dml")).steps["a"].image.startswith("registry.local:5000/")

@@ -30,6 +30,10 @@ _PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-
 # a host (DNS name, IPv4, [IPv6]) and a port only: no user:password (a credential in the manifest), path,
 # query, fragment or template text (`{{...}}` must never reach Argo)
 ENDPOINT_RE = rf"^https?://(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::{_PORT})?/?$"
+# an image reference's characters (registry[:port]/name[:tag][@digest]): never braces, `$` or spaces, so no
+# template text reaches an engine through it
+IMAGE_RE = r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}$"
+Image = Annotated[str, StringConstraints(pattern=IMAGE_RE)]
 STORE_URL_RE = r"^(s3|gs)://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9_=+-][A-Za-z0-9._=+-]*)*/?$"
 DEFAULT_IMAGE = "ghcr.io/dmlc/runtime:0.1"
 GPU_IMAGE = DEFAULT_IMAGE + "-gpu"  # the runtime built with the `gpu` extra, for steps that ask for GPUs
@@ -142,7 +146,7 @@ class Step(Node):
     """Time limit per attempt."""
     resources: Resources | None = None
     """Resource requests (and limits)."""
-    image: str | None = None
+    image: Image | None = None
     """Container image (default: the pipeline's image)."""
     env: dict[str, str] = Field(default_factory=dict)
     """Environment variables."""
@@ -410,7 +414,7 @@ class Pipeline(Node):
     """Pipeline name."""
     description: str | None = None
     """What the pipeline does."""
-    image: str = DEFAULT_IMAGE
+    image: Image = DEFAULT_IMAGE
     """Default image of every step."""
     namespace: str | None = None
     """Kubernetes namespace."""
