@@ -284,3 +284,50 @@ def test_kfp_refuses_a_handler_over_a_nested_group(attr: str, value: Any, tmp_pa
     path = _write(tmp_path, steps, params={"x": True})
     assert _codes(path) == [] and _codes(path, "argo") == []
     assert _codes(path, "kfp") == ["DML100 9:5"]  # at the attribute that makes the group
+
+
+@pytest.mark.parametrize(("on", "attempts"), [("failure", 1), ("any", 2)])
+def test_a_store_that_fails_mid_run_fails_the_step_and_the_handler_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on: str, attempts: int
+) -> None:
+    """The artifact store failing under a finished step is that step's failure (Argo: its node is Error,
+    which only `on = "any"` retries), not the run's end: the exit handler runs and sees `failed`."""
+    import sqlite3
+    import sys
+
+    server = pytest.importorskip("moto.server").ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    boto3 = pytest.importorskip("boto3")
+    server.start()
+    try:
+        endpoint = "http://{}:{}".format(*server.get_host_and_port())
+        keys = {"aws_access_key_id": "k", "aws_secret_access_key": "s", "region_name": "us-east-1"}
+        boto3.client("s3", endpoint_url=endpoint, **keys).create_bucket(Bucket="bkt")
+        reset = f"import urllib.request as u; u.urlopen(u.Request('{endpoint}/moto-api/reset', method='POST'))"
+        steps = {
+            "a": {
+                "kind": "task",
+                "command": [
+                    sys.executable,
+                    "-c",
+                    f"{reset}; open(__import__('os').environ['DMLC_OUTPUTS'] + '/o', 'w')",
+                ],
+                "outputs": {"o": "artifact"},
+                "retry": {"limit": 1, "on": on},
+            },
+            "notify": {
+                "kind": "finally",
+                "command": ["sh", "-c", "echo $0 > $DMLC_OUTPUTS/seen", "${pipeline.status}"],
+                "outputs": {"seen": "param"},
+            },
+        }
+        path = _write(tmp_path, steps, artifacts={"store": "s3://bkt/runs", "endpoint": endpoint})
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+        code, outputs = _local(path)
+    finally:
+        server.stop()
+    assert (code, outputs) == (3, {"seen": "failed"})
+    db = sqlite3.connect(".dmlc/metadata.db")
+    state, reason, tries = db.execute("SELECT state, reason, attempts FROM steps WHERE step = 'a'").fetchone()
+    assert (state, tries) == ("failed", attempts) and "DML212" in reason

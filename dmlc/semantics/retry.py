@@ -26,6 +26,10 @@ CLASSES = ("any", "failure", "transient")
 
 Mark = str | int  # a class, or an exit status
 
+# the mark of an attempt whose process succeeded but whose outputs could not be saved (an artifact store
+# that failed): Argo's node is then Error with exit code 0, which only `on = "any"` retries
+STORE_ERROR = "error"
+
 
 def classes(code: int | None, signal: int | None, timed_out: bool) -> set[str]:
     """The classes of an attempt that ended with exit `code` or `signal` (or was stopped at its timeout)."""

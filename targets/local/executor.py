@@ -42,6 +42,7 @@ from dmlc_targets.local.store import Store
 from dmlc import memo
 from dmlc.diagnostics.model import DmlError
 from dmlc.semantics.outputs import OutputError, read_outputs
+from dmlc.semantics.retry import STORE_ERROR
 from dmlc.semantics.spec import command, instantiate
 from dmlc.semantics.values import ResolveError
 
@@ -219,7 +220,10 @@ class Executor(Scheduler):
         outputs = {n: (str(dest / n) if k == "artifact" else entry["values"][n]) for n, k in entry["kinds"].items()}
         now = time.time()
         inst.started = inst.ended = now
-        self._commit(inst, outputs, entry["digests"], cached=True)
+        failed = self._commit(inst, outputs, entry["digests"], cached=True)
+        if failed is not None:
+            self._settle_instance(inst, FAILED, failed)
+            return True
         self._settle_instance(inst, CACHED, found.reason.removeprefix("hit: "))
         return True
 
@@ -278,9 +282,14 @@ class Executor(Scheduler):
             reason = reason or self._leak(inst, values, folder)
             if reason is None:
                 self._record_attempt(inst, "succeeded", ex)
-                self._succeed(inst, values, folder)
-                return
-            classes = {"failure"}
+                reason = self._succeed(inst, values, folder)
+                if reason is None:
+                    return
+                # the artifact store failed, not the step: Argo's node is then Error (its wait container
+                # cannot save), which only `on = "any"` retries there too
+                classes = {STORE_ERROR}
+            else:
+                classes = {"failure"}
         else:
             self._kill_strays(inst)  # a failed attempt leaves nothing behind for the retry to meet
             reason = proc.describe(ex, inst.proc.timed_out)
@@ -297,14 +306,17 @@ class Executor(Scheduler):
         shutil.rmtree(folder / "outputs", ignore_errors=True)
         return f"{leak}; outputs are written down, secrets never are"
 
-    def _succeed(self, inst: Instance, values: dict[str, Any], folder: Path) -> None:
+    def _succeed(self, inst: Instance, values: dict[str, Any], folder: Path) -> str | None:
+        """Promote and commit a finished attempt's outputs; why not, when the artifact store refused them."""
         declared = self.steps[inst.step].plan.step.outputs()
         final = self.rundir.promote(inst.step, inst.key, folder / "outputs")
         outputs = {n: (str(final / n) if declared[n] == "artifact" else v) for n, v in values.items()}
         digests = {
             n: digest_path(final / n) if declared[n] == "artifact" else digest_value(v) for n, v in outputs.items()
         }
-        self._commit(inst, outputs, digests, cached=False)
+        failed = self._commit(inst, outputs, digests, cached=False)
+        if failed is not None:
+            return failed
         if inst.memo_key and inst.recipe is not None:
             kinds = dict(declared)
             params = {n: v for n, v in outputs.items() if kinds[n] == "param"}
@@ -315,8 +327,11 @@ class Executor(Scheduler):
             self.serving.append((inst, folder))
             self.view.event("serving", inst, str(outputs.get("endpoint", "")))
         self._settle_instance(inst, SUCCEEDED, f"attempt {inst.attempt}")
+        return None
 
-    def _commit(self, inst: Instance, outputs: dict[str, Any], digests: dict[str, str], cached: bool) -> None:
+    def _commit(self, inst: Instance, outputs: dict[str, Any], digests: dict[str, str], cached: bool) -> str | None:
+        """Record an instance's outputs (uploaded first when the pipeline has an artifact store); nothing is
+        recorded, and the reason is returned, when the store refuses them."""
         inst.outputs, inst.digests = outputs, digests
         result = {
             "outputs": outputs,
@@ -326,16 +341,24 @@ class Executor(Scheduler):
             "memo_key": inst.memo_key,
             "run_key": self.run_key(inst),
         }
-        self._upload(inst, outputs)  # before the commit: a run killed mid-upload redoes only this instance
+        failed = self._upload(inst, outputs)  # before the commit: a run killed mid-upload redoes only this instance
+        if failed is not None:
+            return failed
         self.rundir.commit(inst.step, inst.key, result)
         folder = self.rundir.instance(inst.step, inst.key) / "outputs"
         rows = records.output_rows(self.steps[inst.step].plan.step, outputs, digests, folder)
         self.store.put_outputs(self.run_id, inst.step, inst.key, rows)
         self.store.put_inputs(self.run_id, inst.step, inst.key, inst.inputs)
+        return None
 
-    def _upload(self, inst: Instance, outputs: dict[str, Any]) -> None:
-        if self.opts.remote is not None:
+    def _upload(self, inst: Instance, outputs: dict[str, Any]) -> str | None:
+        if self.opts.remote is None:
+            return None
+        try:
             self.opts.remote.put_instance(self._where(inst), outputs)
+        except DmlError as exc:  # DML212 / DML213: this instance fails, the run goes on (its `finally` too)
+            return "; ".join(f"{d.message} ({d.code})" for d in exc.diagnostics)
+        return None
 
     def refetch(self, inst: Instance) -> None:
         if self.opts.remote is not None:  # gone from the run folder: read back, checked against the digests
