@@ -301,9 +301,9 @@ def test_argo_writers_agree_and_validate(tmp_path: Path) -> None:
     [
         ('train t { data = "/d"  strategy = "allreduce"  workers = 2 }', "strategy"),
         ('serve s { model = "/m" }', None),
-        ('task t { command = ["true"]  memoize { } }', "memoize"),
+        ('task t { for_each = ["a", "b"]  command = ["true"]  outputs { o = "artifact" }  memoize { } }', "memoize"),
     ],
-    ids=["tfjob", "inference service", "memoize"],
+    ids=["tfjob", "inference service", "memoize a loop"],
 )
 def test_argo_dml107_where_the_shared_volume_is_needed(tmp_path: Path, step: str, path: str | None) -> None:
     text = f'pipeline p {{\n  artifacts {{ store = "s3://bucket/x" }}\n  {step}\n}}\n'

@@ -16,9 +16,17 @@ Takes a `Plan`; gives the pieces `templates.py` adds when the pipeline declares 
 - the step's scratch space (`/dmlc/work`) is the pod's own `emptyDir`: no PVC, so pods on different
   nodes never share a ReadWriteOnce volume. User `volumes` stay PVCs.
 
+- a memoized step (not fanned out, in no loop body) also outputs `dmlc-store`, the key prefix its run
+  wrote (a downward-API reference, like its paths); its readers download from that prefix, fed by the DAG
+  from `tasks.<step>.outputs.parameters.dmlc-store`. Argo's cache keeps output parameters
+  (argo-workflows v4.1.2 `workflow/controller/cache/configmap_cache.go`: an Entry's `outputs`), so on a
+  hit the readers get the earlier run's prefix and read its objects, as a local cache hit does; a
+  memoized reader's key digests that prefix, so it hits only for the same objects.
+
 What needs the shared volume is DML107 (`check`): a TFJob or an InferenceService (resource templates
-have no artifacts, their pods would find nothing), and `memoize` (Argo's cache keeps the reader-visible
-path, which names the run that wrote it, while a reader downloads from its own run).
+have no artifacts, their pods would find nothing); a memoized loop with artifacts (one prefix per
+instance, which a reader of the aggregated outputs cannot be handed); a memoized reader of a producer
+that is not memoized (the paths it reads are the same in every run, so its key cannot tell runs apart).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import hera.workflows.models as m
-from dmlc_targets.argo.plan import Plan
+from dmlc_targets.argo.plan import STORE_PREFIX, Input, Plan
 
 from dmlc.diagnostics.catalogue import DML107
 from dmlc.diagnostics.model import Diagnostic
@@ -96,8 +104,17 @@ def input_artifacts(plan: Plan, step: str) -> list[m.Artifact]:
     return [_input(art, plan, up) for up in producers]
 
 
+def prefix_ref(plan: Plan, step: str) -> dict[str, str]:
+    """The key prefix a memoized step writes, as a reference its pod hands back (`STORE_PREFIX`)."""
+    art = plan.pipeline.artifacts
+    return {STORE_PREFIX: _run_key(art, plan, step)} if art is not None and plan.memo_store(step) else {}
+
+
 def _input(art: Artifacts, plan: Plan, up: str) -> m.Artifact:
-    where = _location(art, _run_key(art, plan, up))
+    key = _run_key(art, plan, up)
+    if plan.memo_store(up):  # the prefix the producer's node reports: a cache hit's is the earlier run's
+        key = f"{{{{=sprig.b64dec(inputs.parameters['{Input(up, STORE_PREFIX, False).param}'])}}}}"
+    where = _location(art, key)
     return m.Artifact(name=f"store-{plan.name(up)}", path=f"{STORE_MOUNT}/{up}", optional=True, **where)
 
 
@@ -111,11 +128,25 @@ def check(plan: Plan, ctx: CompileContext) -> Iterator[Diagnostic]:
             yield _store_error(ctx, (*base, "strategy"), "a distributed train step (a TFJob)")
         elif isinstance(eff, Serve):
             yield _store_error(ctx, base, "a serve step (an InferenceService)")
-        if eff.memoize is not None:
+        why = _memo_inexact(plan, name) if eff.memoize is not None else None
+        if why is not None:
             path = (*base, "memoize") if plan.pipeline.steps[name].memoize else ("defaults", "memoize")
             help_ = "drop `memoize` here, or drop `artifacts` to keep the shared volume"
-            message = "with `artifacts`, Argo cannot memoize a step: its cached paths name the run that wrote them"
+            message = f"with `artifacts`, Argo cannot memoize this step exactly: {why}"
             yield ctx.error(DML107, message, path, "not with an artifact store on Argo", help_)
+
+
+def _memo_inexact(plan: Plan, step: str) -> str | None:
+    """Why a cache hit of memoized `step` would not find the objects a local hit finds, if it would not.
+    A memoized producer hands its readers the prefix it wrote (`Plan.memo_store`); an instance of a
+    loop has a prefix of its own, which Argo's aggregated outputs cannot name for a reader."""
+    arts = "artifact" in plan.steps[step].outputs().values()
+    if arts and not plan.memo_store(step):
+        return "each instance of a loop writes its own key prefix, which a cache hit cannot hand its readers"
+    read = {i.root for i in plan.inputs(step) if plan.steps[i.root].outputs().get(i.output) == "artifact"}
+    if any(not plan.memo_store(up) for up in read):
+        return "it reads artifacts at paths that are the same in every run, so its cache key cannot tell runs apart"
+    return None
 
 
 def _store_error(ctx: CompileContext, path: tuple, what: str) -> Diagnostic:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import hera.workflows.models as m
 from dmlc_targets.argo import fast, fastyaml, objstore, placeholders, prometheus
 from dmlc_targets.argo.dag import OK
-from dmlc_targets.argo.plan import REFS_DIR, Plan
+from dmlc_targets.argo.plan import REFS_DIR, STORE_PREFIX, Plan
 
 from dmlc import k8s, placement
 from dmlc.ir.model import Retry, Serve, Task, Train
@@ -142,6 +142,8 @@ def _param_outputs(plan: Plan, step: str) -> list[m.Parameter]:
     for metric in ui_metrics.names(plan.steps[step]):  # one parameter per number, for Argo's UI
         path = f"{plan.outputs_dir(step)}/{ui_metrics.param_name(metric)}"
         out.append(fast.Parameter(name=ui_metrics.param_name(metric), value_from=fast.ValueFrom(path=path)))
+    if plan.memo_store(step):  # the key prefix this run wrote, restored by a cache hit
+        out.append(fast.Parameter(name=STORE_PREFIX, value_from=fast.ValueFrom(path=f"{REFS_DIR}/{STORE_PREFIX}")))
     return out + _ok_output(plan, step, fast.ValueFrom(path=f"{REFS_DIR}/{OK}", default="1"))
 
 
@@ -160,8 +162,9 @@ def _refs_volume(plan: Plan, step: str) -> tuple[dict[str, str], list[dict], lis
     def where(n: str) -> str:  # with an object store: where readers find it once downloaded
         return objstore.published(plan, step, n) if plan.scratch else f"{plan.outputs_dir(step)}/{n}"
 
-    annotations = {f"dmlc.io/output.{n}": where(n) for n in arts}
-    items = [{"path": n, "fieldRef": {"fieldPath": f"metadata.annotations['dmlc.io/output.{n}']"}} for n in arts]
+    refs = {n: where(n) for n in arts} | objstore.prefix_ref(plan, step)
+    annotations = {f"dmlc.io/output.{n}": value for n, value in refs.items()}
+    items = [{"path": n, "fieldRef": {"fieldPath": f"metadata.annotations['dmlc.io/output.{n}']"}} for n in refs]
     volume = {"name": "dmlc-refs", "downwardAPI": {"items": items}}
     return annotations, [volume], [{"name": "dmlc-refs", "mountPath": REFS_DIR, "readOnly": True}]
 
