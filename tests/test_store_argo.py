@@ -3,10 +3,12 @@ TFJob, an InferenceService. Replayed against the loopback S3 server of `test_obj
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.test_object_store import SECRETS, _compiled, _target_errors, objects, s3, store_block, write
 
@@ -74,3 +76,91 @@ def test_a_memoized_reader_keys_on_the_prefix_it_reads(tmp_path: Path) -> None:
     assert "inputs.parameters['make-dmlc-store']" in tmpl["read"]["memoize"]["key"]
     (art,) = tmpl["read"]["inputs"]["artifacts"]
     assert art["s3"]["key"] == "{{=sprig.b64dec(inputs.parameters['make-dmlc-store'])}}"
+
+
+TFJOB_SERVE = """
+  ingest data { dataset = "digits" }
+  train model {
+    data            = data.dataset
+    strategy        = "allreduce"
+    workers         = 2
+    epochs          = 1
+    steps_per_epoch = 2
+    seed            = 7
+  }
+  serve api { model = model.model }
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+def test_a_tfjob_and_an_inference_service_stage_their_artifacts(s3: Any, tmp_path: Path) -> None:
+    """The TFJob's replicas download the dataset and the chief uploads the model; the predictor downloads
+    the model and answers; the secret reaches the pods by reference only."""
+    pytest.importorskip("tensorflow")
+    from tests.argo_replay import replay as argo_replay
+
+    endpoint, client = s3
+    path = write(tmp_path, f"pipeline staged {{\n  {store_block(endpoint, 'staged')}\n{TFJOB_SERVE}}}\n")
+    assert not _target_errors(path, "argo")
+    (wf,) = _compiled("argo", path)
+    assert SECRETS["s3-creds"]["secretKey"] not in str(wf)
+    run = argo_replay(wf, tmp_path / "argo", name="staged-x7k2p", secrets=SECRETS)
+    try:
+        assert run.phase == "Succeeded", run.message
+        found = objects(client, "staged/staged/staged-x7k2p/")
+        assert any(k.startswith("data/main/dataset/") for k in found)
+        assert any(k.startswith("model/main/model/") for k in found)
+        assert not any(k.startswith("api/") for k in found)
+    finally:
+        run.close()
+
+
+@pytest.mark.parametrize(
+    ("tf_config", "writes"),
+    [
+        (None, True),
+        ({"cluster": {"worker": ["a", "b"]}, "task": {"type": "worker", "index": 0}}, True),
+        ({"cluster": {"worker": ["a", "b"]}, "task": {"type": "worker", "index": 1}}, False),
+        ({"cluster": {"chief": ["c"], "worker": ["a"]}, "task": {"type": "worker", "index": 0}}, False),
+        ({"cluster": {"chief": ["c"], "worker": ["a"]}, "task": {"type": "chief", "index": 0}}, True),
+        ({"cluster": {"chief": ["c"], "ps": ["p"]}, "task": {"type": "ps", "index": 0}}, False),
+    ],
+)
+def test_only_the_chief_uploads(monkeypatch: pytest.MonkeyPatch, tf_config: Any, writes: bool) -> None:
+    from dmlc.runtime.staging import writer
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    if tf_config is not None:
+        monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    assert writer() is writes
+
+
+def test_resource_templates_carry_the_staging_and_secret_references(tmp_path: Path) -> None:
+    path = write(tmp_path, f"pipeline staged {{\n  {store_block('http://minio:9000', 'staged')}\n{TFJOB_SERVE}}}\n")
+    (wf,) = _compiled("argo", path)
+    tmpl = {t["name"]: t for t in wf["spec"]["templates"]}
+    job = yaml.safe_load(tmpl["model"]["resource"]["manifest"])
+    (worker,) = job["spec"]["tfReplicaSpecs"].values()
+    pod = worker["template"]["spec"]
+    (c,) = pod["containers"]
+    spec = json.loads(c["command"][c["command"].index("--spec-json") + 1])
+    assert spec["staging"] == {
+        "bucket": "dmlc-test",
+        "endpoint": "http://minio:9000",
+        "inputs": {"/dmlc/store/data": "staged/staged/{{workflow.name}}/data"},
+        "outputs": {"model": "staged/staged/{{workflow.name}}/model/main/model"},
+    }
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"] if "valueFrom" in e}
+    assert refs == {
+        "AWS_ACCESS_KEY_ID": {"name": "s3-creds", "key": "accessKey"},
+        "AWS_SECRET_ACCESS_KEY": {"name": "s3-creds", "key": "secretKey"},
+    }
+    assert {"name": "dmlc-store", "mountPath": "/dmlc/store"} in c["volumeMounts"]
+    assert job["metadata"]["annotations"]["dmlc.io/output.model"] == "/dmlc/store/model/main/model"
+    isvc = yaml.safe_load(tmpl["api"]["resource"]["manifest"])
+    (p,) = isvc["spec"]["predictor"]["containers"]
+    served = json.loads(p["command"][p["command"].index("--spec-json") + 1])
+    assert served["staging"]["inputs"] == {"/dmlc/store/model": "staged/staged/{{workflow.name}}/model"}
+    assert served["staging"]["outputs"] == {}
+    assert {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": refs["AWS_SECRET_ACCESS_KEY"]}} in p["env"]

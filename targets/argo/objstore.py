@@ -39,7 +39,8 @@ from dmlc_targets.argo.plan import STORE_PREFIX, Input, Plan
 
 from dmlc.diagnostics.catalogue import DML107
 from dmlc.diagnostics.model import Diagnostic
-from dmlc.ir.model import Artifacts, Serve, Train
+from dmlc.ir.model import Artifacts, Serve, Step, Train
+from dmlc.k8s import RuntimeCall
 from dmlc.semantics.objstore import MAIN, location, pipeline_segment
 from dmlc.targets import CompileContext
 
@@ -98,10 +99,7 @@ def input_artifacts(plan: Plan, step: str) -> list[m.Artifact]:
     art = plan.pipeline.artifacts
     if art is None:
         return []
-    producers = dict.fromkeys(
-        inp.root for inp in plan.inputs(step) if plan.steps[inp.root].outputs().get(inp.output) == "artifact"
-    )
-    return [_input(art, plan, up) for up in producers]
+    return [_input(art, plan, up) for up in _producers(plan, step)]
 
 
 def prefix_ref(plan: Plan, step: str) -> dict[str, str]:
@@ -110,23 +108,64 @@ def prefix_ref(plan: Plan, step: str) -> dict[str, str]:
     return {STORE_PREFIX: _run_key(art, plan, step)} if art is not None and plan.memo_store(step) else {}
 
 
+def _producers(plan: Plan, step: str) -> list[str]:
+    return list(
+        dict.fromkeys(i.root for i in plan.inputs(step) if plan.steps[i.root].outputs().get(i.output) == "artifact")
+    )
+
+
+def _input_key(art: Artifacts, plan: Plan, up: str) -> str:
+    """The key prefix a reader downloads `up`'s objects from: this run's, or the one `up`'s node reports."""
+    if plan.memo_store(up):  # a cache hit reports the earlier run's prefix
+        return f"{{{{=sprig.b64dec(inputs.parameters['{Input(up, STORE_PREFIX, False).param}'])}}}}"
+    return _run_key(art, plan, up)
+
+
 def _input(art: Artifacts, plan: Plan, up: str) -> m.Artifact:
-    key = _run_key(art, plan, up)
-    if plan.memo_store(up):  # the prefix the producer's node reports: a cache hit's is the earlier run's
-        key = f"{{{{=sprig.b64dec(inputs.parameters['{Input(up, STORE_PREFIX, False).param}'])}}}}"
-    where = _location(art, key)
+    where = _location(art, _input_key(art, plan, up))
     return m.Artifact(name=f"store-{plan.name(up)}", path=f"{STORE_MOUNT}/{up}", optional=True, **where)
+
+
+# -- pods of resource templates: the runtime stages their artifacts itself ----------------------------
+STORE_VOLUME = "dmlc-store"
+
+
+def staged(plan: Plan, step: str, call: RuntimeCall, eff: Step) -> tuple[RuntimeCall, Step, list[dict], list[dict]]:
+    """A TFJob's or InferenceService's call, step, extra volumes and mounts with an object store: the
+    spec's `staging` (the input prefixes the step's artifact container would download, the keys its
+    outputs would be uploaded to), the credentials as `secretKeyRef` environment, and an emptyDir at
+    `/dmlc/store` for the downloads. Unchanged without a store."""
+    art = plan.pipeline.artifacts
+    if art is None:
+        return call, eff, [], []
+    loc = location(art.store)
+    outputs = {
+        n: _run_key(art, plan, step, segment(plan, step), n) for n, k in plan.steps[step].outputs().items()
+        if k == "artifact"
+    }  # fmt: skip
+    inputs = {f"{STORE_MOUNT}/{up}": _input_key(art, plan, up) for up in _producers(plan, step)}
+    where = {"endpoint": art.endpoint, "region": art.region, "insecure": art.insecure}
+    staging = {"bucket": loc.bucket, **{k: v for k, v in where.items() if v is not None}}
+    call = call.with_spec(staging={**staging, "inputs": inputs, "outputs": outputs})
+    if art.credentials:
+        keys = {"AWS_ACCESS_KEY_ID": "accessKey", "AWS_SECRET_ACCESS_KEY": "secretKey"}
+        eff = eff.model_copy(
+            update={"secret_env": {**eff.secret_env, **{e: f"{art.credentials}/{k}" for e, k in keys.items()}}}
+        )
+    volume = {"name": STORE_VOLUME, "emptyDir": {}}
+    return call, eff, [volume], [{"name": STORE_VOLUME, "mountPath": STORE_MOUNT}]
 
 
 def check(plan: Plan, ctx: CompileContext) -> Iterator[Diagnostic]:
     """DML107 where the store cannot replace the shared volume on Argo (see the module docstring)."""
     if plan.pipeline.artifacts is None:
         return
+    gcs = location(plan.pipeline.artifacts.store).scheme != "s3"  # the runtime stages through s3fs
     for name, eff in plan.steps.items():
         base = ("steps", name)
-        if isinstance(eff, Train) and eff.distributed:
+        if gcs and isinstance(eff, Train) and eff.distributed:
             yield _store_error(ctx, (*base, "strategy"), "a distributed train step (a TFJob)")
-        elif isinstance(eff, Serve):
+        elif gcs and isinstance(eff, Serve):
             yield _store_error(ctx, base, "a serve step (an InferenceService)")
         why = _memo_inexact(plan, name) if eff.memoize is not None else None
         if why is not None:
@@ -150,6 +189,11 @@ def _memo_inexact(plan: Plan, step: str) -> str | None:
 
 
 def _store_error(ctx: CompileContext, path: tuple, what: str) -> Diagnostic:
-    message = f"with `artifacts`, Argo cannot run {what}: its pods would read and write the shared volume"
-    help_ = "use `--target kfp` (its launcher task copies the artifacts), or drop `artifacts` on Argo"
+    message = (
+        f"with a gs:// `artifacts` store, Argo cannot run {what}: its pods stage their artifacts "
+        "themselves, through s3fs (an s3:// store only)"
+    )
+    help_ = (
+        "use GCS's S3 interoperability (an s3:// store with endpoint https://storage.googleapis.com), or `--target kfp`"
+    )
     return ctx.error(DML107, message, path, "not with an artifact store on Argo", help_)

@@ -258,17 +258,19 @@ def _make_outputs_dir(plan: Plan, step: str) -> list[m.UserContainer]:
 def tfjob_template(plan: Plan, step: str) -> m.Template:
     eff = plan.steps[step]
     assert isinstance(eff, Train)
-    model_path = f"{plan.outputs_dir(step)}/model"
+    model_path = objstore.published(plan, step, "model") if plan.scratch else f"{plan.outputs_dir(step)}/model"
+    call, job_step, volumes, mounts = objstore.staged(plan, step, runtime_call(plan, step, b64=True), eff)
+    refs = {"model": model_path} | objstore.prefix_ref(plan, step)
     job = k8s.tfjob(
         plan.pipeline,
         step,
-        eff,
+        job_step,
         job_name=f"{{{{workflow.name}}}}-{plan.name(step)}-",
-        call=runtime_call(plan, step, b64=True),
-        volumes=pod_volumes(plan),
-        volume_mounts=volume_mounts(plan),
+        call=call,
+        volumes=pod_volumes(plan) + volumes,
+        volume_mounts=volume_mounts(plan) + mounts,
         namespace=None,
-        annotations={"dmlc.io/output.model": model_path},
+        annotations={f"dmlc.io/output.{n}": v for n, v in refs.items()},
     )
     success, failure = k8s.tfjob_conditions(eff)
     resource = m.ResourceTemplate(
@@ -278,14 +280,17 @@ def tfjob_template(plan: Plan, step: str) -> m.Template:
         failure_condition=failure,
         manifest=manifest_text(job),
     )
-    model = fast.Parameter(
-        name="model", value_from=fast.ValueFrom(json_path="{.metadata.annotations.dmlc\\.io/output\\.model}")
-    )
+    params = [
+        fast.Parameter(name=n, value_from=fast.ValueFrom(json_path=f"{{.metadata.annotations.dmlc\\.io/output\\.{n}}}"))
+        for n in refs
+    ]
     return m.Template(
         **_common(plan, step),
         metadata=_metadata(plan, step),
         resource=resource,
-        outputs=fast.Outputs(parameters=[model, *_ok_output(plan, step, fast.ValueFrom(json_path="{.metadata.name}"))]),
+        outputs=fast.Outputs(
+            parameters=[*params, *_ok_output(plan, step, fast.ValueFrom(json_path="{.metadata.name}"))]
+        ),
     )
 
 
@@ -310,14 +315,15 @@ def _apply_template(plan: Plan, step: str, name: str, obj: dict, endpoint: str |
 def serve_templates(plan: Plan, step: str) -> list[m.Template]:
     eff = plan.steps[step]
     assert isinstance(eff, Serve)
+    call, served, volumes, mounts = objstore.staged(plan, step, runtime_call(plan, step, b64=True), eff)
     objs = k8s.inference_service(
         plan.pipeline,
         step,
-        eff,
+        served,
         isvc_name=k8s.isvc_name(plan.pipeline, step),
-        call=runtime_call(plan, step, b64=True),
-        volumes=pod_volumes(plan),
-        volume_mounts=volume_mounts(plan),
+        call=call,
+        volumes=pod_volumes(plan) + volumes,
+        volume_mounts=volume_mounts(plan) + mounts,
         namespace=plan.pipeline.namespace,
         dns_namespace="{{workflow.namespace}}",
     )
