@@ -164,3 +164,74 @@ def test_resource_templates_carry_the_staging_and_secret_references(tmp_path: Pa
     assert served["staging"]["inputs"] == {"/dmlc/store/model": "staged/staged/{{workflow.name}}/model"}
     assert served["staging"]["outputs"] == {}
     assert {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": refs["AWS_SECRET_ACCESS_KEY"]}} in p["env"]
+
+
+# -- issue 16 item 1's acceptance: the book pipeline with a store, on all three targets --------------
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "examples" / "fashion_mnist.dml"
+
+
+@pytest.fixture
+def keras_home(tmp_path: Path) -> Path:
+    """The Fashion-MNIST subset of ../shared (a worktree's is two levels up) where Keras looks for it."""
+    import subprocess
+    import sys
+
+    maker = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if (p / "data").is_dir()), None)
+    if maker is None:
+        pytest.skip("../shared/data is not here")
+    pytest.importorskip("tf_keras")
+    datasets = tmp_path / ".keras" / "datasets" / "fashion-mnist"
+    subprocess.run([sys.executable, str(maker / "data" / "make_fashion_idx.py"), str(datasets)], check=True)
+    return tmp_path / ".keras"
+
+
+STEPS = "5"  # steps per epoch: three 2-worker trainings per target on a 2-core machine
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+def test_the_book_pipeline_writes_the_same_objects_on_every_target(
+    s3: Any, keras_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`examples/fashion_mnist.dml` with `artifacts { store }` on the loopback S3 server: locally, on the
+    Argo replay (memoized ingest, TFJobs, InferenceService staging their own artifacts) and on the KFP
+    harness; the same keys under each run's prefix (KFP's salt aside) and the same dataset bytes."""
+    from tests.argo_replay import replay as argo_replay
+    from tests.kfp_cluster import kubernetes
+    from tests.kfp_replay import replay as kfp_replay
+    from tests.kfp_replay.objstore import Store
+    from tests.test_object_store import KEY, SECRET, _text, _unsalted, run, run_id
+
+    endpoint, client = s3
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))
+    monkeypatch.setenv("HOME", str(keras_home.parent))
+    block = "\n  " + store_block(endpoint, "book") + "\n"
+    text = BOOK.read_text().replace('namespace   = "kubeflow"\n', 'namespace   = "kubeflow"\n' + block, 1)
+    path = write(tmp_path, text)
+    assert not _target_errors(path, "argo") and not _target_errors(path, "kfp")
+    assert run(tmp_path, monkeypatch, "--secrets", "secrets.yaml", "--param", f"steps_per_epoch={STEPS}") == 0
+    local = objects(client, f"book/fashion-mnist/{run_id(tmp_path)}/")
+
+    (wf,) = _compiled("argo", path)
+    argo = argo_replay(
+        wf, tmp_path / "argo", name="fashion-mnist-x7k2p", secrets=SECRETS, params={"steps_per_epoch": STEPS}
+    )
+    assert argo.phase == "Succeeded", argo.message
+    on_argo = objects(client, "book/fashion-mnist/fashion-mnist-x7k2p/")
+
+    with kubernetes(tmp_path / "k8s") as k8s:
+        store = Store(endpoint, KEY, SECRET)
+        kfp = kfp_replay(
+            k8s.mount(_text(path)), tmp_path / "kfp", params={"steps_per_epoch": int(STEPS)}, env=k8s.env, store=store
+        )
+        assert kfp.root.state == "SUCCEEDED", kfp.notes
+    on_kfp = objects(client, f"book/fashion-mnist/{kfp.run_id}/")
+
+    steps = {k.split("/")[0] for k in local}
+    assert {"data", "model", "best"} <= steps, sorted(local)
+    assert set(local) == set(on_argo)
+    assert sorted(_unsalted(local)) == sorted(_unsalted(on_kfp))
+    dataset = {k: v for k, v in local.items() if k.startswith("data/")}
+    assert dataset and all(on_argo[k] == v for k, v in dataset.items())
+    assert sorted(dataset.values()) == sorted(v for k, v in on_kfp.items() if k.startswith("data/"))
