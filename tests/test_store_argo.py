@@ -240,3 +240,65 @@ def test_the_book_pipeline_writes_the_same_objects_on_every_target(
     dataset = {k: v for k, v in local.items() if k.startswith("data/")}
     assert dataset and all(on_argo[k] == v for k, v in dataset.items())
     assert sorted(dataset.values()) == sorted(v for k, v in on_kfp.items() if k.startswith("data/"))
+
+
+def test_the_replay_reads_a_secret_key_reference(tmp_path: Path) -> None:
+    """The kubelet puts a Secret's key in the environment; one the replay was not given stays unset."""
+    from tests.argo_replay import replay as argo_replay
+    from tests.test_argo_replay import dag
+
+    env = [
+        {"name": "S", "valueFrom": {"secretKeyRef": {"name": "s3-creds", "key": "accessKey"}}},
+        {"name": "U", "valueFrom": {"secretKeyRef": {"name": "other", "key": "k"}}},
+    ]
+    show = {"command": ["sh", "-c", 'printf "%s|%s" "$S" "${U-unset}" > /tmp/out'], "env": env}
+    out = {"parameters": [{"name": "out", "valueFrom": {"path": "/tmp/out"}}]}
+    wf = dag([{"name": "t", "template": "show"}], {"name": "show", "container": show, "outputs": out})
+    r = argo_replay(wf, tmp_path, secrets=SECRETS)
+    assert r.phase == "Succeeded", r.message
+    assert r.outputs("t") == {"out": f"{SECRETS['s3-creds']['accessKey']}|unset"}
+    assert any("valueFrom secretKeyRef" in n for n in r.node("t").notes)
+
+
+def _spec(tmp_path: Path, staging: dict[str, Any]) -> Any:
+    from dmlc.semantics.spec import load
+
+    data = {
+        "spec_version": 1, "dmlc": "x", "pipeline": "p", "step": "t", "seed": 1, "volumes": {},
+        "attrs": {"kind": "task", "command": ["true"]}, "outputs": {"o": "artifact"},
+        "outputs_dir": str(tmp_path / "out"), "staging": staging,
+    }  # fmt: skip
+    return load(data)
+
+
+def test_staging_round_trip_and_its_failures(s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upload a folder (one object per file), download the prefix; a missing output is the user's error
+    (exit 1); refused credentials never show the secret."""
+    from dmlc.runtime import staging
+    from dmlc.runtime.step_io import TransientError, UserError
+
+    endpoint, client = s3
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", SECRETS["s3-creds"]["accessKey"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRETS["s3-creds"]["secretKey"])
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    where = {"bucket": "dmlc-test", "endpoint": endpoint}
+    spec = _spec(tmp_path, {**where, "outputs": {"o": "st/p/r/t/main/o"}})
+    with pytest.raises(UserError, match="output `o` was not written"):
+        staging.upload(spec)
+    (tmp_path / "out" / "o" / "sub").mkdir(parents=True)
+    (tmp_path / "out" / "o" / "sub" / "x.txt").write_text("x")
+    (tmp_path / "out" / "o" / "y.txt").write_text("y")
+    staging.upload(spec)
+    assert objects(client, "st/p/r/") == {"t/main/o/sub/x.txt": b"x", "t/main/o/y.txt": b"y"}
+    reader = _spec(
+        tmp_path, {**where, "inputs": {str(tmp_path / "in" / "t"): "st/p/r/t", str(tmp_path / "no"): "st/none"}}
+    )
+    staging.download(reader)
+    assert (tmp_path / "in" / "t" / "main" / "o" / "sub" / "x.txt").read_text() == "x"
+    assert not (tmp_path / "no").exists()  # nothing under the prefix: nothing (a skipped producer)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "nobody")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "bad-secret-value")
+    bad = _spec(tmp_path, {"bucket": "no-such-bucket-here", "endpoint": endpoint, "inputs": {str(tmp_path / "z"): "k"}})
+    with pytest.raises((UserError, TransientError)) as err:
+        staging.download(bad)
+    assert "bad-secret-value" not in str(err.value)
