@@ -302,3 +302,23 @@ def test_staging_round_trip_and_its_failures(s3: Any, tmp_path: Path, monkeypatc
     with pytest.raises((UserError, TransientError)) as err:
         staging.download(bad)
     assert "bad-secret-value" not in str(err.value)
+
+
+@pytest.mark.parametrize("steps", [MEMO, TFJOB_SERVE], ids=["memoize", "tfjob and serve"])
+def test_both_writers_agree_and_the_workflow_validates(tmp_path: Path, steps: str) -> None:
+    import subprocess
+    import sys
+
+    from dmlc_targets.argo import fastyaml, stream, workflow
+
+    from dmlc.driver import prepare
+
+    path = write(tmp_path, f"pipeline agree {{\n  {store_block('http://minio:9000')}\n{steps}}}\n")
+    plan = prepare(str(path), "argo").plan
+    assert stream.workflow_text(plan) == fastyaml.dump(workflow.to_plain(workflow.build(plan), plan.options.version))
+    validator = Path("/work/shared/schemas/validate_argo.py")
+    if not validator.exists():
+        pytest.skip("no shared validators")
+    (tmp_path / "wf.yaml").write_text(yaml.safe_dump_all(_compiled("argo", path)))
+    done = subprocess.run([sys.executable, str(validator), str(tmp_path / "wf.yaml")], capture_output=True, text=True)
+    assert done.returncode == 0 and "1 valid" in done.stdout, done.stdout + done.stderr
