@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok; 1 bad spec or user error (one line on stderr, no traceback); 75 a transient
 failure worth retrying; 2 any other failure (with its traceback). TensorFlow is imported only by the
-step modules that need it, so `select` and `task` start fast.
+step modules that need it, so `select` and `task` start fast. A spec with `staging` downloads its
+inputs from the object store first and uploads its outputs after (`staging.py`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,14 @@ def main(argv: list[str] | None = None) -> int:
             spec = spec.model_copy(update={"foreground": True})
         os.environ.update(spec.attrs.env)  # resolved: where an engine could not (a TFJob's manifest)
         module = importlib.import_module(MODULES[args.kind])
+        staged = spec.staging is not None and spec.role != "router"  # a router serves no model
+        if staged:
+            from dmlc.runtime import staging
+
+            staging.download(spec)
         module.run(spec)
+        if staged:
+            staging.upload(spec)
     except UserError as exc:
         print(f"error: {args.kind}: {exc}", file=sys.stderr)
         return EXIT_USER

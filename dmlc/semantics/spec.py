@@ -34,6 +34,24 @@ class SpecError(Exception):
     """A spec this runtime cannot run: another format version, or attributes of the wrong type."""
 
 
+class Staging(BaseModel):
+    """Where a step's artifacts are in the object store, for a pod the engine copies nothing for (Argo's
+    TFJob and InferenceService pods): the runtime downloads `inputs` before the step and uploads
+    `outputs` after it (`dmlc.runtime.staging`). Credentials are never here: the pod's environment
+    (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, from the Secret by reference) holds them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bucket: str
+    endpoint: str | None = None
+    region: str | None = None
+    insecure: bool | None = None
+    inputs: dict[str, str] = {}
+    """Local folder -> key prefix: every object under the prefix is downloaded below the folder."""
+    outputs: dict[str, str] = {}
+    """Artifact output name -> key: `outputs_dir/<name>`, a file or a folder (one object per file)."""
+
+
 class StepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -64,6 +82,8 @@ class StepSpec(BaseModel):
     shard_urls: list[str] | None = None
     foreground: bool = False
     """Serve in this process (a pod, or `--foreground`)."""
+    staging: Staging | None = None
+    """Set by a target whose engine does not copy this step's artifacts (see `Staging`)."""
 
     @property
     def kind(self) -> str:
@@ -135,7 +155,7 @@ def dump(spec: StepSpec) -> dict[str, Any]:
     placement and identity too: they say where the pod runs, which the runtime in it never reads."""
     data = spec.model_dump(mode="json", by_alias=True)
     strip_placement(data["attrs"])
-    for key in ("outputs_dir", "work_dir", "role", "shard", "shard_urls"):
+    for key in ("outputs_dir", "work_dir", "role", "shard", "shard_urls", "staging"):
         if data[key] is None:
             del data[key]
     if not data["foreground"]:

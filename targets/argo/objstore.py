@@ -16,9 +16,17 @@ Takes a `Plan`; gives the pieces `templates.py` adds when the pipeline declares 
 - the step's scratch space (`/dmlc/work`) is the pod's own `emptyDir`: no PVC, so pods on different
   nodes never share a ReadWriteOnce volume. User `volumes` stay PVCs.
 
+- a memoized step (not fanned out, in no loop body) also outputs `dmlc-store`, the key prefix its run
+  wrote (a downward-API reference, like its paths); its readers download from that prefix, fed by the DAG
+  from `tasks.<step>.outputs.parameters.dmlc-store`. Argo's cache keeps output parameters
+  (argo-workflows v4.1.2 `workflow/controller/cache/configmap_cache.go`: an Entry's `outputs`), so on a
+  hit the readers get the earlier run's prefix and read its objects, as a local cache hit does; a
+  memoized reader's key digests that prefix, so it hits only for the same objects.
+
 What needs the shared volume is DML107 (`check`): a TFJob or an InferenceService (resource templates
-have no artifacts, their pods would find nothing), and `memoize` (Argo's cache keeps the reader-visible
-path, which names the run that wrote it, while a reader downloads from its own run).
+have no artifacts, their pods would find nothing); a memoized loop with artifacts (one prefix per
+instance, which a reader of the aggregated outputs cannot be handed); a memoized reader of a producer
+that is not memoized (the paths it reads are the same in every run, so its key cannot tell runs apart).
 """
 
 from __future__ import annotations
@@ -27,11 +35,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import hera.workflows.models as m
-from dmlc_targets.argo.plan import Plan
+from dmlc_targets.argo.plan import STORE_PREFIX, Input, Plan
 
 from dmlc.diagnostics.catalogue import DML107
 from dmlc.diagnostics.model import Diagnostic
-from dmlc.ir.model import Artifacts, Serve, Train
+from dmlc.ir.model import Artifacts, Serve, Step, Train
+from dmlc.k8s import RuntimeCall
 from dmlc.semantics.objstore import MAIN, location, pipeline_segment
 from dmlc.targets import CompileContext
 
@@ -90,35 +99,101 @@ def input_artifacts(plan: Plan, step: str) -> list[m.Artifact]:
     art = plan.pipeline.artifacts
     if art is None:
         return []
-    producers = dict.fromkeys(
-        inp.root for inp in plan.inputs(step) if plan.steps[inp.root].outputs().get(inp.output) == "artifact"
+    return [_input(art, plan, up) for up in _producers(plan, step)]
+
+
+def prefix_ref(plan: Plan, step: str) -> dict[str, str]:
+    """The key prefix a memoized step writes, as a reference its pod hands back (`STORE_PREFIX`)."""
+    art = plan.pipeline.artifacts
+    return {STORE_PREFIX: _run_key(art, plan, step)} if art is not None and plan.memo_store(step) else {}
+
+
+def _producers(plan: Plan, step: str) -> list[str]:
+    return list(
+        dict.fromkeys(i.root for i in plan.inputs(step) if plan.steps[i.root].outputs().get(i.output) == "artifact")
     )
-    return [_input(art, plan, up) for up in producers]
+
+
+def _input_key(art: Artifacts, plan: Plan, up: str) -> str:
+    """The key prefix a reader downloads `up`'s objects from: this run's, or the one `up`'s node reports."""
+    if plan.memo_store(up):  # a cache hit reports the earlier run's prefix
+        return f"{{{{=sprig.b64dec(inputs.parameters['{Input(up, STORE_PREFIX, False).param}'])}}}}"
+    return _run_key(art, plan, up)
 
 
 def _input(art: Artifacts, plan: Plan, up: str) -> m.Artifact:
-    where = _location(art, _run_key(art, plan, up))
+    where = _location(art, _input_key(art, plan, up))
     return m.Artifact(name=f"store-{plan.name(up)}", path=f"{STORE_MOUNT}/{up}", optional=True, **where)
+
+
+# -- pods of resource templates: the runtime stages their artifacts itself ----------------------------
+STORE_VOLUME = "dmlc-store"
+
+
+def staged(plan: Plan, step: str, call: RuntimeCall, eff: Step) -> tuple[RuntimeCall, Step, list[dict], list[dict]]:
+    """A TFJob's or InferenceService's call, step, extra volumes and mounts with an object store: the
+    spec's `staging` (the input prefixes the step's artifact container would download, the keys its
+    outputs would be uploaded to), the credentials as `secretKeyRef` environment, and an emptyDir at
+    `/dmlc/store` for the downloads. Unchanged without a store."""
+    art = plan.pipeline.artifacts
+    if art is None:
+        return call, eff, [], []
+    loc = location(art.store)
+    outputs = {
+        n: _run_key(art, plan, step, segment(plan, step), n) for n, k in plan.steps[step].outputs().items()
+        if k == "artifact"
+    }  # fmt: skip
+    inputs = {f"{STORE_MOUNT}/{up}": _input_key(art, plan, up) for up in _producers(plan, step)}
+    where = {"endpoint": art.endpoint, "region": art.region, "insecure": art.insecure}
+    staging = {"bucket": loc.bucket, **{k: v for k, v in where.items() if v is not None}}
+    call = call.with_spec(staging={**staging, "inputs": inputs, "outputs": outputs})
+    if art.credentials:
+        keys = {"AWS_ACCESS_KEY_ID": "accessKey", "AWS_SECRET_ACCESS_KEY": "secretKey"}
+        eff = eff.model_copy(
+            update={"secret_env": {**eff.secret_env, **{e: f"{art.credentials}/{k}" for e, k in keys.items()}}}
+        )
+    volume = {"name": STORE_VOLUME, "emptyDir": {}}
+    return call, eff, [volume], [{"name": STORE_VOLUME, "mountPath": STORE_MOUNT}]
 
 
 def check(plan: Plan, ctx: CompileContext) -> Iterator[Diagnostic]:
     """DML107 where the store cannot replace the shared volume on Argo (see the module docstring)."""
     if plan.pipeline.artifacts is None:
         return
+    gcs = location(plan.pipeline.artifacts.store).scheme != "s3"  # the runtime stages through s3fs
     for name, eff in plan.steps.items():
         base = ("steps", name)
-        if isinstance(eff, Train) and eff.distributed:
+        if gcs and isinstance(eff, Train) and eff.distributed:
             yield _store_error(ctx, (*base, "strategy"), "a distributed train step (a TFJob)")
-        elif isinstance(eff, Serve):
+        elif gcs and isinstance(eff, Serve):
             yield _store_error(ctx, base, "a serve step (an InferenceService)")
-        if eff.memoize is not None:
+        why = _memo_inexact(plan, name) if eff.memoize is not None else None
+        if why is not None:
             path = (*base, "memoize") if plan.pipeline.steps[name].memoize else ("defaults", "memoize")
             help_ = "drop `memoize` here, or drop `artifacts` to keep the shared volume"
-            message = "with `artifacts`, Argo cannot memoize a step: its cached paths name the run that wrote them"
+            message = f"with `artifacts`, Argo cannot memoize this step exactly: {why}"
             yield ctx.error(DML107, message, path, "not with an artifact store on Argo", help_)
 
 
+def _memo_inexact(plan: Plan, step: str) -> str | None:
+    """Why a cache hit of memoized `step` would not find the objects a local hit finds, if it would not.
+    A memoized producer hands its readers the prefix it wrote (`Plan.memo_store`); an instance of a
+    loop has a prefix of its own, which Argo's aggregated outputs cannot name for a reader."""
+    arts = "artifact" in plan.steps[step].outputs().values()
+    if arts and not plan.memo_store(step):
+        return "each instance of a loop writes its own key prefix, which a cache hit cannot hand its readers"
+    read = {i.root for i in plan.inputs(step) if plan.steps[i.root].outputs().get(i.output) == "artifact"}
+    if any(not plan.memo_store(up) for up in read):
+        return "it reads artifacts at paths that are the same in every run, so its cache key cannot tell runs apart"
+    return None
+
+
 def _store_error(ctx: CompileContext, path: tuple, what: str) -> Diagnostic:
-    message = f"with `artifacts`, Argo cannot run {what}: its pods would read and write the shared volume"
-    help_ = "use `--target kfp` (its launcher task copies the artifacts), or drop `artifacts` on Argo"
+    message = (
+        f"with a gs:// `artifacts` store, Argo cannot run {what}: its pods stage their artifacts "
+        "themselves, through s3fs (an s3:// store only)"
+    )
+    help_ = (
+        "use GCS's S3 interoperability (an s3:// store with endpoint https://storage.googleapis.com), or `--target kfp`"
+    )
     return ctx.error(DML107, message, path, "not with an artifact store on Argo", help_)

@@ -21,6 +21,10 @@ from dmlc.semantics.objstore import items_as_segments
 WORK_VOLUME = "dmlc-work"
 WORK_MOUNT = "/dmlc/work"
 REFS_DIR = "/dmlc/refs"
+# With an object store, the output parameter naming the key prefix a memoized step's run wrote: Argo's
+# cache restores output parameters (argo-workflows v4.1.2 workflow/controller/cache/configmap_cache.go,
+# Entry.Outputs), so on a hit its readers download the objects of the run that wrote them.
+STORE_PREFIX = "dmlc-store"
 
 
 @dataclass(frozen=True)
@@ -125,8 +129,18 @@ class Plan:
                 ):
                     continue
                 seen[Input(ref.root, ref.output, self.star(step, ref))] = None
-            self._inputs[step] = list(seen)
+            stored = [Input(i.root, STORE_PREFIX, False) for i in seen if self.memo_store(i.root, i.output)]
+            self._inputs[step] = list(seen) + list(dict.fromkeys(stored))
         return self._inputs[step]
+
+    def memo_store(self, step: str, output: str | None = None) -> bool:
+        """Does `step` hand its readers the key prefix it wrote (`STORE_PREFIX`)? A memoized step with
+        artifacts, not fanned out and in no loop body (one prefix), when the pipeline has an object store."""
+        eff = self.steps[step]
+        kinds = eff.outputs()
+        if self.pipeline.artifacts is None or eff.memoize is None or self.fanned(step) or self.scope(step) is not None:
+            return False
+        return kinds.get(output) == "artifact" if output else "artifact" in kinds.values()
 
     def output_kind(self, step: str, output: str) -> str:
         """json (a param file), path (an artifact on the volume) or text (a plain string, e.g. a URL)."""

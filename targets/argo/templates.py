@@ -14,7 +14,7 @@ from collections.abc import Callable
 import hera.workflows.models as m
 from dmlc_targets.argo import fast, fastyaml, objstore, placeholders, prometheus
 from dmlc_targets.argo.dag import OK
-from dmlc_targets.argo.plan import REFS_DIR, Plan
+from dmlc_targets.argo.plan import REFS_DIR, STORE_PREFIX, Plan
 
 from dmlc import k8s, placement
 from dmlc.ir.model import Retry, Serve, Task, Train
@@ -142,6 +142,8 @@ def _param_outputs(plan: Plan, step: str) -> list[m.Parameter]:
     for metric in ui_metrics.names(plan.steps[step]):  # one parameter per number, for Argo's UI
         path = f"{plan.outputs_dir(step)}/{ui_metrics.param_name(metric)}"
         out.append(fast.Parameter(name=ui_metrics.param_name(metric), value_from=fast.ValueFrom(path=path)))
+    if plan.memo_store(step):  # the key prefix this run wrote, restored by a cache hit
+        out.append(fast.Parameter(name=STORE_PREFIX, value_from=fast.ValueFrom(path=f"{REFS_DIR}/{STORE_PREFIX}")))
     return out + _ok_output(plan, step, fast.ValueFrom(path=f"{REFS_DIR}/{OK}", default="1"))
 
 
@@ -160,8 +162,9 @@ def _refs_volume(plan: Plan, step: str) -> tuple[dict[str, str], list[dict], lis
     def where(n: str) -> str:  # with an object store: where readers find it once downloaded
         return objstore.published(plan, step, n) if plan.scratch else f"{plan.outputs_dir(step)}/{n}"
 
-    annotations = {f"dmlc.io/output.{n}": where(n) for n in arts}
-    items = [{"path": n, "fieldRef": {"fieldPath": f"metadata.annotations['dmlc.io/output.{n}']"}} for n in arts]
+    refs = {n: where(n) for n in arts} | objstore.prefix_ref(plan, step)
+    annotations = {f"dmlc.io/output.{n}": value for n, value in refs.items()}
+    items = [{"path": n, "fieldRef": {"fieldPath": f"metadata.annotations['dmlc.io/output.{n}']"}} for n in refs]
     volume = {"name": "dmlc-refs", "downwardAPI": {"items": items}}
     return annotations, [volume], [{"name": "dmlc-refs", "mountPath": REFS_DIR, "readOnly": True}]
 
@@ -255,17 +258,19 @@ def _make_outputs_dir(plan: Plan, step: str) -> list[m.UserContainer]:
 def tfjob_template(plan: Plan, step: str) -> m.Template:
     eff = plan.steps[step]
     assert isinstance(eff, Train)
-    model_path = f"{plan.outputs_dir(step)}/model"
+    model_path = objstore.published(plan, step, "model") if plan.scratch else f"{plan.outputs_dir(step)}/model"
+    call, job_step, volumes, mounts = objstore.staged(plan, step, runtime_call(plan, step, b64=True), eff)
+    refs = {"model": model_path} | objstore.prefix_ref(plan, step)
     job = k8s.tfjob(
         plan.pipeline,
         step,
-        eff,
+        job_step,
         job_name=f"{{{{workflow.name}}}}-{plan.name(step)}-",
-        call=runtime_call(plan, step, b64=True),
-        volumes=pod_volumes(plan),
-        volume_mounts=volume_mounts(plan),
+        call=call,
+        volumes=pod_volumes(plan) + volumes,
+        volume_mounts=volume_mounts(plan) + mounts,
         namespace=None,
-        annotations={"dmlc.io/output.model": model_path},
+        annotations={f"dmlc.io/output.{n}": v for n, v in refs.items()},
     )
     success, failure = k8s.tfjob_conditions(eff)
     resource = m.ResourceTemplate(
@@ -275,14 +280,17 @@ def tfjob_template(plan: Plan, step: str) -> m.Template:
         failure_condition=failure,
         manifest=manifest_text(job),
     )
-    model = fast.Parameter(
-        name="model", value_from=fast.ValueFrom(json_path="{.metadata.annotations.dmlc\\.io/output\\.model}")
-    )
+    params = [
+        fast.Parameter(name=n, value_from=fast.ValueFrom(json_path=f"{{.metadata.annotations.dmlc\\.io/output\\.{n}}}"))
+        for n in refs
+    ]
     return m.Template(
         **_common(plan, step),
         metadata=_metadata(plan, step),
         resource=resource,
-        outputs=fast.Outputs(parameters=[model, *_ok_output(plan, step, fast.ValueFrom(json_path="{.metadata.name}"))]),
+        outputs=fast.Outputs(
+            parameters=[*params, *_ok_output(plan, step, fast.ValueFrom(json_path="{.metadata.name}"))]
+        ),
     )
 
 
@@ -307,14 +315,15 @@ def _apply_template(plan: Plan, step: str, name: str, obj: dict, endpoint: str |
 def serve_templates(plan: Plan, step: str) -> list[m.Template]:
     eff = plan.steps[step]
     assert isinstance(eff, Serve)
+    call, served, volumes, mounts = objstore.staged(plan, step, runtime_call(plan, step, b64=True), eff)
     objs = k8s.inference_service(
         plan.pipeline,
         step,
-        eff,
+        served,
         isvc_name=k8s.isvc_name(plan.pipeline, step),
-        call=runtime_call(plan, step, b64=True),
-        volumes=pod_volumes(plan),
-        volume_mounts=volume_mounts(plan),
+        call=call,
+        volumes=pod_volumes(plan) + volumes,
+        volume_mounts=volume_mounts(plan) + mounts,
         namespace=plan.pipeline.namespace,
         dns_namespace="{{workflow.namespace}}",
     )

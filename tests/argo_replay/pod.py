@@ -12,8 +12,9 @@
   also inside a value handed over base64-encoded (decoded, mapped, encoded again).
 - Env: the process gets this machine's environment (PATH led by the venv), what the kubelet adds
   to every container (`KUBERNETES_SERVICE_HOST`/`_PORT` of a default cluster, `HOSTNAME` = the pod
-  name), then the container's `env` values; `valueFrom` entries (secrets, fieldRefs) are skipped and
-  noted on the node.
+  name), then the container's `env` values; a `secretKeyRef` takes the key of a Secret the replay
+  was given (`secrets`; kubernetes v1.31 `pkg/kubelet/kubelet_pods.go` makeEnvironmentVariables),
+  other `valueFrom` entries (fieldRefs, unknown secrets) are skipped and noted on the node.
 - Runs `initContainers` in order (`mirrorVolumeMounts` adds the main container's mounts), then the
   main container (`command` + `args`; a script's `source` is a file appended to `command`), under
   `activeDeadlineSeconds` for the whole pod.
@@ -158,8 +159,13 @@ KUBERNETES = {
 
 def process_env(ctx: Ctx, container: dict[str, Any], mapped, notes: list[str], pod_name: str = "") -> dict[str, str]:
     env = {**ctx.base_env, **KUBERNETES, "HOSTNAME": pod_name}
+    secrets = getattr(ctx, "secrets", {}) or {}
     for e in container.get("env") or []:
-        if "valueFrom" in e:
+        ref = (e.get("valueFrom") or {}).get("secretKeyRef") or {}
+        value = secrets.get(ref.get("name"), {}).get(ref.get("key")) if ref else None
+        if value is not None:  # the kubelet reads the Secret's key (kubelet_pods.go makeEnvironmentVariables)
+            env[e["name"]] = value
+        elif "valueFrom" in e:
             notes.append(f"env {e['name']}: valueFrom {', '.join(e['valueFrom'])} is not replayed (unset)")
             env.pop(e["name"], None)
         else:
