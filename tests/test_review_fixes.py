@@ -77,9 +77,7 @@ def test_a_default_accelerator_serves_the_steps_that_ask_for_gpus(tmp_path: Path
         ({"cpu": 1}, {"accelerator": "amd.com/gpu"}, "steps"),
     ],
 )
-def test_an_accelerator_no_effective_step_uses_is_dml028(
-    tmp_path: Path, defaults: dict, own: dict, where: str
-) -> None:
+def test_an_accelerator_no_effective_step_uses_is_dml028(tmp_path: Path, defaults: dict, own: dict, where: str) -> None:
     path = write(tmp_path, gpu_doc(defaults, own))
     (diag,) = check_file(path)
     lines = Path(path).read_text().splitlines()
@@ -106,9 +104,7 @@ def test_every_boolean_target_option_is_found() -> None:
 
 @pytest.mark.parametrize(("target", "option"), _bool_options())
 @pytest.mark.parametrize("value", ["yes", 1, "true", 0, "false"])
-def test_a_boolean_target_option_takes_only_true_or_false(
-    tmp_path: Path, target: str, option: str, value: Any
-) -> None:
+def test_a_boolean_target_option_takes_only_true_or_false(tmp_path: Path, target: str, option: str, value: Any) -> None:
     doc = {"pipeline": "p", "steps": {"a": {"kind": "task", "command": ["true"]}}, "targets": {target: {}}}
     doc["targets"][target][option] = value
     with pytest.raises(DmlError) as info:
@@ -116,3 +112,57 @@ def test_a_boolean_target_option_takes_only_true_or_false(
     assert [d.code for d in info.value.diagnostics] == ["DML101"]
     doc["targets"][target][option] = True
     assert compile_file(write(tmp_path, doc), target)
+
+
+# -- 3: `accelerator` is an extended resource name (not native, not a quota name) ---------------------
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("amd.com/gpu", True),
+        ("nvidia.com/gpu", True),
+        ("kubernetes.io/gpu", False),
+        ("foo.kubernetes.io/gpu", False),
+        ("xkubernetes.io/gpu", False),  # helper.IsPrefixedNativeResource: strings.Contains "kubernetes.io/"
+        ("requests.nvidia.com/gpu", False),
+        ("my-requests.example.com/gpu", True),
+    ],
+)
+def test_accelerator_refuses_native_and_quota_names_as_the_schema_does(tmp_path: Path, name: str, ok: bool) -> None:
+    import jsonschema
+
+    from dmlc.schema import schema
+
+    doc = gpu_doc({}, {"gpu": 1, "accelerator": name})
+    diags = check_file(write(tmp_path, doc))
+    assert (diags == []) is ok
+    if not ok:
+        (diag,) = diags
+        assert diag.code == "DML020" and "accelerator" in diag.message and "kubernetes.io" in (diag.help or "")
+    assert jsonschema.Draft202012Validator(schema()).is_valid(doc) is ok
+
+
+# -- 5: the diagnostics say what is wrong, once ----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "label", "help_"),
+    [
+        ("Trainer", "not in the expected format", "a Kubernetes name"),
+        ("${params.pool}", "not in the expected format", "a Kubernetes name"),
+        ("a" * 254, "254 characters", None),
+    ],
+)
+def test_a_bad_service_account_says_what_format_is_expected(
+    tmp_path: Path, value: str, label: str, help_: str | None
+) -> None:
+    doc = {"pipeline": "p", "params": {"pool": "x"}, "steps": {"a": {"kind": "task", "command": ["true"]}}}
+    doc["steps"]["a"]["service_account"] = value
+    (diag,) = check_file(write(tmp_path, doc))
+    assert diag.code == "DML020" and diag.primary.note == label, diag
+    assert "wrong type" not in diag.primary.note and "expects a string" not in diag.message
+    assert help_ is None or help_ in (diag.help or "")
+    assert help_ is not None or "longer than 253" in diag.message
+
+
+def test_a_retry_code_out_of_range_is_named_by_its_index(tmp_path: Path) -> None:
+    doc = {"pipeline": "p", "steps": {"a": {"kind": "task", "command": ["true"], "retry": {"on": [75, 999]}}}}
+    (diag,) = check_file(write(tmp_path, doc))
+    assert diag.code == "DML022" and diag.message.startswith("`on[1]`"), diag.message

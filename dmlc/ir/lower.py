@@ -239,8 +239,17 @@ def _type_error(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Di
         expected = err["msg"].replace("Input should be ", "").replace("expected ", "")
     what = f"`{_named(path)}`" if path else "the pipeline"
     message = f"{what} expects {expected}, found {_show(err.get('input'))}"
-    if err["type"] == "string_pattern_mismatch":
+    if err["type"] == "string_pattern_mismatch":  # the type is right, the format is not: say which
+        from dmlc.schema_keywords import pattern_words
+
+        words = pattern_words(err.get("ctx", {}).get("pattern", ""))
         message = f"{what} has an invalid value {_show(err.get('input'))}"
+        label = Label(doc.span(path), "not in the expected format")
+        return Diagnostic(DML020, message, label, help=f"expected {words}")
+    if err["type"] == "string_too_long":
+        longest = err.get("ctx", {}).get("max_length")
+        message = f"{what} is longer than {longest} characters"
+        return Diagnostic(DML020, message, Label(doc.span(path), f"{len(err.get('input', ''))} characters"))
     return Diagnostic(DML020, message, Label(doc.span(path), "wrong type"))
 
 

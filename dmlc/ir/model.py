@@ -62,6 +62,7 @@ class Retry(Node):
 
 
 class Resources(Node):
+    model_config = ConfigDict(regex_engine="python-re")  # `accelerator`'s pattern has lookaheads
     cpu: Cpu | None = None
     """CPU request and limit (e.g. 500m, 2)."""
     memory: Memory | None = None
