@@ -166,3 +166,14 @@ def test_a_retry_code_out_of_range_is_named_by_its_index(tmp_path: Path) -> None
     doc = {"pipeline": "p", "steps": {"a": {"kind": "task", "command": ["true"], "retry": {"on": [75, 999]}}}}
     (diag,) = check_file(write(tmp_path, doc))
     assert diag.code == "DML022" and diag.message.startswith("`on[1]`"), diag.message
+
+
+def test_a_default_kfp_cannot_express_is_reported_once(tmp_path: Path) -> None:
+    steps = {n: {"kind": "task", "command": ["true"]} for n in "abc"}
+    steps["d"] = {"kind": "task", "command": ["true"], "service_account": "own"}
+    path = write(tmp_path, {"pipeline": "p", "defaults": {"service_account": "runner"}, "steps": steps})
+    with pytest.raises(DmlError) as info:
+        compile_file(path, "kfp")
+    lines = Path(path).read_text().splitlines()
+    spots = [(d.code, lines[d.span.line - 1].strip()) for d in info.value.diagnostics]
+    assert spots == [("DML100", "service_account: runner"), ("DML100", "service_account: own")]
