@@ -86,9 +86,10 @@ def pattern_words(pattern: str) -> str:
         r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$": 'a Python function as "pkg.module:function"',
         r"^[a-z0-9][a-z0-9.-]*/[A-Za-z0-9._-]+$": 'a secret reference as "secret-name/key"',
     }
+    from dmlc.ir.metric_names import WORDS
     from dmlc.ir.placement import PATTERN_WORDS
 
-    return {**known, **PATTERN_WORDS}.get(pattern, f"must match {pattern}")
+    return {**known, **PATTERN_WORDS, **WORDS}.get(pattern, f"must match {pattern}")
 
 
 def constrain(out: dict[str, Any], meta: list[Any]) -> dict[str, Any]:

@@ -177,3 +177,68 @@ def test_a_default_kfp_cannot_express_is_reported_once(tmp_path: Path) -> None:
     lines = Path(path).read_text().splitlines()
     spots = [(d.code, lines[d.span.line - 1].strip()) for d in info.value.diagnostics]
     assert spots == [("DML100", "service_account: runner"), ("DML100", "service_account: own")]
+
+
+# -- 4: metric names the runtime cannot compute are refused by check (and by the JSON Schema) -----------
+def metrics_doc(evaluate: list[str] | None = None, select: str | None = None) -> dict[str, Any]:
+    steps: dict[str, Any] = {
+        "data": {"kind": "ingest", "dataset": "digits"},
+        "model": {"kind": "train", "data": "${data.dataset}"},
+    }
+    if evaluate is not None:
+        steps["ev"] = {"kind": "evaluate", "model": "${model.model}", "data": "${data.dataset}", "metrics": evaluate}
+    if select is not None:
+        steps["best"] = {"kind": "select", "models": ["${model.model}"], "metric": select}
+    return {"pipeline": "p", "params": {"m": "f1"}, "steps": steps, "targets": {"argo": {"prometheus": True}}}
+
+
+@pytest.mark.parametrize(
+    ("evaluate", "select", "code", "where", "help_"),
+    [
+        (["accuracy", "top-5"], None, "DML023", "- top-5", "use one of: accuracy, loss, error"),
+        (["acuracy"], None, "DML023", "- acuracy", "`accuracy`"),
+        (["f1", "precison"], None, "DML023", "- precison", "`precision`"),
+        (None, "", "DML022", "metric: ''", None),
+    ],
+)
+def test_a_metric_the_runtime_cannot_compute_is_refused_at_the_attribute(
+    tmp_path: Path, evaluate: list[str] | None, select: str | None, code: str, where: str, help_: str | None
+) -> None:
+    import jsonschema
+
+    from dmlc.schema import schema
+
+    doc = metrics_doc(evaluate, select)
+    path = write(tmp_path, doc)
+    (diag,) = check_file(path)
+    line = Path(path).read_text().splitlines()[diag.span.line - 1]
+    assert diag.code == code and line.strip() == where, (diag.code, diag.message, line)
+    assert help_ is None or help_ in (diag.help or ""), diag.help
+    assert evaluate is None or diag.message.startswith(f"`metrics[{len(evaluate) - 1}]`"), diag.message
+    assert not jsonschema.Draft202012Validator(schema()).is_valid(doc)
+
+
+@pytest.mark.parametrize(
+    ("evaluate", "select"),
+    [(["accuracy", "loss", "error", "precision", "recall", "f1"], None), (["${params.m}"], None), (None, "loss")],
+)
+def test_metrics_the_runtime_computes_check_and_compile(tmp_path: Path, evaluate: Any, select: Any) -> None:
+    import jsonschema
+
+    from dmlc.schema import schema
+
+    doc = metrics_doc(evaluate, select)
+    path = write(tmp_path, doc)
+    assert check_file(path) == []
+    assert jsonschema.Draft202012Validator(schema()).is_valid(doc)
+    assert compile_file(path, "kfp")
+
+
+def test_check_knows_exactly_what_the_evaluate_runtime_computes() -> None:
+    import numpy as np
+
+    from dmlc.ir.metric_names import EVALUATE
+    from dmlc.runtime.evaluate import SUPPORTED, score
+
+    computed = score(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 1]))
+    assert set(EVALUATE) == set(SUPPORTED) == set(computed)
