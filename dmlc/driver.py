@@ -114,11 +114,24 @@ def prepare(path: str, target_name: str, flags: dict[str, Any] | None = None) ->
         pipeline, placed = place(loaded.pipeline, loaded.document, target.name)
         loaded = Loaded(pipeline, loaded.document)
     checked = target.check(loaded.pipeline, ctx)
-    found = sorted([*placed, *checked.diagnostics], key=Diagnostic.sort_key)
+    found = sorted(_once([*placed, *checked.diagnostics]), key=Diagnostic.sort_key)
     errors = [d for d in found if d.severity.value == "error"]
     if errors:
         raise DmlError(errors)
     return Prepared(loaded, target, ctx, checked.plan, [d for d in found if d.severity.value != "error"])
+
+
+def _once(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Each diagnostic once: a target checks effective steps, so a setting inherited from `defaults`
+    would be reported at that one place once per step that inherits it."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for d in diagnostics:
+        key = (str(d.code), d.message, d.span, d.severity, d.primary.note, d.help)
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
 
 
 def compile_file(

@@ -87,9 +87,10 @@ def pattern_words(pattern: str) -> str:
         r"^[a-z0-9][a-z0-9.-]*/[A-Za-z0-9._-]+$": 'a secret reference as "secret-name/key"',
         r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}$": 'a container image, e.g. "ghcr.io/org/image:1.0"',
     }
+    from dmlc.ir.metric_names import WORDS
     from dmlc.ir.placement import PATTERN_WORDS
 
-    return {**known, **PATTERN_WORDS}.get(pattern, f"must match {pattern}")
+    return {**known, **PATTERN_WORDS, **WORDS}.get(pattern, f"must match {pattern}")
 
 
 def constrain(out: dict[str, Any], meta: list[Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from dmlc.diagnostics.catalogue import DML010, DML011, DML019, DML020, DML021, DML022, DML023, DML024, DML025, DML029
 from dmlc.diagnostics.model import Diagnostic, DmlError, Label, did_you_mean
 from dmlc.ir import when
+from dmlc.ir.metric_names import CHOICES
 from dmlc.ir.model import STEP_KINDS, Pipeline
 from dmlc.ir.types import NAME_RE
 from dmlc.params import INT_LIMIT, typed
@@ -178,7 +179,7 @@ def _literal(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Diagn
     value = err.get("input")
     help_ = did_you_mean(str(value), choices, "value") if isinstance(value, str) else None
     help_ = help_ or f"use one of: {', '.join(choices)}" + (", or a list" if err.get("or_list") else "")
-    message = f"`{path[-1]}` cannot be {_show(value)}"
+    message = f"`{_named(path)}` cannot be {_show(value)}"
     return Diagnostic(DML023, message, Label(doc.span(path), "not an allowed value"), help=help_)
 
 
@@ -239,8 +240,22 @@ def _type_error(err: Any, path: Path, loc: tuple[Any, ...], doc: Document) -> Di
         expected = err["msg"].replace("Input should be ", "").replace("expected ", "")
     what = f"`{_named(path)}`" if path else "the pipeline"
     message = f"{what} expects {expected}, found {_show(err.get('input'))}"
-    if err["type"] == "string_pattern_mismatch":
+    if err["type"] == "string_pattern_mismatch":  # the type is right, the format is not: say which
+        from dmlc.schema_keywords import pattern_words
+
+        pattern = err.get("ctx", {}).get("pattern", "")
+        if pattern in CHOICES:  # a name from a list (evaluate's metrics): as a Literal's error reads
+            return _literal({**err, "ctx": {"expected": ", ".join(f"'{c}'" for c in CHOICES[pattern])}}, path, loc, doc)
+        words = pattern_words(pattern)
         message = f"{what} has an invalid value {_show(err.get('input'))}"
+        label = Label(doc.span(path), "not in the expected format")
+        return Diagnostic(DML020, message, label, help=f"expected {words}")
+    if err["type"] == "string_too_short":
+        return Diagnostic(DML022, f"{what} cannot be empty", Label(doc.span(path), "empty"))
+    if err["type"] == "string_too_long":
+        longest = err.get("ctx", {}).get("max_length")
+        message = f"{what} is longer than {longest} characters"
+        return Diagnostic(DML020, message, Label(doc.span(path), f"{len(err.get('input', ''))} characters"))
     return Diagnostic(DML020, message, Label(doc.span(path), "wrong type"))
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from annotated_types import Ge, Gt, Le, MinLen
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
 
+from dmlc.ir.metric_names import EvalMetric, SelectMetric
 from dmlc.ir.placement import K8sName, LabelKey, LabelValue, NodeAffinity, ResourceName, TaintToleration
 from dmlc.ir.types import NAME_RE, REF_OR, UNIQUE, Cpu, Duration, Memory
 from dmlc.ir.when import WHEN_FIELD, When
@@ -71,6 +72,7 @@ class Retry(Node):
 
 
 class Resources(Node):
+    model_config = ConfigDict(regex_engine="python-re")  # `accelerator`'s pattern has lookaheads
     cpu: Cpu | None = None
     """CPU request and limit (e.g. 500m, 2)."""
     memory: Memory | None = None
@@ -252,7 +254,7 @@ class Evaluate(Step):
     """The model to evaluate."""
     data: RefOrStr
     """The dataset to evaluate on (its test split)."""
-    metrics: list[str] = Field(default_factory=lambda: ["accuracy"])
+    metrics: list[EvalMetric] = Field(default_factory=lambda: ["accuracy"])
     """Metrics to compute."""
 
 
@@ -261,7 +263,7 @@ class Select(Step):
     """Step kind: select."""
     models: Annotated[list[str], REF_OR]
     """Candidates: a fan-in like ${model[*].model}."""
-    metric: str = "accuracy"
+    metric: SelectMetric = "accuracy"
     """Metric to compare."""
     goal: Literal["max", "min"] = "max"
     """Pick the largest or the smallest."""

@@ -21,13 +21,20 @@ _NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 LabelKey = Annotated[str, StringConstraints(pattern=rf"^(?:{_SUBDOMAIN}/)?{_NAME}$"), MaxLen(317)]
 LabelValue = Annotated[str, StringConstraints(pattern=rf"^(?:{_NAME})?$")]
 K8sName = Annotated[str, StringConstraints(pattern=rf"^{_SUBDOMAIN}$"), MaxLen(253)]
-# an extended resource is fully qualified (`vendor.com/gpu`): core/v1 validation IsExtendedResourceName
-ResourceName = Annotated[str, StringConstraints(pattern=rf"^{_SUBDOMAIN}/{_NAME}$"), MaxLen(317)]
+# an extended resource is fully qualified (`vendor.com/gpu`) and neither native nor a quota name:
+# k8s.io/kubernetes pkg/apis/core/helper/helpers.go (v1.31) IsExtendedResourceName refuses a name that
+# contains "kubernetes.io/" (IsPrefixedNativeResource: no device plugin may advertise it, the kubelet
+# refuses to register one, so the pod never schedules) or starts with "requests." (the quota prefix,
+# DefaultResourceRequestsPrefix: the API server refuses it as a container resource). The lookaheads need
+# Python's regex engine (the model sets regex_engine); the JSON Schema's ECMA regex has them too.
+_EXTENDED = r"(?![^/]*kubernetes\.io/)(?!requests\.)"
+ResourceName = Annotated[str, StringConstraints(pattern=rf"^{_EXTENDED}{_SUBDOMAIN}/{_NAME}$"), MaxLen(317)]
 PATTERN_WORDS = {  # the JSON Schema's messages (editors) for these patterns
     rf"^(?:{_SUBDOMAIN}/)?{_NAME}$": "a Kubernetes label key: [DNS-subdomain/]name, e.g. cloud.google.com/gke-nodepool",
     rf"^(?:{_NAME})?$": "a Kubernetes label value: up to 63 letters, digits, -, _ and . (alphanumeric at both ends)",
     rf"^{_SUBDOMAIN}$": "a Kubernetes name: lower-case letters, digits, - and . (e.g. trainer, regcred)",
-    rf"^{_SUBDOMAIN}/{_NAME}$": "an extended resource name such as nvidia.com/gpu or amd.com/gpu",
+    rf"^{_EXTENDED}{_SUBDOMAIN}/{_NAME}$": "an extended resource name such as nvidia.com/gpu or amd.com/gpu "
+    "(not in the kubernetes.io domain, not starting with requests.)",
 }
 DEFAULT_ACCELERATOR = "nvidia.com/gpu"
 PLACEMENT = ("node_selector", "tolerations", "affinity", "service_account")

@@ -3,7 +3,7 @@
 The field formats (label keys and values, names, the accelerator's resource name) are the IR's
 patterns; these are the relations between fields the Kubernetes API server refuses when the pod is
 created, after other steps already ran (k8s.io/kubernetes pkg/apis/core/validation
-validateTolerations), and an `accelerator` that nothing asks for.
+validateTolerations), and an `accelerator` that no effective step's GPU request uses.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 from dmlc.diagnostics.catalogue import DML028
 from dmlc.diagnostics.model import Diagnostic
+from dmlc.ir.effective import effective
 from dmlc.parse.document import Path
 from dmlc.validate.context import Ctx
 
@@ -24,12 +25,30 @@ def check_placement(ctx: Ctx) -> list[Diagnostic]:
     for base, block in places:
         for i, tol in enumerate(block.tolerations or ()):
             out += _toleration(ctx, (*base, "tolerations", i), tol)
-        res = block.resources
-        if res is not None and res.accelerator is not None and not res.gpu:
-            help_ = "ask for GPUs with `gpu = N`, or drop `accelerator`"
-            message = f"`accelerator = {res.accelerator}` without GPUs: nothing is asked for under that name"
-            out.append(ctx.diag(DML028, message, (*base, "resources", "accelerator"), "no gpu here", help_))
+    return out + _accelerators(ctx)
+
+
+def _accelerators(ctx: Ctx) -> list[Diagnostic]:
+    """An `accelerator` that no GPU request uses, judged on the effective steps (`resources` merge
+    field by field with `defaults`): a default accelerator serves every step that asks for GPUs."""
+    out = []
+    asking = False
+    for name, _ in ctx.steps():
+        res = effective(ctx.pipeline, name).resources
+        asking = asking or bool(res is not None and res.gpu)
+        own = ctx.pipeline.steps[name].resources
+        if own is not None and own.accelerator is not None and not (res is not None and res.gpu):
+            out.append(_unused(ctx, ("steps", name), own.accelerator))
+    defaults = ctx.pipeline.defaults
+    if defaults is not None and defaults.resources is not None and defaults.resources.accelerator and not asking:
+        out.append(_unused(ctx, ("defaults",), defaults.resources.accelerator))
     return out
+
+
+def _unused(ctx: Ctx, base: Path, name: str) -> Diagnostic:
+    help_ = "ask for GPUs with `gpu = N`, or drop `accelerator`"
+    message = f"`accelerator = {name}` without GPUs: nothing is asked for under that name"
+    return ctx.diag(DML028, message, (*base, "resources", "accelerator"), "no gpu here", help_)
 
 
 def _toleration(ctx: Ctx, path: Path, tol: Any) -> list[Diagnostic]:

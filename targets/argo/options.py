@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from dmlc.ir.types import Duration, Memory
 from dmlc.targets import TargetOptions
@@ -40,7 +40,7 @@ class ArgoOptions(TargetOptions):
     template: volumeClaimTemplates, deleted with the workflow."""
     work_volume_size: Memory = 10 * 2**30
     """Size of the artifact volume added when the pipeline declares none."""
-    generate_name: bool = True
+    generate_name: StrictBool = True  # strict: pydantic's lax mode would take "yes" / 1, the JSON Schema not
     """metadata.generateName (a fresh name per submission) instead of metadata.name."""
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
     """Image pull policy of every step container."""
@@ -55,7 +55,7 @@ class ArgoOptions(TargetOptions):
     elastic: Literal["error", "ignore"] = "error"
     """A TFJob cannot shrink to the workers that are left (`elastic`): "error" refuses it (DML100);
     "ignore" runs it with `workers` and restarts the whole job from its checkpoint instead."""
-    prometheus: bool = False
+    prometheus: StrictBool = False
     """Export the metrics of train / evaluate / select steps as template-level Prometheus gauges
     (`dmlc_<metric>`, labels pipeline, step and, per instance, node) from the controller's metrics endpoint."""
     object_retry: Literal["error", "any"] = "error"

@@ -357,7 +357,7 @@ def test_compiled_local_plan_shows_defaults_folded_in(project: Project) -> None:
     assert own["image"] == "registry.example/own:2"
     assert own["retry"]["limit"] == 1 and plan["steps"]["own"]["attempts"] == 2
     assert own["timeout"] == "30s"
-    assert own["resources"] == {"cpu": "2", "memory": None, "gpu": None}
+    assert own["resources"] == {"cpu": "2", "memory": "64Mi", "gpu": None}  # resources merge field by field
     assert own["memoize"] == {"key": None, "max_age": "2h"}
 
 
@@ -369,7 +369,7 @@ def test_compiled_argo_workflow_shows_defaults_folded_in(project: Project) -> No
     assert plain["retryStrategy"]["limit"] == 4 and own["retryStrategy"]["limit"] == 1
     assert plain["activeDeadlineSeconds"] == 7 and own["activeDeadlineSeconds"] == 30
     assert plain["container"]["resources"]["requests"] == {"cpu": "500m", "memory": "64Mi"}
-    assert own["container"]["resources"]["requests"] == {"cpu": "2"}
+    assert own["container"]["resources"]["requests"] == {"cpu": "2", "memory": "64Mi"}
     assert plain["container"]["image"] == "registry.example/base:1"
     assert own["container"]["image"] == "registry.example/own:2"
     assert plain["memoize"]["maxAge"] == "1h" and own["memoize"]["maxAge"] == "2h"
