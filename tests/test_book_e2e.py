@@ -14,20 +14,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
 BOOK = ROOT / "examples" / "fashion_mnist.dml"
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
-
-
-@pytest.fixture
-def keras_home(tmp_path: Path) -> Path:
-    if not (SHARED / "data" / "make_fashion_idx.py").exists():
-        pytest.skip("../shared/data is not here")
-    pytest.importorskip("tf_keras")
-    datasets = tmp_path / ".keras" / "datasets" / "fashion-mnist"
-    subprocess.run([sys.executable, str(SHARED / "data" / "make_fashion_idx.py"), str(datasets)], check=True)
-    return tmp_path / ".keras"
 
 
 def test_book_pipeline_runs_end_to_end(keras_home: Path, tmp_path: Path) -> None:

@@ -302,7 +302,7 @@ def test_argo_writers_agree_and_validate(tmp_path: Path) -> None:
 
     plan = prepare(str(EXAMPLE), "argo").plan
     assert stream.workflow_text(plan) == fastyaml.dump(workflow.to_plain(workflow.build(plan), plan.options.version))
-    validator = Path("/work/shared/schemas/validate_argo.py")
+    validator = ROOT.parent / "shared" / "schemas" / "validate_argo.py"
     if not validator.exists():
         pytest.skip("no shared validators")
     (tmp_path / "wf.yaml").write_text(yaml.safe_dump_all(_compiled("argo")))
@@ -395,21 +395,9 @@ def test_task_pipeline_writes_the_same_objects_on_every_target(
 ) -> None:
     """Fan-out, a `wait = "each"` reader (one instance) and a fan-in (all of them) read what the store holds:
     each target's readers see only downloads (Argo: a per-pod emptyDir; KFP: the pod's /s3 folder)."""
-    from tests.argo_replay import replay as argo_replay
-    from tests.kfp_replay import replay as kfp_replay
-    from tests.kfp_replay.objstore import Store
-
-    endpoint, client = s3
+    endpoint, _ = s3
     path = write(tmp_path, f"pipeline three {{\n  {store_block(endpoint, 'three')}\n{THREE_WAY}}}\n")
-    assert run(tmp_path, monkeypatch, "--secrets", "secrets.yaml") == 0
-    local = objects(client, f"three/three/{run_id(tmp_path)}/")
-    (wf,) = _compiled("argo", path)
-    argo = argo_replay(wf, tmp_path / "argo", name="three-x7k2p", secrets=SECRETS)
-    assert argo.phase == "Succeeded", argo.message
-    on_argo = objects(client, "three/three/three-x7k2p/")
-    kfp = kfp_replay(_text(path), tmp_path / "kfp", store=Store(endpoint, KEY, SECRET))
-    assert kfp.root.state == "SUCCEEDED", kfp.notes
-    on_kfp = objects(client, f"three/three/{kfp.run_id}/")
+    local, on_argo, on_kfp = _three_runs(s3, tmp_path, monkeypatch, path, "three/three", "three-x7k2p")
 
     fixed = {"make/a/data/sub/x.txt": b"hi a\n", "make/b/data/sub/x.txt": b"hi b\n", "join/main/all": b"hi a\nhi b\n"}
     assert {k: v for k, v in local.items() if not k.startswith("twice/")} == fixed
@@ -429,24 +417,10 @@ def test_local_argo_and_kfp_runs_write_the_same_objects(
     pytest.importorskip("tensorflow")
     from dmlc_targets.kfp.plan import METRICS_OUTPUT
 
-    from tests.argo_replay import replay as argo_replay
-    from tests.kfp_replay import replay as kfp_replay
-    from tests.kfp_replay.objstore import Store
-
-    endpoint, client = s3
+    endpoint, _ = s3
     text = EXAMPLE.read_text().replace("http://minio.minio:9000", endpoint).replace("dmlc-artifacts", BUCKET)
     path = write(tmp_path, text)
-    assert run(tmp_path, monkeypatch, "--secrets", "secrets.yaml") == 0
-    local = objects(client, f"runs/object-store/{run_id(tmp_path)}/")
-
-    (wf,) = _compiled("argo", path)
-    argo = argo_replay(wf, tmp_path / "argo", name="object-store-x7k2p", secrets=SECRETS)
-    assert argo.phase == "Succeeded", argo.message
-    on_argo = objects(client, "runs/object-store/object-store-x7k2p/")
-
-    kfp = kfp_replay(_text(path), tmp_path / "kfp", store=Store(endpoint, KEY, SECRET))
-    assert kfp.root.state == "SUCCEEDED", kfp.notes
-    on_kfp = objects(client, f"runs/object-store/{kfp.run_id}/")
+    local, on_argo, on_kfp = _three_runs(s3, tmp_path, monkeypatch, path, "runs/object-store", "object-store-x7k2p")
 
     assert set(local) == set(on_argo) and len(local) > 10
     # KFP's driver puts a random salt where the others put the instance (objstore.py): compare without it;
@@ -459,6 +433,24 @@ def test_local_argo_and_kfp_runs_write_the_same_objects(
     assert sorted(v for k, v in local.items() if k.startswith("data/")) == sorted(
         v for k, v in on_kfp.items() if k.startswith("data/")
     )
+
+
+def _three_runs(s3: Any, tmp: Path, monkeypatch: pytest.MonkeyPatch, path: Path, root: str, workflow: str) -> tuple:
+    """Run `path` locally, on the Argo replay (as Workflow `workflow`) and on the KFP harness against the
+    loopback server; each run's objects under `root/<its run>/`."""
+    from tests.argo_replay import replay as argo_replay
+    from tests.kfp_replay import replay as kfp_replay
+    from tests.kfp_replay.objstore import Store
+
+    endpoint, client = s3
+    assert run(tmp, monkeypatch, "--secrets", "secrets.yaml") == 0
+    local = objects(client, f"{root}/{run_id(tmp)}/")
+    (wf,) = _compiled("argo", path)
+    argo = argo_replay(wf, tmp / "argo", name=workflow, secrets=SECRETS)
+    assert argo.phase == "Succeeded", argo.message
+    kfp = kfp_replay(_text(path), tmp / "kfp", store=Store(endpoint, KEY, SECRET))
+    assert kfp.root.state == "SUCCEEDED", kfp.notes
+    return local, objects(client, f"{root}/{workflow}/"), objects(client, f"{root}/{kfp.run_id}/")
 
 
 def _text(path: Path) -> str:

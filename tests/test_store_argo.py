@@ -171,21 +171,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "examples" / "fashion_mnist.dml"
 
 
-@pytest.fixture
-def keras_home(tmp_path: Path) -> Path:
-    """The Fashion-MNIST subset of ../shared (a worktree's is two levels up) where Keras looks for it."""
-    import subprocess
-    import sys
-
-    maker = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if (p / "data").is_dir()), None)
-    if maker is None:
-        pytest.skip("../shared/data is not here")
-    pytest.importorskip("tf_keras")
-    datasets = tmp_path / ".keras" / "datasets" / "fashion-mnist"
-    subprocess.run([sys.executable, str(maker / "data" / "make_fashion_idx.py"), str(datasets)], check=True)
-    return tmp_path / ".keras"
-
-
 STEPS = "5"  # steps per epoch: three 2-worker trainings per target on a 2-core machine
 
 
@@ -316,7 +301,7 @@ def test_both_writers_agree_and_the_workflow_validates(tmp_path: Path, steps: st
     path = write(tmp_path, f"pipeline agree {{\n  {store_block('http://minio:9000')}\n{steps}}}\n")
     plan = prepare(str(path), "argo").plan
     assert stream.workflow_text(plan) == fastyaml.dump(workflow.to_plain(workflow.build(plan), plan.options.version))
-    validator = Path("/work/shared/schemas/validate_argo.py")
+    validator = ROOT.parent / "shared" / "schemas" / "validate_argo.py"
     if not validator.exists():
         pytest.skip("no shared validators")
     (tmp_path / "wf.yaml").write_text(yaml.safe_dump_all(_compiled("argo", path)))
